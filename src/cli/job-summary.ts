@@ -1,0 +1,17 @@
+/** How a job reads in a terminal: one line with its stage, state, progress and what it waits for. */
+import { formatSize } from '../config/size.ts';
+import type { Job } from '../daemon/job.ts';
+
+export function describeJob(job: Job): string {
+  const parts = [`${job.id.slice(0, 12)}  ${job.series} ${job.episode}  ${job.stage}/${job.state}`];
+  if (job.progress && job.progress.total > 0) {
+    const percent = ((100 * job.progress.done) / job.progress.total).toFixed(1);
+    parts.push(`${job.progress.done}/${job.progress.total} frames (${percent}%)`);
+  }
+  if ((job.state === 'waiting-for-disk' || job.state === 'paused-disk-low') && job.disk) {
+    parts.push(`needs ${formatSize(job.disk.neededBytes)} + ${formatSize(job.disk.reserveBytes)} reserve, ${formatSize(job.disk.freeBytes)} free`);
+  }
+  if (job.state === 'failed' && job.error) parts.push(`error: ${job.error.message}`);
+  parts.push(job.source);
+  return parts.join('  ');
+}

@@ -1,0 +1,47 @@
+/** The `celforge` command line. */
+import { Command } from 'commander';
+import { CelforgeError } from '../errors.ts';
+import type { GlobalOptions } from './context.ts';
+import { processCommand } from './process.ts';
+import { startCommand } from './start.ts';
+import { statusCommand } from './status.ts';
+
+const program = new Command('celforge')
+  .description('Anime Blu-ray rips to a tagged Stable Diffusion dataset, as a background service.')
+  .option('--config <file>', 'configuration file (default: ./daemon.config.ts)')
+  .option('--library <dir>', 'library folder, overriding the configured one')
+  .option('--verbose', 'debug logs, and stacks on errors')
+  .showHelpAfterError();
+
+const globals = (command: Command): GlobalOptions => command.optsWithGlobals() as GlobalOptions;
+
+program
+  .command('start')
+  .description('run the daemon in the foreground: watch the inbox and process what arrives')
+  .action(async (_options, command: Command) => startCommand(globals(command)));
+
+program
+  .command('process')
+  .description('run the pipeline once over the given videos, with a progress bar')
+  .argument('<video...>', 'video files')
+  .action(async (videos: string[], _options, command: Command) => {
+    process.exitCode = await processCommand(videos, globals(command));
+  });
+
+program
+  .command('status')
+  .description('the jobs with their stage and state')
+  .option('--json', 'print JSON')
+  .action(async (_options, command: Command) => statusCommand(globals(command) as GlobalOptions & { json?: boolean }));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  const verbose = process.argv.includes('--verbose');
+  if (error instanceof CelforgeError && !verbose) {
+    process.stderr.write(`celforge: ${error.message}\n`);
+  } else {
+    process.stderr.write(`celforge: ${error instanceof Error ? (verbose ? error.stack : error.message) : String(error)}\n`);
+  }
+  process.exitCode = 1;
+}

@@ -1,0 +1,60 @@
+/**
+ * `celforge process <video...>`: one run of the pipeline over the given
+ * videos, without watching, with a progress bar. A video that failed before
+ * is tried again. Exits non-zero when any video failed.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { intakeVideo } from '../daemon/intake.ts';
+import type { Job } from '../daemon/job.ts';
+import { Runtime } from '../daemon/runtime.ts';
+import { CelforgeError } from '../errors.ts';
+import { commandContext, type GlobalOptions } from './context.ts';
+import { describeJob } from './job-summary.ts';
+import { JobProgressBar } from './progress-bar.ts';
+
+export async function processCommand(videos: string[], options: GlobalOptions): Promise<number> {
+  const missing = videos.filter((video) => !existsSync(video));
+  if (missing.length) {
+    throw new CelforgeError('FILE_NOT_FOUND', `${missing.join(', ')}: no such file`, { file: missing[0] });
+  }
+  const { config, log } = await commandContext(options, 'warn');
+  const runtime = await Runtime.open({ config, log, command: 'process' });
+  const bar = new JobProgressBar();
+  const onInterrupt = () => runtime.stop();
+  process.on('SIGINT', onInterrupt);
+  process.on('SIGTERM', onInterrupt);
+  let ids: string[] = [];
+  try {
+    for (const video of videos) {
+      const { job } = await intakeVideo(path.resolve(video), runtime.ledger, config, log);
+      if (job.state === 'failed') {
+        await runtime.ledger.update(job.id, (target) => void (target.state = 'queued'));
+      }
+      ids.push(job.id);
+    }
+    ids = [...new Set(ids)];
+    const current = () => runtime.ledger.jobs().find((job) => ids.includes(job.id) && job.state !== 'done' && job.state !== 'failed');
+    const redraw = setInterval(() => bar.show(current()), 250);
+    try {
+      await runtime.scheduler.run({ exitWhenIdle: true, only: new Set(ids) });
+    } finally {
+      clearInterval(redraw);
+      bar.stop();
+    }
+  } finally {
+    process.off('SIGINT', onInterrupt);
+    process.off('SIGTERM', onInterrupt);
+    await runtime.release();
+  }
+  const jobs = ids.map((id) => runtime.ledger.get(id)).filter((job): job is Job => job !== undefined);
+  for (const job of jobs) {
+    process.stdout.write(
+      job.state === 'done'
+        ? `${job.source}: ${job.extract?.framesWritten ?? 0} frames in ${job.extract?.dir}\n`
+        : `${describeJob(job)}\n`,
+    );
+  }
+  if (runtime.signal.aborted) return 130;
+  return jobs.every((job) => job.state === 'done') ? 0 : 1;
+}

@@ -1,0 +1,87 @@
+/**
+ * The daemon's configuration: every key, its default and what is allowed.
+ * `ConfigInput` is what a user writes in daemon.config.ts; `Config` is the
+ * validated, defaulted result the rest of the code reads.
+ */
+import { z } from 'zod';
+import { parseSize } from './size.ts';
+
+const sizeSchema = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const bytes = typeof value === 'number' ? value : parseSize(value);
+  if (bytes === undefined || !Number.isFinite(bytes) || bytes < 0) {
+    ctx.addIssue({ code: 'custom', message: 'expected a size such as "10GiB", "500 MB" or a number of bytes >= 0' });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+const extensionSchema = z
+  .string()
+  .regex(/^\.[A-Za-z0-9]+$/, 'expected a file extension with its dot, such as ".m2ts"')
+  .transform((ext) => ext.toLowerCase());
+
+const regexSchema = z.string().refine((source) => {
+  try {
+    new RegExp(source, 'iu');
+    return true;
+  } catch {
+    return false;
+  }
+}, 'expected a valid JavaScript regular expression');
+
+export const HWACCELS = ['none', 'auto', 'cuda', 'vaapi', 'qsv', 'videotoolbox', 'd3d11va', 'dxva2'] as const;
+
+export const DEFAULT_NAME_PATTERNS = [
+  // <series folder>/<anything><episode number><anything without digits>.<ext>
+  String.raw`^(?:.*/)?(?<series>[^/]+)/[^/]*?(?<episode>\d+)[^/\d]*$`,
+  // <series> - 03.m2ts, <series> ep03.m2ts, <series>_E03.m2ts at the inbox root
+  String.raw`^(?<series>[^/]+?)[\s._-]*(?:(?:ep?|episode)[\s._-]*)?(?<episode>\d+)[^/\d]*$`,
+];
+
+export const configSchema = z.strictObject({
+  inbox: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: 'expected a folder path or a non-empty list of folder paths' })
+    .default('./inbox')
+    .transform((value) => (Array.isArray(value) ? value : [value])),
+  library: z.string().min(1).default('./library'),
+  watch: z.strictObject({
+    extensions: z.array(extensionSchema).min(1).default(['.m2ts']),
+    settleSeconds: z.number().min(0).max(86_400).default(30),
+    rescanMinutes: z.number().positive().max(10_080).default(10),
+    polling: z.boolean().default(false),
+    pollIntervalSeconds: z.number().positive().max(3_600).default(5),
+  }).prefault({}),
+  naming: z.strictObject({
+    patterns: z.array(regexSchema).min(1).default(DEFAULT_NAME_PATTERNS),
+  }).prefault({}),
+  probe: z.strictObject({
+    checkTail: z.boolean().default(true),
+    tailSeconds: z.number().positive().max(600).default(3),
+  }).prefault({}),
+  disk: z.strictObject({
+    reserve: sizeSchema.default(10 * 2 ** 30),
+    recheckSeconds: z.number().positive().max(86_400).default(60),
+    checkIntervalSeconds: z.number().positive().max(3_600).default(5),
+    sampleFrames: z.number().int().min(1).max(100).default(5),
+    estimateMargin: z.number().min(0).max(10).default(0.1),
+  }).prefault({}),
+  extract: z.strictObject({
+    format: z.enum(['png', 'tiff']).default('png'),
+    hwaccel: z.enum(HWACCELS).default('none'),
+  }).prefault({}),
+  ffmpeg: z.strictObject({
+    ffmpegPath: z.string().min(1).optional(),
+    ffprobePath: z.string().min(1).optional(),
+  }).prefault({}),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+  }).prefault({}),
+});
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+
+/** A validated configuration with every path made absolute. */
+export interface Config extends ParsedConfig {
+  /** The file it was loaded from, or null when built from defaults. */
+  source: string | null;
+}

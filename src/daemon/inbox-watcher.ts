@@ -1,0 +1,99 @@
+/**
+ * Watches the inbox folders (recursively, chokidar) for video files and
+ * reports each one once it is completely written. Files present at start-up
+ * go through the same settle check; a periodic full rescan catches events the
+ * OS dropped; polling serves network shares. Hidden, partial and temporary
+ * files are ignored, and so is the library if it sits inside an inbox.
+ */
+import { mkdir, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../log.ts';
+import { SettleTracker } from './settle.ts';
+
+const PARTIAL_SUFFIXES = ['.part', '.partial', '.tmp', '.temp', '.crdownload', '.download', '.filepart', '.!qb', '~'];
+
+export interface InboxWatcherOptions {
+  config: Config;
+  log: Logger;
+  onVideo: (file: string) => void;
+}
+
+export class InboxWatcher {
+  readonly #config: Config;
+  readonly #log: Logger;
+  readonly #tracker: SettleTracker;
+  #watcher: FSWatcher | null = null;
+  #rescanTimer: NodeJS.Timeout | null = null;
+
+  constructor({ config, log, onVideo }: InboxWatcherOptions) {
+    this.#config = config;
+    this.#log = log;
+    this.#tracker = new SettleTracker(config.watch.settleSeconds * 1000, onVideo);
+  }
+
+  async start(): Promise<void> {
+    const { inbox, watch: settings } = this.#config;
+    await Promise.all(inbox.map((folder) => mkdir(folder, { recursive: true })));
+    this.#watcher = watch(inbox, {
+      ignored: (file, stats) => this.#ignored(file, stats?.isFile() ?? false),
+      ignoreInitial: false,
+      usePolling: settings.polling,
+      interval: settings.pollIntervalSeconds * 1000,
+      binaryInterval: settings.pollIntervalSeconds * 1000,
+    });
+    const consider = (file: string) => {
+      if (this.isVideo(file)) void this.#tracker.touch(path.resolve(file));
+    };
+    this.#watcher.on('add', consider);
+    this.#watcher.on('change', consider);
+    this.#watcher.on('unlink', (file) => this.#tracker.forget(path.resolve(file)));
+    this.#watcher.on('error', (error) => this.#log.error({ err: error }, 'inbox watcher error'));
+    await new Promise<void>((resolve) => this.#watcher!.once('ready', () => resolve()));
+    this.#rescanTimer = setInterval(() => void this.rescan(), settings.rescanMinutes * 60_000);
+    this.#log.info({ inbox, settleSeconds: settings.settleSeconds, polling: settings.polling }, 'watching the inbox');
+  }
+
+  /** Walks every inbox folder and checks each video again (unchanged ones are skipped). */
+  async rescan(): Promise<void> {
+    for (const folder of this.#config.inbox) {
+      for (const file of await this.#videosUnder(folder)) await this.#tracker.touch(file);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#rescanTimer) clearInterval(this.#rescanTimer);
+    this.#tracker.close();
+    await this.#watcher?.close();
+  }
+
+  isVideo(file: string): boolean {
+    return this.#config.watch.extensions.includes(path.extname(file).toLowerCase()) && !this.#ignored(file, true);
+  }
+
+  #ignored(file: string, isFile: boolean): boolean {
+    const absolute = path.resolve(file);
+    const library = this.#config.library;
+    if (absolute === library || absolute.startsWith(library + path.sep)) return true;
+    const name = path.basename(absolute);
+    if (this.#config.inbox.includes(absolute)) return false;
+    if (name.startsWith('.') || name.startsWith('~$')) return true;
+    if (!isFile) return false;
+    const lower = name.toLowerCase();
+    if (PARTIAL_SUFFIXES.some((suffix) => lower.endsWith(suffix))) return true;
+    return !this.#config.watch.extensions.includes(path.extname(lower));
+  }
+
+  async #videosUnder(folder: string): Promise<string[]> {
+    const entries = await readdir(folder, { recursive: true, withFileTypes: true }).catch(() => []);
+    return entries
+      .filter((entry) => entry.isFile())
+      .map((entry) => path.join(entry.parentPath, entry.name))
+      .filter((file) => this.isVideo(file) && !this.#hiddenFolderBetween(folder, file));
+  }
+
+  #hiddenFolderBetween(inbox: string, file: string): boolean {
+    return path.relative(inbox, path.dirname(file)).split(path.sep).some((part) => part.startsWith('.'));
+  }
+}

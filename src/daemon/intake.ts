@@ -1,0 +1,38 @@
+/**
+ * Turns a video file into a job: identified by content, so the same rip
+ * dropped twice or renamed joins its existing job instead of making another.
+ */
+import path from 'node:path';
+import { fingerprintFile } from '../adapters/fingerprint.ts';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../log.ts';
+import type { Job } from './job.ts';
+import type { Ledger } from './ledger.ts';
+import { seriesAndEpisode } from './naming.ts';
+
+export interface Intake {
+  job: Job;
+  isNew: boolean;
+}
+
+export async function intakeVideo(file: string, ledger: Ledger, config: Config, log: Logger): Promise<Intake> {
+  const source = path.resolve(file);
+  const { id, sizeBytes } = await fingerprintFile(source);
+  const known = ledger.get(id);
+  if (known) {
+    if (!known.seenAs.includes(source)) {
+      await ledger.update(id, (job) => void job.seenAs.push(source));
+      log.info({ job: id, file: source, first: known.source }, `${source}: same video as ${known.source}; not processed again`);
+    }
+    return { job: known, isNew: false };
+  }
+  const now = new Date().toISOString();
+  const { series, episode } = seriesAndEpisode(source, config.inbox, config.naming.patterns);
+  const job: Job = {
+    id, source, seenAs: [source], sizeBytes, series, episode,
+    stage: 'probe', state: 'queued', progress: null, timings: {}, createdAt: now, updatedAt: now,
+  };
+  await ledger.add(job);
+  log.info({ job: id, file: source, series, episode }, `${source}: new job`);
+  return { job, isNew: true };
+}

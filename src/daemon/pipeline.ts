@@ -1,0 +1,84 @@
+/**
+ * Moves one job through its stages, from the stage it is in, recording each
+ * result in the ledger. A stage that waits (disk space) leaves the job in a
+ * waiting state with a time to try again; an error fails the job with its
+ * message; a shutdown leaves it where it was, to resume.
+ */
+import { CelforgeError, errorMessage } from '../errors.ts';
+import { diskGateStage } from '../stages/diskgate.ts';
+import { extractStage } from '../stages/extract.ts';
+import { probeStage } from '../stages/probe.ts';
+import type { Stage, StagePorts } from '../stages/stage.ts';
+import { STAGES, type Job, type StageName } from './job.ts';
+import type { Ledger } from './ledger.ts';
+
+const STAGE_HANDLERS: Record<StageName, Stage> = {
+  probe: probeStage,
+  diskgate: diskGateStage,
+  extract: extractStage,
+};
+
+export type PipelineOutcome =
+  | { kind: 'done' }
+  | { kind: 'failed'; message: string }
+  | { kind: 'waiting'; retryAt: number }
+  | { kind: 'interrupted' };
+
+export type PipelinePorts = Omit<StagePorts, 'save'>;
+
+export async function runPipeline(jobId: string, ledger: Ledger, ports: PipelinePorts): Promise<PipelineOutcome> {
+  const save = async (change: (job: Job) => void) => void (await ledger.update(jobId, change));
+  const stagePorts: StagePorts = { ...ports, save };
+  let job = ledger.get(jobId)!;
+  for (let index = STAGES.indexOf(job.stage); index < STAGES.length; index += 1) {
+    const stage = STAGES[index]!;
+    const previousState = job.state;
+    job = await ledger.update(jobId, (target) => {
+      target.stage = stage;
+      target.state = 'running';
+      target.timings[stage] ??= { startedAt: new Date().toISOString() };
+      delete target.error;
+    });
+
+    let result;
+    try {
+      result = await STAGE_HANDLERS[stage](structuredClone(job), stagePorts);
+    } catch (error) {
+      const code = error instanceof CelforgeError ? error.code : 'INTERNAL';
+      const message = errorMessage(error);
+      await save((target) => {
+        target.state = 'failed';
+        target.error = { code, message, at: new Date().toISOString() };
+      });
+      ports.log.error({ job: jobId, stage, code, file: job.source }, message);
+      return { kind: 'failed', message };
+    }
+
+    switch (result.kind) {
+      case 'done':
+        if (previousState === 'waiting-for-disk' || previousState === 'paused-disk-low') {
+          ports.log.info({ job: jobId, stage }, `${job.source}: space is available again; continuing`);
+        }
+        job = await ledger.update(jobId, (target) => {
+          result.change?.(target);
+          target.timings[stage]!.finishedAt = new Date().toISOString();
+        });
+        break;
+      case 'wait': {
+        job = await ledger.update(jobId, (target) => {
+          result.change?.(target);
+          target.state = result.state;
+        });
+        // Logged once when the job starts waiting, not at every re-check.
+        if (previousState !== result.state) ports.log.warn({ job: jobId, stage, state: result.state }, `${job.source}: ${result.state}: ${result.reason}`);
+        return { kind: 'waiting', retryAt: Date.now() + result.retryAfterMs };
+      }
+      case 'interrupted':
+        await save((target) => void (target.state = 'queued'));
+        return { kind: 'interrupted' };
+    }
+  }
+  await save((target) => void (target.state = 'done'));
+  ports.log.info({ job: jobId, frames: job.extract?.framesWritten, dir: job.extract?.dir }, `${job.source}: done`);
+  return { kind: 'done' };
+}

@@ -1,0 +1,91 @@
+/**
+ * What the daemon and `celforge process` share: the library lock, the ledger,
+ * the adapters and the scheduler, over one configuration that SIGHUP can
+ * reload. Jobs a killed process left `running` are queued again to resume.
+ */
+import { realDiskSpace, type DiskSpace } from '../adapters/disk.ts';
+import { resolveFfmpegBinaries } from '../adapters/ffmpeg-binaries.ts';
+import { MediaRepository } from '../adapters/media.ts';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../log.ts';
+import { isFinished } from './job.ts';
+import { Ledger } from './ledger.ts';
+import { ledgerPath } from './library-paths.ts';
+import { lockLibrary, type LibraryLock } from './library-lock.ts';
+import { Scheduler } from './scheduler.ts';
+
+export interface RuntimeOptions {
+  config: Config;
+  log: Logger;
+  command: string;
+  disk?: DiskSpace;
+}
+
+export class Runtime {
+  config: Config;
+  readonly log: Logger;
+  readonly ledger: Ledger;
+  readonly scheduler: Scheduler;
+  readonly media: MediaRepository;
+  readonly #abort: AbortController;
+  readonly #lock: LibraryLock;
+
+  private constructor(config: Config, log: Logger, ledger: Ledger, lock: LibraryLock, disk: DiskSpace) {
+    this.config = config;
+    this.log = log;
+    this.ledger = ledger;
+    this.#lock = lock;
+    this.#abort = new AbortController();
+    this.media = new MediaRepository(resolveFfmpegBinaries(config.ffmpeg));
+    this.scheduler = new Scheduler(ledger, {
+      config: () => this.config,
+      media: this.media,
+      disk,
+      log,
+      signal: this.#abort.signal,
+    });
+  }
+
+  static async open({ config, log, command, disk = realDiskSpace }: RuntimeOptions): Promise<Runtime> {
+    const lock = await lockLibrary(config.library, command);
+    try {
+      const ledger = await Ledger.open(ledgerPath(config.library));
+      for (const job of ledger.jobs()) {
+        if (job.state === 'running') {
+          await ledger.update(job.id, (target) => void (target.state = 'queued'));
+          log.info({ job: job.id, stage: job.stage }, `${job.source}: resuming after an interruption`);
+        }
+      }
+      const runtime = new Runtime(config, log, ledger, lock, disk);
+      const { ffmpeg, ffprobe, source } = runtime.media.binaries;
+      log.debug({ ffmpeg, ffprobe, source }, 'ffmpeg binaries');
+      return runtime;
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  unfinishedJobs() {
+    return this.ledger.jobs().filter((job) => !isFinished(job));
+  }
+
+  /** Applies a reloaded configuration; waiting jobs re-check at once (a lowered reserve takes effect). */
+  reload(config: Config): void {
+    this.config = { ...config, library: this.config.library };
+    this.scheduler.retryNow();
+  }
+
+  /** Stops the running stage (ffmpeg is killed; the job resumes later) and the scheduler loop. */
+  stop(): void {
+    this.#abort.abort();
+  }
+
+  async release(): Promise<void> {
+    await this.#lock.release();
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Runs jobs one at a time, oldest first, through the pipeline. A waiting job
+ * (disk space) is tried again at its time while others go ahead; `notify()`
+ * wakes the loop when a job arrives.
+ */
+import type { Logger } from '../log.ts';
+import { isFinished, type Job } from './job.ts';
+import type { Ledger } from './ledger.ts';
+import { runPipeline, type PipelinePorts } from './pipeline.ts';
+
+export interface SchedulerOptions {
+  /** Return once every job (or every job in `only`) is done or failed. */
+  exitWhenIdle?: boolean;
+  only?: ReadonlySet<string>;
+}
+
+export class Scheduler {
+  readonly #ledger: Ledger;
+  readonly #ports: PipelinePorts;
+  readonly #log: Logger;
+  readonly #retryAt = new Map<string, number>();
+  #wake: (() => void) | null = null;
+
+  constructor(ledger: Ledger, ports: PipelinePorts) {
+    this.#ledger = ledger;
+    this.#ports = ports;
+    this.#log = ports.log;
+  }
+
+  notify(): void {
+    this.#wake?.();
+  }
+
+  /** Makes a job waiting for disk try again now (its wait time is dropped). */
+  retryNow(): void {
+    this.#retryAt.clear();
+    this.notify();
+  }
+
+  async run(options: SchedulerOptions = {}): Promise<void> {
+    const { signal } = this.#ports;
+    while (!signal.aborted) {
+      const job = this.#next();
+      if (job) {
+        const outcome = await runPipeline(job.id, this.#ledger, this.#ports);
+        if (outcome.kind === 'waiting') this.#retryAt.set(job.id, outcome.retryAt);
+        else this.#retryAt.delete(job.id);
+        continue;
+      }
+      if (options.exitWhenIdle && this.#pending(options.only).length === 0) return;
+      await this.#sleepUntilWork();
+    }
+  }
+
+  #pending(only?: ReadonlySet<string>): Job[] {
+    return this.#ledger.jobs().filter((job) => !isFinished(job) && (!only || only.has(job.id)));
+  }
+
+  #next(): Job | undefined {
+    const now = Date.now();
+    return this.#pending()
+      .filter((job) => (this.#retryAt.get(job.id) ?? 0) <= now)
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt))[0];
+  }
+
+  async #sleepUntilWork(): Promise<void> {
+    const waits = [...this.#retryAt.values()].map((at) => at - Date.now());
+    const ms = waits.length ? Math.max(0, Math.min(...waits)) : 60_000;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#ports.signal.removeEventListener('abort', done);
+        this.#wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#wake = done;
+      this.#ports.signal.addEventListener('abort', done);
+    });
+    this.#log.trace('scheduler woke');
+  }
+}

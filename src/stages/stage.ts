@@ -1,0 +1,31 @@
+/**
+ * What every stage is: a function of (job, ports) that returns what happened.
+ * A stage never imports another stage; the pipeline applies its result to
+ * the ledger.
+ */
+import type { DiskSpace } from '../adapters/disk.ts';
+import type { MediaRepository } from '../adapters/media.ts';
+import type { Config } from '../config/schema.ts';
+import type { Job, JobState } from '../daemon/job.ts';
+import type { Logger } from '../log.ts';
+
+export interface StagePorts {
+  /** Read at each use: a reloaded configuration (SIGHUP) takes effect at the next check. */
+  config: () => Config;
+  media: MediaRepository;
+  disk: DiskSpace;
+  log: Logger;
+  /** Aborted when the daemon shuts down: stop at once, leaving a resumable state. */
+  signal: AbortSignal;
+  /** Records a partial result and progress while the stage runs. */
+  save: (change: (job: Job) => void) => Promise<void>;
+}
+
+export type StageResult =
+  | { kind: 'done'; change?: (job: Job) => void }
+  /** Not an error: try this stage again later (disk space, a missing model). */
+  | { kind: 'wait'; state: Extract<JobState, 'waiting-for-disk' | 'paused-disk-low'>; retryAfterMs: number; reason: string; change?: (job: Job) => void }
+  /** Shutdown asked for it; the job resumes from its saved state. */
+  | { kind: 'interrupted' };
+
+export type Stage = (job: Job, ports: StagePorts) => Promise<StageResult>;
