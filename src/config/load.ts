@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { tsImport } from 'tsx/esm/api';
 import type { z } from 'zod';
 import { CelforgeError, errorMessage } from '../errors.ts';
 import { configSchema, type Config } from './schema.ts';
@@ -66,10 +67,9 @@ function findConfigFile(explicit: string | undefined, cwd: string): string | nul
 }
 
 async function importConfigFile(file: string): Promise<unknown> {
-  // The query defeats the module cache so that a reload (SIGHUP) reads the file again.
-  const url = `${pathToFileURL(file).href}?load=${Date.now()}`;
   try {
-    const module = (await import(url)) as { default?: unknown };
+    // tsImport loads the file afresh on every call, so a reload (SIGHUP) sees edits.
+    const module = unwrapCommonJs((await tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: unknown });
     if (module.default === undefined) {
       throw new Error('it has no default export; write `export default defineConfig({ ... })`');
     }
@@ -80,6 +80,13 @@ async function importConfigFile(file: string): Promise<unknown> {
       cause: error,
     });
   }
+}
+
+/** A config file outside an ESM package is compiled to CommonJS: its exports sit one `default` deeper. */
+function unwrapCommonJs(module: { default?: unknown }): { default?: unknown } {
+  const inner = module.default as { default?: unknown } | undefined;
+  const isExportsObject = inner !== null && typeof inner === 'object' && Object.keys(inner).length === 1 && 'default' in inner;
+  return isExportsObject ? inner : module;
 }
 
 function describeIssue(issue: z.core.$ZodIssue, raw: unknown): string {

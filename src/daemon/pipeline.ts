@@ -33,9 +33,11 @@ export async function runPipeline(jobId: string, ledger: Ledger, ports: Pipeline
   for (let index = STAGES.indexOf(job.stage); index < STAGES.length; index += 1) {
     const stage = STAGES[index]!;
     const previousState = job.state;
+    // A waiting job keeps showing its wait while it re-checks; the stage says when it really runs again.
+    const recheck = (previousState === 'waiting-for-disk' || previousState === 'paused-disk-low') && job.stage === stage;
     job = await ledger.update(jobId, (target) => {
       target.stage = stage;
-      target.state = 'running';
+      if (!recheck) target.state = 'running';
       target.timings[stage] ??= { startedAt: new Date().toISOString() };
       delete target.error;
     });
@@ -56,7 +58,7 @@ export async function runPipeline(jobId: string, ledger: Ledger, ports: Pipeline
 
     switch (result.kind) {
       case 'done':
-        if (previousState === 'waiting-for-disk' || previousState === 'paused-disk-low') {
+        if (recheck) {
           ports.log.info({ job: jobId, stage }, `${job.source}: space is available again; continuing`);
         }
         job = await ledger.update(jobId, (target) => {

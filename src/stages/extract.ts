@@ -38,14 +38,17 @@ export const extractStage: Stage = async (job, ports) => {
   const total = job.probe!.frameCount;
   const startFrame = await countCompleteFrames(frames);
   const hwaccel = await chooseHwaccel(job, ports);
-  await ports.save((target) => {
+  const recordStart = (target: Job) => {
     target.extract = { dir: frames.dir, framesWritten: startFrame, pid: null, hwaccel, bytesWritten: target.extract?.bytesWritten ?? 0 };
     target.progress = { done: startFrame, total };
-  });
-  if (startFrame >= total) return finish(frames, ports);
-
+  };
+  if (startFrame >= total) return finish(frames, hwaccel, ports);
   const lowSpace = await spaceBelowReserve(ports);
-  if (lowSpace) return pauseForSpace(lowSpace, ports);
+  if (lowSpace) return pauseForSpace(lowSpace, ports, recordStart);
+  await ports.save((target) => {
+    recordStart(target);
+    target.state = 'running';
+  });
   if (startFrame > 0) ports.log.info({ job: job.id, startFrame, total }, 'resuming extraction');
 
   const run = ports.media.extractFrames({
@@ -61,7 +64,7 @@ export const extractStage: Stage = async (job, ports) => {
   });
   const outcome = await watchExtraction(run, ports);
   await ports.save((target) => void (target.extract!.pid = null));
-  if (outcome.kind === 'finished') return finish(frames, ports);
+  if (outcome.kind === 'finished') return finish(frames, hwaccel, ports);
   await removePartialFrames(frames);
   if (outcome.kind === 'interrupted') return { kind: 'interrupted' };
   return pauseForSpace(outcome.reason, ports);
@@ -99,13 +102,13 @@ async function watchExtraction(run: RunningExtraction, ports: StagePorts): Promi
   }
 }
 
-async function finish(frames: FrameSet, ports: StagePorts): Promise<StageResult> {
+async function finish(frames: FrameSet, hwaccel: string, ports: StagePorts): Promise<StageResult> {
   const framesWritten = await countCompleteFrames(frames);
   const bytesWritten = await bytesOfFrames(frames);
   return {
     kind: 'done',
     change: (job) => {
-      job.extract = { ...job.extract!, framesWritten, bytesWritten, pid: null };
+      job.extract = { dir: frames.dir, framesWritten, pid: null, hwaccel, bytesWritten };
       job.progress = { done: framesWritten, total: job.probe!.frameCount };
       if (framesWritten !== job.probe!.frameCount) {
         ports.log.warn({ job: job.id, framesWritten, probed: job.probe!.frameCount }, 'ffmpeg decoded a different number of frames than ffprobe counted packets');
@@ -122,8 +125,8 @@ async function spaceBelowReserve({ config, disk }: StagePorts): Promise<string |
     : null;
 }
 
-function pauseForSpace(reason: string, ports: StagePorts): StageResult {
-  return { kind: 'wait', state: 'paused-disk-low', retryAfterMs: ports.config().disk.checkIntervalSeconds * 1000, reason };
+function pauseForSpace(reason: string, ports: StagePorts, change?: (job: Job) => void): StageResult {
+  return { kind: 'wait', state: 'paused-disk-low', retryAfterMs: ports.config().disk.checkIntervalSeconds * 1000, reason, change };
 }
 
 /** The configured hardware decoder if it works on this file, else software with one log line. */
