@@ -14,6 +14,7 @@ export class JobProgressBar {
     },
     cliProgress.Presets.shades_classic,
   );
+  /** Job and stage the rate is measured over: probing and the disk gate write no frames. */
   #current: string | null = null;
   #started = { at: 0, frames: 0 };
 
@@ -21,8 +22,9 @@ export class JobProgressBar {
     if (!job) return;
     const total = job.progress?.total ?? job.probe?.frameCount ?? 0;
     const done = job.progress?.done ?? 0;
-    if (this.#current !== job.id) {
-      this.#current = job.id;
+    const key = `${job.id}/${job.stage}`;
+    if (this.#current !== key) {
+      this.#current = key;
       if (this.#bar.isActive) this.#bar.stop();
       this.#started = { at: Date.now(), frames: done };
       this.#bar.start(Math.max(total, 1), done, this.#payload(job, done));

@@ -12,28 +12,33 @@ export interface SeriesEpisode {
 }
 
 export function seriesAndEpisode(file: string, inboxes: readonly string[], patterns: readonly string[]): SeriesEpisode {
-  const relative = relativeToInbox(file, inboxes);
-  const withoutExt = relative.slice(0, relative.length - path.extname(relative).length);
-  const subject = withoutExt
-    .replace(/(^|\/)BDMV\/STREAM\//iu, '$1') // a Blu-ray folder tree: the disc folder names the series
-    .replace(/\s*[[(][^\])/]*[\])]/gu, ''); // release tags such as [BD 1080p] or (FLAC)
-  for (const source of patterns) {
-    const groups = new RegExp(source, 'iu').exec(subject)?.groups;
-    if (groups?.series && groups.episode) {
-      return { series: safeName(groups.series), episode: normaliseEpisode(groups.episode) };
+  for (const relative of candidatePaths(file, inboxes)) {
+    const withoutExt = relative.slice(0, relative.length - path.extname(relative).length);
+    const subject = withoutExt
+      .replace(/(^|\/)BDMV\/STREAM\//iu, '$1') // a Blu-ray folder tree: the disc folder names the series
+      .replace(/\s*[[(][^\])/]*[\])]/gu, ''); // release tags such as [BD 1080p] or (FLAC)
+    for (const source of patterns) {
+      const groups = new RegExp(source, 'iu').exec(subject)?.groups;
+      if (groups?.series && groups.episode) {
+        return { series: safeName(groups.series), episode: normaliseEpisode(groups.episode) };
+      }
     }
   }
-  return { series: safeName(path.basename(withoutExt)), episode: '01' };
+  return { series: safeName(path.parse(file).name), episode: '01' };
 }
 
-function relativeToInbox(file: string, inboxes: readonly string[]): string {
+/**
+ * The path relative to its inbox; a file outside every inbox (`celforge
+ * process ~/Downloads/Show 05.m2ts`) is tried by its own name, then with its
+ * folder as the series folder.
+ */
+function candidatePaths(file: string, inboxes: readonly string[]): string[] {
   const absolute = path.resolve(file);
   for (const inbox of inboxes) {
     const relative = path.relative(inbox, absolute);
-    if (relative && !relative.startsWith('..') && !path.isAbsolute(relative)) return relative.split(path.sep).join('/');
+    if (relative && !relative.startsWith('..') && !path.isAbsolute(relative)) return [relative.split(path.sep).join('/')];
   }
-  // Outside every inbox (`celforge process`): its folder plays the series folder.
-  return `${path.basename(path.dirname(absolute))}/${path.basename(absolute)}`;
+  return [path.basename(absolute), `${path.basename(path.dirname(absolute))}/${path.basename(absolute)}`];
 }
 
 /** Keeps letters (any script), digits, dots and dashes; the rest becomes "-". */

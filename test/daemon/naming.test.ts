@@ -30,3 +30,9 @@ test('names are safe for files and keep any script', () => {
   assert.equal(safeName('../../etc'), 'etc');
   assert.equal(safeName('$()'), 'untitled');
 });
+
+test('a video outside the inbox is named by its file name first, then by its folder', () => {
+  assert.deepEqual(name('/home/me/Downloads/Show 05.m2ts'), { series: 'Show', episode: '05' });
+  assert.deepEqual(name('/mnt/rips/Show/00003.m2ts'), { series: 'Show', episode: '03' });
+  assert.deepEqual(name('/mnt/rips/My Show/ep 7.m2ts'), { series: 'My-Show', episode: '07' });
+});
