@@ -36,7 +36,7 @@ export const DEFAULT_NAME_PATTERNS = [
   String.raw`^(?:.*/)?(?<series>[^/]+)/[^/]*?(?<episode>\d+)[^/\d]*$`,
   // <series> - 03.m2ts, <series> ep03.m2ts, <series>_E03.m2ts at the inbox root
   // (the series needs a letter and is not an episode marker, so "00003" and "ep 7" name no series)
-  String.raw`^(?!(?:ep?|episode)[\s._-]*\d)(?<series>[^/]*?[^/\d\s._-][^/]*?)[\s._-]*(?:(?:ep?|episode)[\s._-]*)?(?<episode>\d+)[^/\d]*$`,
+  String.raw`^(?!(?:ep?|episode)[\s._-]*\d)(?<series>[^/]*?[^/\d\s._-][^/]*?)[\s._-]*(?:(?<=[\s._-])(?:ep?|episode)[\s._-]*)?(?<episode>\d+)[^/\d]*$`,
 ];
 
 export const configSchema = z.strictObject({

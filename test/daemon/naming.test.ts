@@ -14,6 +14,8 @@ test('files at the inbox root name their own series', () => {
   assert.deepEqual(name('/inbox/Fate UBW - 12.m2ts'), { series: 'Fate-UBW', episode: '12' });
   assert.deepEqual(name('/inbox/show_E05.m2ts'), { series: 'show', episode: '05' });
   assert.deepEqual(name('/inbox/film.m2ts'), { series: 'film', episode: '01' });
+  assert.deepEqual(name('/inbox/Reference 01.m2ts'), { series: 'Reference', episode: '01' });
+  assert.deepEqual(name('/inbox/Grace - Episode 9.m2ts'), { series: 'Grace', episode: '09' });
 });
 
 test('a Blu-ray folder tree is named by its disc folder', () => {
