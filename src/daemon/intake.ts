@@ -2,6 +2,7 @@
  * Turns a video file into a job: identified by content, so the same rip
  * dropped twice or renamed joins its existing job instead of making another.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fingerprintFile } from '../adapters/fingerprint.ts';
 import type { Config } from '../config/schema.ts';
@@ -21,8 +22,14 @@ export async function intakeVideo(file: string, ledger: Ledger, config: Config, 
   const known = ledger.get(id);
   if (known) {
     if (!known.seenAs.includes(source)) {
-      await ledger.update(id, (job) => void job.seenAs.push(source));
-      log.info({ job: id, file: source, first: known.source }, `${source}: same video as ${known.source}; not processed again`);
+      const moved = !existsSync(known.source);
+      await ledger.update(id, (job) => {
+        job.seenAs.push(source);
+        if (moved) job.source = source; // renamed or moved: continue from where it is now
+      });
+      log.info({ job: id, file: source, first: known.source }, moved
+        ? `${source}: ${known.source} was moved here; the job follows it`
+        : `${source}: same video as ${known.source}; not processed again`);
     }
     return { job: known, isNew: false };
   }

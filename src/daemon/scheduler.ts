@@ -3,10 +3,13 @@
  * (disk space) is tried again at its time while others go ahead; `notify()`
  * wakes the loop when a job arrives.
  */
+import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { isFinished, type Job } from './job.ts';
 import type { Ledger } from './ledger.ts';
 import { runPipeline, type PipelinePorts } from './pipeline.ts';
+
+const LEDGER_RETRY_MS = 60_000;
 
 export interface SchedulerOptions {
   /** Return once every job (or every job in `only`) is done or failed. */
@@ -42,9 +45,15 @@ export class Scheduler {
     while (!signal.aborted) {
       const job = this.#next();
       if (job) {
-        const outcome = await runPipeline(job.id, this.#ledger, this.#ports);
-        if (outcome.kind === 'waiting') this.#retryAt.set(job.id, outcome.retryAt);
-        else this.#retryAt.delete(job.id);
+        try {
+          const outcome = await runPipeline(job.id, this.#ledger, this.#ports);
+          if (outcome.kind === 'waiting') this.#retryAt.set(job.id, outcome.retryAt);
+          else this.#retryAt.delete(job.id);
+        } catch (error) {
+          // The ledger itself could not be written (a full or failing disk): keep the daemon up and try later.
+          this.#log.error({ job: job.id, err: error }, `${job.source}: ${errorMessage(error)}; retrying in a minute`);
+          this.#retryAt.set(job.id, Date.now() + LEDGER_RETRY_MS);
+        }
         continue;
       }
       if (options.exitWhenIdle && this.#pending(options.only).length === 0) return;

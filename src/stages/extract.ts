@@ -56,8 +56,8 @@ export const extractStage: Stage = async (job, ports) => {
     outputPattern: frameOutputPattern(frames),
     startFrame,
     hwaccel,
-    onSpawn: (pid) => void ports.save((target) => void (target.extract!.pid = pid)),
-    onProgress: throttle((written) => void ports.save((target) => {
+    onSpawn: (pid) => saveInBackground(ports, (target) => void (target.extract!.pid = pid)),
+    onProgress: throttle((written) => saveInBackground(ports, (target) => {
       target.extract!.framesWritten = startFrame + written;
       target.progress = { done: startFrame + written, total };
     }), PROGRESS_SAVE_MS),
@@ -136,6 +136,11 @@ async function chooseHwaccel(job: Job, ports: StagePorts): Promise<string> {
   if (await ports.media.hwaccelWorks(job.source, wanted)) return wanted;
   ports.log.warn({ job: job.id, hwaccel: wanted }, `hardware decoding (${wanted}) is not available here; decoding in software`);
   return 'none';
+}
+
+/** Progress is informational (the frames on disk are the truth): a failed write is logged, not fatal. */
+function saveInBackground(ports: StagePorts, change: (job: Job) => void): void {
+  ports.save(change).catch((error: unknown) => ports.log.warn({ err: error }, 'could not record extraction progress'));
 }
 
 function throttle<T>(fn: (value: T) => void, ms: number): (value: T) => void {
