@@ -13,7 +13,9 @@ export default defineConfig({
     reserve: '10GiB',
   },
   extract: {
-    format: 'png',
     hwaccel: 'none',
+  },
+  dedup: {
+    policy: 'reference',
   },
 });

@@ -5,6 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { FrameRecord } from '../src/adapters/frame-map-file.ts';
 import type { Job } from '../src/daemon/job.ts';
 import { ledgerPath } from '../src/daemon/library-paths.ts';
 
@@ -88,11 +89,21 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | fals
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-/** File name -> SHA-256 of every file in a folder. */
-export function hashFolder(dir: string): Map<string, string> {
+/** Relative path -> SHA-256 of every file below a folder, except the report (it names the source path). */
+export function hashTree(dir: string): Map<string, string> {
   const hashes = new Map<string, string>();
-  for (const name of readdirSync(dir).sort()) {
-    hashes.set(name, createHash('sha256').update(readFileSync(path.join(dir, name))).digest('hex'));
-  }
+  const files = readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile() && entry.name !== 'report.json')
+    .map((entry) => path.relative(dir, path.join(entry.parentPath, entry.name)))
+    .sort();
+  for (const file of files) hashes.set(file, createHash('sha256').update(readFileSync(path.join(dir, file))).digest('hex'));
   return hashes;
+}
+
+/** The frame map of a job's video, as written on disk. */
+export function frameMapOf(job: Job): FrameRecord[] {
+  return readFileSync(path.join(job.extract!.dir, 'frame-map.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as FrameRecord);
 }

@@ -4,6 +4,7 @@
  * frames and the full frame extraction.
  */
 import { existsSync } from 'node:fs';
+import { PassThrough, type Readable } from 'node:stream';
 import ffmpeg from 'fluent-ffmpeg';
 import type { VideoInfo } from '../daemon/job.ts';
 import type { FfmpegBinaries } from './ffmpeg-binaries.ts';
@@ -16,18 +17,20 @@ import type { FfmpegBinaries } from './ffmpeg-binaries.ts';
 const SEEK_START_NOISE =
   /co located POCs unavailable|mmco: unref short failure|reference picture missing|Missing reference picture|Last message repeated|illegal short term buffer state/i;
 
-export interface ExtractRequest {
+export interface DecodeRequest {
   input: string;
-  /** An image2 pattern with one %06d for the frame number (other % doubled). */
-  outputPattern: string;
-  /** First frame to write; frames before it are decoded and dropped. */
-  startFrame: number;
+  width: number;
+  height: number;
   hwaccel: string;
+  /** Decode only these frame numbers (restoring single frames); all frames when absent. */
+  onlyFrames?: readonly number[];
   onSpawn?: (pid: number) => void;
-  onProgress?: (framesDone: number) => void;
 }
 
-export interface RunningExtraction {
+/** Frames as ffmpeg decodes them: rgb24, `width * height * 3` bytes each, in decode order. */
+export interface DecodedFrames {
+  frames: AsyncIterable<Buffer>;
+  /** Resolves when ffmpeg has exited cleanly; rejects with FfmpegFailure or ExtractionStopped. */
   done: Promise<void>;
   /** Stops ffmpeg; `done` then rejects with an ExtractionStopped. */
   stop(): void;
@@ -130,34 +133,39 @@ export class MediaRepository {
     }
   }
 
-  extractFrames(request: ExtractRequest): RunningExtraction {
+  /**
+   * Decodes every frame once and streams it raw. Nothing is dropped or
+   * duplicated (-vsync passthrough); frame numbers are decode order from 0.
+   */
+  decodeFrames(request: DecodeRequest): DecodedFrames {
     let stopped = false;
     const command = this.command(request.input);
     const inputOptions = ['-nostdin'];
     if (request.hwaccel !== 'none') inputOptions.push('-hwaccel', request.hwaccel);
-    const outputOptions = ['-map', '0:v:0', '-vsync', 'passthrough', '-f', 'image2', '-atomic_writing', '1',
-      '-start_number', String(request.startFrame)];
-    // Frame-exact resume: seeking by time is not exact, so decode from the start and drop what is already written.
-    if (request.startFrame > 0) outputOptions.push('-vf', `select=gte(n\\,${request.startFrame})`);
-    command.inputOptions(inputOptions).outputOptions(outputOptions).output(request.outputPattern);
-
+    const outputOptions = ['-map', '0:v:0', '-vsync', 'passthrough', '-pix_fmt', 'rgb24', '-f', 'rawvideo'];
+    if (request.onlyFrames?.length) {
+      const wanted = request.onlyFrames.map((frame) => `eq(n\\,${frame})`).join('+');
+      outputOptions.push('-vf', `select=${wanted}`);
+    }
+    command.inputOptions(inputOptions).outputOptions(outputOptions);
+    const stream = new PassThrough({ highWaterMark: request.width * request.height * 3 });
     const done = new Promise<void>((resolve, reject) => {
       command
         .on('start', () => {
           const pid = (command as unknown as { ffmpegProc?: { pid?: number } }).ffmpegProc?.pid;
           if (pid) request.onSpawn?.(pid);
         })
-        .on('progress', (progress: { frames?: number }) => {
-          if (typeof progress.frames === 'number') request.onProgress?.(progress.frames);
-        })
         .on('error', (error: Error, _stdout: string | null, stderr: string | null) => {
-          if (stopped) reject(new ExtractionStopped());
-          else reject(new FfmpegFailure(firstErrorLine(stderr) ?? error.message, stderr ?? ''));
+          const failure = stopped ? new ExtractionStopped() : new FfmpegFailure(firstErrorLine(stderr) ?? error.message, stderr ?? '');
+          stream.destroy(failure);
+          reject(failure);
         })
-        .on('end', () => resolve())
-        .run();
+        .on('end', () => resolve());
     });
+    command.pipe(stream, { end: true });
+    done.catch(() => undefined);
     return {
+      frames: framesOf(stream, request.width * request.height * 3),
       done,
       stop: () => {
         stopped = true;
@@ -174,6 +182,26 @@ export class MediaRepository {
         .on('end', () => resolve())
         .run();
     });
+  }
+}
+
+/** Cuts a byte stream into frames of `frameBytes`, copying each chunk once. */
+async function* framesOf(stream: Readable, frameBytes: number): AsyncGenerator<Buffer> {
+  let frame = Buffer.allocUnsafe(frameBytes);
+  let filled = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    let offset = 0;
+    while (offset < chunk.length) {
+      const take = Math.min(frameBytes - filled, chunk.length - offset);
+      chunk.copy(frame, filled, offset, offset + take);
+      filled += take;
+      offset += take;
+      if (filled === frameBytes) {
+        yield frame;
+        frame = Buffer.allocUnsafe(frameBytes);
+        filled = 0;
+      }
+    }
   }
 }
 

@@ -15,3 +15,11 @@ export function describeJob(job: Job): string {
   parts.push(job.source);
   return parts.join('  ');
 }
+
+/** "34046 frames, 9120 kept, 24926 duplicates, 312 scenes, 27.1 GiB written in <dir>" */
+export function describeOutput(job: Job): string {
+  const extract = job.extract;
+  if (!extract) return 'nothing extracted';
+  return `${extract.framesDone} frames, ${extract.kept} kept, ${extract.duplicates} duplicates, ${extract.scenes} scenes, ` +
+    `${formatSize(extract.bytesWritten)} written in ${extract.dir}`;
+}

@@ -10,7 +10,7 @@ import type { Job } from '../daemon/job.ts';
 import { Runtime } from '../daemon/runtime.ts';
 import { CelforgeError } from '../errors.ts';
 import { commandContext, type GlobalOptions } from './context.ts';
-import { describeJob } from './job-summary.ts';
+import { describeJob, describeOutput } from './job-summary.ts';
 import { JobProgressBar } from './progress-bar.ts';
 
 export async function processCommand(videos: string[], options: GlobalOptions): Promise<number> {
@@ -51,7 +51,7 @@ export async function processCommand(videos: string[], options: GlobalOptions): 
   for (const job of jobs) {
     process.stdout.write(
       job.state === 'done'
-        ? `${job.source}: ${job.extract?.framesWritten ?? 0} frames in ${job.extract?.dir}\n`
+        ? `${job.source}: ${describeOutput(job)}\n`
         : `${describeJob(job)}\n`,
     );
   }

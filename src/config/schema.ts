@@ -4,6 +4,7 @@
  * validated, defaulted result the rest of the code reads.
  */
 import { z } from 'zod';
+import { DEFAULT_THRESHOLDS } from '../stages/extract/compare.ts';
 import { parseSize } from './size.ts';
 
 const sizeSchema = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -64,10 +65,23 @@ export const configSchema = z.strictObject({
     checkIntervalSeconds: z.number().positive().max(3_600).default(5),
     sampleFrames: z.number().int().min(1).max(100).default(5),
     estimateMargin: z.number().min(0).max(10).default(0.1),
+    /** Share of frames expected to be new drawings (anime is mostly held on 2s and 3s). */
+    expectedKeptFraction: z.number().min(0.01).max(1).default(0.5),
   }).prefault({}),
   extract: z.strictObject({
-    format: z.enum(['png', 'tiff']).default('png'),
     hwaccel: z.enum(HWACCELS).default('none'),
+  }).prefault({}),
+  dedup: z.strictObject({
+    /** `reference`: duplicates are recorded with a preview and restored on request; `move`: written in full under duplicates/. */
+    policy: z.enum(['reference', 'move']).default('reference'),
+    previewWidth: z.number().int().min(32).max(1920).default(320),
+    thresholds: z.strictObject({
+      global: z.number().positive().default(DEFAULT_THRESHOLDS.global),
+      block: z.number().positive().default(DEFAULT_THRESHOLDS.block),
+      area: z.number().positive().default(DEFAULT_THRESHOLDS.area),
+      chroma: z.number().positive().default(DEFAULT_THRESHOLDS.chroma),
+      sigmas: z.number().positive().default(DEFAULT_THRESHOLDS.sigmas),
+    }).prefault({}),
   }).prefault({}),
   ffmpeg: z.strictObject({
     ffmpegPath: z.string().min(1).optional(),

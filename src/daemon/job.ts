@@ -36,13 +36,17 @@ export interface DiskCheck {
 }
 
 export interface ExtractState {
+  /** The video's output folder. */
   dir: string;
-  /** Frames 0..framesWritten-1 are complete on disk. */
-  framesWritten: number;
-  /** The ffmpeg process writing frames now, so that a restarted daemon can stop an orphan. */
+  /** Frames decided and recorded in the frame map (0..framesDone-1). */
+  framesDone: number;
+  kept: number;
+  duplicates: number;
+  scenes: number;
+  bytesWritten: number;
+  /** The ffmpeg process decoding now, so that a restarted daemon can stop an orphan. */
   pid: number | null;
   hwaccel: string;
-  bytesWritten: number;
 }
 
 export interface StageTiming {

@@ -17,6 +17,39 @@ export function tempDir(library: string): string {
   return path.join(stateDir(library), 'tmp');
 }
 
-export function framesDir(library: string, series: string, episode: string): string {
-  return path.join(library, series, episode, 'frames');
+/**
+ * One video's output: kept frames by scene, duplicates (policy `move`) or
+ * their previews (policy `reference`), the frame map and the report. Paths in
+ * the frame map are relative to the library, so a library can be moved.
+ */
+export interface VideoLayout {
+  library: string;
+  /** Relative to the library. */
+  dir: string;
+  frameMap: string;
+  report: string;
+  frameName(frame: number, ext: string): string;
+  /** Relative to the library. */
+  keptFile(scene: number, frame: number): string;
+  duplicateFile(scene: number, frame: number): string;
+  previewFile(scene: number, frame: number): string;
+}
+
+export function videoLayout(library: string, series: string, episode: string): VideoLayout {
+  const dir = path.join(series, episode);
+  const frameName = (frame: number, ext: string) => `${series}_${episode}_${String(frame).padStart(6, '0')}.${ext}`;
+  return {
+    library,
+    dir,
+    frameMap: path.join(library, dir, 'frame-map.jsonl'),
+    report: path.join(library, dir, 'report.json'),
+    frameName,
+    keptFile: (scene, frame) => path.join(dir, 'frames', sceneFolder(scene), frameName(frame, 'png')),
+    duplicateFile: (scene, frame) => path.join(dir, 'duplicates', sceneFolder(scene), frameName(frame, 'png')),
+    previewFile: (scene, frame) => path.join(dir, 'previews', sceneFolder(scene), frameName(frame, 'webp')),
+  };
+}
+
+export function sceneFolder(scene: number): string {
+  return `scene-${String(scene).padStart(4, '0')}`;
 }

@@ -6,7 +6,7 @@
  */
 import { CelforgeError, errorMessage } from '../errors.ts';
 import { diskGateStage } from '../stages/diskgate.ts';
-import { extractStage } from '../stages/extract.ts';
+import { extractStage } from '../stages/extract/extract-stage.ts';
 import { probeStage } from '../stages/probe.ts';
 import type { Stage, StagePorts } from '../stages/stage.ts';
 import { STAGES, type Job, type StageName } from './job.ts';
@@ -81,6 +81,6 @@ export async function runPipeline(jobId: string, ledger: Ledger, ports: Pipeline
     }
   }
   await save((target) => void (target.state = 'done'));
-  ports.log.info({ job: jobId, frames: job.extract?.framesWritten, dir: job.extract?.dir }, `${job.source}: done`);
+  ports.log.info({ job: jobId, frames: job.extract?.framesDone, kept: job.extract?.kept, duplicates: job.extract?.duplicates, dir: job.extract?.dir }, `${job.source}: done`);
   return { kind: 'done' };
 }

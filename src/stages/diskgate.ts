@@ -16,8 +16,10 @@ export const diskGateStage: Stage = async (job, ports) => {
   const config = ports.config();
   const probe = job.probe!;
   const bytesPerFrame = job.disk?.bytesPerFrame ?? (await measureBytesPerFrame(job, ports));
-  const framesLeft = Math.max(0, probe.frameCount - (job.extract?.framesWritten ?? 0));
-  const neededBytes = Math.ceil(bytesPerFrame * framesLeft * (1 + config.disk.estimateMargin));
+  const framesLeft = Math.max(0, probe.frameCount - (job.extract?.framesDone ?? 0));
+  // Only kept frames are written in full under `reference`; `move` writes every frame.
+  const writtenFraction = config.dedup.policy === 'move' ? 1 : config.disk.expectedKeptFraction;
+  const neededBytes = Math.ceil(bytesPerFrame * framesLeft * writtenFraction * (1 + config.disk.estimateMargin));
   const freeBytes = await ports.disk.freeBytes(config.library);
   const reserveBytes = config.disk.reserve;
   const disk = { neededBytes, freeBytes, reserveBytes, bytesPerFrame, checkedAt: new Date().toISOString() };
@@ -36,7 +38,7 @@ export const diskGateStage: Stage = async (job, ports) => {
 };
 
 async function measureBytesPerFrame(job: Job, { config, media }: StagePorts): Promise<number> {
-  const { library, disk, extract } = config();
+  const { library, disk } = config();
   const probe = job.probe!;
   await mkdir(tempDir(library), { recursive: true });
   const dir = await mkdtemp(path.join(tempDir(library), 'sample-'));
@@ -44,7 +46,7 @@ async function measureBytesPerFrame(job: Job, { config, media }: StagePorts): Pr
     const sizes: number[] = [];
     for (let i = 0; i < disk.sampleFrames; i += 1) {
       const seconds = (probe.durationSeconds * (i + 0.5)) / disk.sampleFrames;
-      const file = path.join(dir, `sample-${i}.${extract.format}`);
+      const file = path.join(dir, `sample-${i}.png`);
       await media.sampleFrame(job.source, seconds, file);
       sizes.push((await stat(file)).size);
     }

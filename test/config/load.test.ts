@@ -13,7 +13,7 @@ test('defaults work with no config file: ./inbox and ./library under the working
   assert.equal(config.library, path.join(dir, 'library'));
   assert.deepEqual(config.watch.extensions, ['.m2ts']);
   assert.equal(config.watch.settleSeconds, 30);
-  assert.equal(config.extract.format, 'png');
+  assert.equal(config.dedup.policy, 'reference');
   assert.equal(config.source, null);
 });
 
@@ -43,9 +43,9 @@ test('an invalid value names the key, the value and what is allowed', () => {
   assert.match(reserve, /disk\.reserve = "lots"/);
   assert.match(reserve, /expected a size such as "10GiB"/);
 
-  const format = attempt({ extract: { format: 'jpg' } });
-  assert.match(format, /extract\.format = "jpg"/);
-  assert.match(format, /"png"\|"tiff"/);
+  const policy = attempt({ dedup: { policy: 'delete' } });
+  assert.match(policy, /dedup\.policy = "delete"/);
+  assert.match(policy, /"reference"\|"move"/);
 
   const settle = attempt({ watch: { settleSeconds: -5 } });
   assert.match(settle, /watch\.settleSeconds = -5/);

@@ -3,12 +3,12 @@
  * dropped into a real inbox, real ffmpeg, the ledger and frames on disk.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { Job } from '../../src/daemon/job.ts';
 import { countDecodedFrames, makeClip } from '../fixtures/clips.ts';
-import { hashFolder, readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
+import { frameMapOf, readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
 
 function setup(t: Parameters<typeof tempDir>[0], extra: Record<string, unknown> = {}) {
   const dir = tempDir(t);
@@ -41,9 +41,9 @@ test('a video present at start-up is picked up and every frame extracted; a seco
   const job = await waitFor('the first job to finish', jobDone(library));
   assert.equal(job.series, 'My-Show');
   assert.equal(job.episode, '04');
-  const frames = readdirSync(job.extract!.dir);
-  assert.equal(frames.length, await countDecodedFrames(clip));
-  assert.equal(frames[0], 'My-Show_04_000000.png');
+  const map = frameMapOf(job);
+  assert.equal(map.length, await countDecodedFrames(clip));
+  assert.equal(map[0]!.file, path.join('My-Show', '04', 'frames', 'scene-0001', 'My-Show_04_000000.png'));
 
   copyFileSync(clip, path.join(inbox, 'renamed copy.m2ts'));
   await waitFor('the copy to be recognised', () => readJobs(library)[0]!.seenAs.length === 2);
@@ -71,7 +71,7 @@ test('a file being written slowly is not taken before it settles', async (t) => 
     assert.equal(readJobs(library).length, 0, 'the file was taken while it was still being written');
   }
   const job = await waitFor('the finished copy to be processed', jobDone(library));
-  assert.equal(readdirSync(job.extract!.dir).length, await countDecodedFrames(clip));
+  assert.equal(frameMapOf(job).length, await countDecodedFrames(clip));
 });
 
 test('a truncated file fails its job with a clear message and is left in place', async (t) => {
@@ -115,5 +115,5 @@ test('the disk gate holds a job while the reserve exceeds free space, and releas
   writeConfig(setupResult.dir, { ...config, disk: { ...config.disk, reserve: 0 } });
   daemon.child.kill('SIGHUP');
   const done = await waitFor('the job to be released', jobDone(library));
-  assert.equal(readdirSync(done.extract!.dir).length, await countDecodedFrames(clip));
+  assert.equal(frameMapOf(done).length, await countDecodedFrames(clip));
 });

@@ -1,0 +1,47 @@
+/**
+ * Writes decoded frames as images (sharp): full-size lossless PNG, and small
+ * WebP previews for review. Each file goes to `<name>.tmp` and is renamed;
+ * full frames are fsynced first, because the frame map will vouch for them.
+ * The same pixels always give the same PNG bytes, which restore relies on.
+ */
+import { mkdir, open, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import sharp from 'sharp';
+
+/** zlib level 6 is the usual PNG trade; film grain barely compresses further. */
+const PNG_OPTIONS = { compressionLevel: 6, adaptiveFiltering: false } as const;
+
+export interface RawImage {
+  rgb: Uint8Array;
+  width: number;
+  height: number;
+}
+
+function fromRaw(image: RawImage) {
+  return sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } });
+}
+
+/** Returns the bytes written. */
+export async function writeFramePng(image: RawImage, file: string): Promise<number> {
+  const bytes = await fromRaw(image).png(PNG_OPTIONS).toBuffer();
+  await mkdir(path.dirname(file), { recursive: true });
+  const temporary = `${file}.tmp`;
+  const handle = await open(temporary, 'w');
+  try {
+    await handle.writeFile(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temporary, file);
+  return bytes.length;
+}
+
+/** Returns the bytes written. */
+export async function writePreview(image: RawImage, file: string, width: number): Promise<number> {
+  const bytes = await fromRaw(image).resize({ width }).webp({ quality: 70 }).toBuffer();
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(`${file}.tmp`, bytes);
+  await rename(`${file}.tmp`, file);
+  return bytes.length;
+}

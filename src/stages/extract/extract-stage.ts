@@ -1,0 +1,233 @@
+/**
+ * extract (with dedup and scenes): every frame is decoded once, as raw RGB,
+ * and decided on the spot: which shot it belongs to and whether it repeats a
+ * drawing seen before. Only kept frames are written in full; duplicates are
+ * recorded (with a preview) or written under duplicates/, by policy. Nothing
+ * is deleted. Resumable: the frame map says what is done; a restart decodes
+ * again from the start, replays the recorded decisions to rebuild the
+ * drawing index, and continues after the last recorded frame. When free space
+ * falls under the reserve (or the disk fills), it stops, keeps nothing
+ * partial, and the job pauses until space returns.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { readFrameMap, rewriteFrameMap, type FrameRecord } from '../../adapters/frame-map-file.ts';
+import { ExtractionStopped, FfmpegFailure, type DecodedFrames } from '../../adapters/media.ts';
+import { killOrphan } from '../../adapters/processes.ts';
+import { formatSize } from '../../config/size.ts';
+import type { Job } from '../../daemon/job.ts';
+import { tempDir, videoLayout, type VideoLayout } from '../../daemon/library-paths.ts';
+import { CelforgeError } from '../../errors.ts';
+import type { Stage, StagePorts, StageResult } from '../stage.ts';
+import { Deduplicator } from './deduplicator.ts';
+import { FeatureFile } from './feature-file.ts';
+import { computeFeatures } from './features.ts';
+import { FrameOutput, type OutputTotals } from './frame-output.ts';
+
+const PROGRESS_SAVE_MS = 2000;
+/** The newest records a power cut may have left without their files. */
+const RECORDS_VERIFIED_AT_RESUME = 16;
+
+export function layoutOf(job: Job, library: string): VideoLayout {
+  return videoLayout(library, job.series, job.episode);
+}
+
+export const extractStage: Stage = async (job, ports) => {
+  const config = ports.config();
+  const layout = layoutOf(job, config.library);
+  const videoDir = path.join(config.library, layout.dir);
+  await mkdir(videoDir, { recursive: true });
+
+  const orphan = job.extract?.pid;
+  if (orphan && (await killOrphan(orphan, ['ffmpeg', job.source]))) {
+    ports.log.warn({ job: job.id, pid: orphan }, 'stopped the ffmpeg left running by a daemon that was killed');
+  }
+  const removed = await removeTemporaryFiles(videoDir);
+  if (removed) ports.log.info({ job: job.id, removed }, 'removed partial files of an interrupted extraction');
+  const recorded = await verifiedRecords(layout);
+
+  const total = job.probe!.frameCount;
+  const hwaccel = await chooseHwaccel(job, ports);
+  const totals = totalsOf(recorded);
+  const recordState = (target: Job) => {
+    target.extract = { dir: videoDir, framesDone: recorded.length, ...summary(totals), pid: null, hwaccel };
+    target.progress = { done: recorded.length, total };
+  };
+  const lowSpace = await spaceBelowReserve(ports);
+  if (lowSpace) return pauseForSpace(lowSpace, ports, recordState);
+  await ports.save((target) => {
+    recordState(target);
+    target.state = 'running';
+  });
+  if (recorded.length > 0) ports.log.info({ job: job.id, startFrame: recorded.length, total }, 'resuming extraction');
+
+  const { width, height } = job.probe!;
+  const decoded = ports.media.decodeFrames({
+    input: job.source, width, height, hwaccel,
+    onSpawn: (pid) => saveInBackground(ports, (target) => void (target.extract!.pid = pid)),
+  });
+  const features = new FeatureFile(path.join(tempDir(config.library), `features-${job.id}.bin`));
+  const dedup = new Deduplicator(features, config.dedup.thresholds);
+  const output = new FrameOutput({ layout, policy: config.dedup.policy, previewWidth: config.dedup.previewWidth, totals });
+  const stopReason = watchStop(decoded, ports);
+  let frame = 0;
+  let lastSave = Date.now();
+  try {
+    for await (const rgb of decoded.frames) {
+      const frameFeatures = computeFeatures(rgb, width, height);
+      if (frame < recorded.length) {
+        dedup.replay(recorded[frame]!, frameFeatures);
+      } else {
+        await output.submit(dedup.decide(frame, frameFeatures), { rgb, width, height });
+      }
+      frame += 1;
+      if (Date.now() - lastSave >= PROGRESS_SAVE_MS) {
+        lastSave = Date.now();
+        const done = recorded.length + output.committed;
+        saveInBackground(ports, (target) => {
+          target.extract = { ...target.extract!, framesDone: done, ...summary(output.totals) };
+          target.progress = { done, total };
+        });
+      }
+    }
+    await decoded.done;
+    await output.finish();
+  } catch (error) {
+    decoded.stop();
+    await output.salvage();
+    await removeTemporaryFiles(videoDir);
+    const reason = stopReason.get() ?? lowSpaceFrom(error);
+    if (reason === 'interrupted') return { kind: 'interrupted' };
+    if (reason) return pauseForSpace(reason, ports);
+    const said = error instanceof Error ? error.message : String(error);
+    throw new CelforgeError('EXTRACT_FAILED', `${job.source}: extracting frames failed (${said})`, { file: job.source, cause: error });
+  } finally {
+    stopReason.dispose();
+    features.close();
+    await ports.save((target) => void (target.extract && (target.extract.pid = null)));
+  }
+  return finish(job, layout, recorded.length + output.committed, output.totals, config.dedup.policy);
+};
+
+async function finish(job: Job, layout: VideoLayout, framesDone: number, totals: OutputTotals, policy: string): Promise<StageResult> {
+  const report = {
+    video: job.source,
+    series: job.series,
+    episode: job.episode,
+    policy,
+    frames: framesDone,
+    scenes: totals.scenes,
+    kept: totals.kept,
+    duplicates: totals.duplicates,
+    bytesWritten: totals.bytes.frames + totals.bytes.duplicates + totals.bytes.previews,
+    bytesByKind: totals.bytes,
+  };
+  await writeFile(layout.report, `${JSON.stringify(report, null, 2)}\n`);
+  return {
+    kind: 'done',
+    change: (target) => {
+      target.extract = { ...target.extract!, framesDone, ...summary(totals), pid: null };
+      target.progress = { done: framesDone, total: target.probe!.frameCount };
+    },
+  };
+}
+
+function summary(totals: OutputTotals) {
+  const { kept, duplicates, scenes, bytes } = totals;
+  return { kept, duplicates, scenes, bytesWritten: bytes.frames + bytes.duplicates + bytes.previews };
+}
+
+function totalsOf(records: readonly FrameRecord[]): OutputTotals {
+  const totals: OutputTotals = { kept: 0, duplicates: 0, scenes: 0, bytes: { frames: 0, duplicates: 0, previews: 0 } };
+  for (const record of records) {
+    if (record.status === 'kept') totals.kept += 1;
+    else totals.duplicates += 1;
+    totals.scenes = Math.max(totals.scenes, record.scene);
+  }
+  return totals;
+}
+
+/**
+ * The recorded frames, minus any of the newest whose files a power cut lost
+ * (the map line was written after the file, but the OS may flush them in
+ * another order).
+ */
+async function verifiedRecords(layout: VideoLayout): Promise<FrameRecord[]> {
+  const records = await readFrameMap(layout.frameMap);
+  let keep = records.length;
+  for (let i = Math.max(0, records.length - RECORDS_VERIFIED_AT_RESUME); i < records.length; i += 1) {
+    const file = records[i]!.file ?? records[i]!.preview;
+    if (file && !existsSync(path.join(layout.library, file))) {
+      keep = i;
+      break;
+    }
+  }
+  if (keep < records.length) await rewriteFrameMap(layout.frameMap, records.slice(0, keep));
+  return records.slice(0, keep);
+}
+
+async function removeTemporaryFiles(dir: string): Promise<number> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  const partial = entries.filter((entry) => entry.isFile() && entry.name.endsWith('.tmp'));
+  await Promise.all(partial.map((entry) => rm(path.join(entry.parentPath, entry.name), { force: true })));
+  return partial.length;
+}
+
+type StopReason = 'interrupted' | string;
+
+/** Stops ffmpeg when the daemon shuts down or free space falls under the reserve, and says which. */
+function watchStop(decoded: DecodedFrames, ports: StagePorts) {
+  let reason: StopReason | null = null;
+  const stop = (why: StopReason) => {
+    reason ??= why;
+    decoded.stop();
+  };
+  const onAbort = () => stop('interrupted');
+  ports.signal.addEventListener('abort', onAbort);
+  if (ports.signal.aborted) onAbort();
+  const monitor = setInterval(async () => {
+    const low = await spaceBelowReserve(ports).catch(() => null);
+    if (low) stop(low);
+  }, ports.config().disk.checkIntervalSeconds * 1000);
+  return {
+    get: () => reason,
+    dispose: () => {
+      clearInterval(monitor);
+      ports.signal.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
+function lowSpaceFrom(error: unknown): string | null {
+  if (error instanceof ExtractionStopped) return null;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || (error instanceof FfmpegFailure && /no space left on device/i.test(error.stderr))) {
+    return 'the library volume is full (no space left on device)';
+  }
+  return null;
+}
+
+async function spaceBelowReserve({ config, disk }: StagePorts): Promise<string | null> {
+  const { library, disk: settings } = config();
+  const free = await disk.freeBytes(library);
+  return free < settings.reserve ? `${formatSize(free)} free on ${library}, under the ${formatSize(settings.reserve)} reserve` : null;
+}
+
+function pauseForSpace(reason: string, ports: StagePorts, change?: (job: Job) => void): StageResult {
+  return { kind: 'wait', state: 'paused-disk-low', retryAfterMs: ports.config().disk.checkIntervalSeconds * 1000, reason, change };
+}
+
+/** The configured hardware decoder if it works on this file, else software with one log line. */
+async function chooseHwaccel(job: Job, ports: StagePorts): Promise<string> {
+  const wanted = ports.config().extract.hwaccel;
+  if (wanted === 'none') return 'none';
+  if (await ports.media.hwaccelWorks(job.source, wanted)) return wanted;
+  ports.log.warn({ job: job.id, hwaccel: wanted }, `hardware decoding (${wanted}) is not available here; decoding in software`);
+  return 'none';
+}
+
+/** Progress is informational (the frame map is the truth): a failed write is logged, not fatal. */
+function saveInBackground(ports: StagePorts, change: (job: Job) => void): void {
+  ports.save(change).catch((error: unknown) => ports.log.warn({ err: error }, 'could not record extraction progress'));
+}

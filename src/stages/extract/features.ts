@@ -1,0 +1,91 @@
+/**
+ * What dedup looks at in a frame: the mean luma of every 8x8-pixel block and
+ * the mean chroma of every 16x16-pixel block, computed from the decoded RGB
+ * frame. Averaging a block cancels most film grain (it is zero-mean noise)
+ * while a blink or a mouth flap still moves the blocks it touches.
+ */
+export const LUMA_BLOCK = 8;
+export const CHROMA_BLOCK = 16;
+
+export interface FrameFeatures {
+  width: number;
+  height: number;
+  lumaCols: number;
+  lumaRows: number;
+  /** Block means of luma, 0..255, row-major. */
+  luma: Float32Array;
+  chromaCols: number;
+  chromaRows: number;
+  /** Block means of (B - Y) and (R - Y), interleaved per block. */
+  chroma: Float32Array;
+  /** Mean luma of the whole frame. */
+  mean: number;
+}
+
+/** Features of one rgb24 frame. */
+export function computeFeatures(rgb: Uint8Array, width: number, height: number): FrameFeatures {
+  const lumaCols = Math.ceil(width / LUMA_BLOCK);
+  const lumaRows = Math.ceil(height / LUMA_BLOCK);
+  const chromaCols = Math.ceil(width / CHROMA_BLOCK);
+  const chromaRows = Math.ceil(height / CHROMA_BLOCK);
+  const lumaSum = new Float64Array(lumaCols * lumaRows);
+  const chromaSum = new Float64Array(chromaCols * chromaRows * 2);
+  let total = 0;
+  for (let y = 0; y < height; y += 1) {
+    const lumaRow = ((y / LUMA_BLOCK) | 0) * lumaCols;
+    const chromaRow = ((y / CHROMA_BLOCK) | 0) * chromaCols;
+    let offset = y * width * 3;
+    for (let x = 0; x < width; x += 1, offset += 3) {
+      const r = rgb[offset]!;
+      const g = rgb[offset + 1]!;
+      const b = rgb[offset + 2]!;
+      // BT.601 luma weights, in integers scaled by 256.
+      const luma = (77 * r + 150 * g + 29 * b) / 256;
+      lumaSum[lumaRow + ((x / LUMA_BLOCK) | 0)]! += luma;
+      const chromaIndex = (chromaRow + ((x / CHROMA_BLOCK) | 0)) * 2;
+      chromaSum[chromaIndex]! += b - luma;
+      chromaSum[chromaIndex + 1]! += r - luma;
+      total += luma;
+    }
+  }
+  return {
+    width, height, lumaCols, lumaRows, chromaCols, chromaRows,
+    luma: blockMeans(lumaSum, lumaCols, lumaRows, width, height, LUMA_BLOCK, 1),
+    chroma: blockMeans(chromaSum, chromaCols, chromaRows, width, height, CHROMA_BLOCK, 2),
+    mean: total / (width * height),
+  };
+}
+
+function blockMeans(sums: Float64Array, cols: number, rows: number, width: number, height: number, block: number, perBlock: number): Float32Array {
+  const means = new Float32Array(sums.length);
+  for (let row = 0; row < rows; row += 1) {
+    const blockHeight = Math.min(block, height - row * block);
+    for (let col = 0; col < cols; col += 1) {
+      const pixels = blockHeight * Math.min(block, width - col * block);
+      for (let k = 0; k < perBlock; k += 1) {
+        const index = (row * cols + col) * perBlock + k;
+        means[index] = sums[index]! / pixels;
+      }
+    }
+  }
+  return means;
+}
+
+/** A few numbers that locate a frame cheaply: mean luma of a coarse grid of regions. */
+export const COARSE_COLS = 8;
+export const COARSE_ROWS = 4;
+
+export function coarseSignature(features: FrameFeatures): Float32Array {
+  const { luma, lumaCols, lumaRows } = features;
+  const sums = new Float64Array(COARSE_COLS * COARSE_ROWS);
+  const counts = new Uint32Array(COARSE_COLS * COARSE_ROWS);
+  for (let row = 0; row < lumaRows; row += 1) {
+    const coarseRow = Math.min(COARSE_ROWS - 1, Math.floor((row * COARSE_ROWS) / lumaRows));
+    for (let col = 0; col < lumaCols; col += 1) {
+      const cell = coarseRow * COARSE_COLS + Math.min(COARSE_COLS - 1, Math.floor((col * COARSE_COLS) / lumaCols));
+      sums[cell]! += luma[row * lumaCols + col]!;
+      counts[cell]! += 1;
+    }
+  }
+  return Float32Array.from(sums, (sum, cell) => sum / Math.max(1, counts[cell]!));
+}

@@ -1,0 +1,136 @@
+/**
+ * Writes what each decided frame needs (a kept frame in full; a duplicate in
+ * full under duplicates/ or as a preview, by policy) with a few writes in
+ * flight, and appends the frame map strictly in frame order, each line only
+ * after its files are complete.
+ */
+import path from 'node:path';
+import { FrameMapWriter, type FrameRecord } from '../../adapters/frame-map-file.ts';
+import { writeFramePng, writePreview, type RawImage } from '../../adapters/image-writer.ts';
+import type { VideoLayout } from '../../daemon/library-paths.ts';
+import type { FrameDecision } from './deduplicator.ts';
+
+const MAX_IN_FLIGHT = 4;
+const SYNC_EVERY_MS = 2000;
+
+export interface OutputTotals {
+  kept: number;
+  duplicates: number;
+  scenes: number;
+  bytes: { frames: number; duplicates: number; previews: number };
+}
+
+export interface FrameOutputOptions {
+  layout: VideoLayout;
+  policy: 'reference' | 'move';
+  previewWidth: number;
+  /** Frames already recorded (resuming): their totals carry over. */
+  totals: OutputTotals;
+}
+
+interface Pending {
+  record: FrameRecord;
+  written: Promise<{ kind: keyof OutputTotals['bytes']; bytes: number }>;
+}
+
+export class FrameOutput {
+  readonly totals: OutputTotals;
+  readonly #options: FrameOutputOptions;
+  readonly #map: FrameMapWriter;
+  readonly #queue: Pending[] = [];
+  #lastSync = Date.now();
+  #committed = 0;
+
+  constructor(options: FrameOutputOptions) {
+    this.#options = options;
+    this.totals = structuredClone(options.totals);
+    this.#map = new FrameMapWriter(options.layout.frameMap);
+  }
+
+  /** Frames recorded in the map by this output so far. */
+  get committed(): number {
+    return this.#committed;
+  }
+
+  /** Starts the writes for one frame; waits while too many are in flight. Throws the first write error. */
+  async submit(decision: FrameDecision, image: RawImage): Promise<void> {
+    const { layout, policy, previewWidth } = this.#options;
+    const absolute = (relative: string) => path.join(layout.library, relative);
+    let record: FrameRecord;
+    let written: Pending['written'];
+    if (decision.status === 'kept') {
+      const file = layout.keptFile(decision.scene, decision.frame);
+      record = { ...decision, file, preview: null };
+      written = writeFramePng(image, absolute(file)).then((bytes) => ({ kind: 'frames', bytes }));
+    } else if (policy === 'move') {
+      const file = layout.duplicateFile(decision.scene, decision.frame);
+      record = { ...decision, file, preview: null };
+      written = writeFramePng(image, absolute(file)).then((bytes) => ({ kind: 'duplicates', bytes }));
+    } else {
+      const preview = layout.previewFile(decision.scene, decision.frame);
+      record = { ...decision, file: null, preview };
+      written = writePreview(image, absolute(preview), previewWidth).then((bytes) => ({ kind: 'previews', bytes }));
+    }
+    written.catch(() => undefined); // awaited in order by #commit; this only silences the early rejection
+    this.#queue.push({ record, written });
+    if (this.#queue.length >= MAX_IN_FLIGHT) await this.#commit(1);
+    else await this.#commitSettled();
+  }
+
+  /** Waits for every write, records them, and makes the map durable. */
+  async finish(): Promise<void> {
+    try {
+      await this.#commit(this.#queue.length);
+    } finally {
+      await this.#map.close();
+    }
+  }
+
+  /** After a failure or a stop: records the frames whose writes completed, up to the first that did not. */
+  async salvage(): Promise<void> {
+    while (this.#queue.length) {
+      try {
+        await this.#commit(1);
+      } catch {
+        break;
+      }
+    }
+    this.#queue.length = 0;
+    await this.#map.close();
+  }
+
+  async #commitSettled(): Promise<void> {
+    let settled = 0;
+    for (const pending of this.#queue) {
+      if (!(await isSettled(pending.written))) break;
+      settled += 1;
+    }
+    if (settled) await this.#commit(settled);
+  }
+
+  async #commit(count: number): Promise<void> {
+    const records: FrameRecord[] = [];
+    for (let i = 0; i < count; i += 1) {
+      const pending = this.#queue[0]!;
+      const { kind, bytes } = await pending.written;
+      this.#queue.shift();
+      this.totals.bytes[kind] += bytes;
+      if (pending.record.status === 'kept') this.totals.kept += 1;
+      else this.totals.duplicates += 1;
+      this.totals.scenes = Math.max(this.totals.scenes, pending.record.scene);
+      records.push(pending.record);
+    }
+    await this.#map.append(records);
+    this.#committed += records.length;
+    if (Date.now() - this.#lastSync >= SYNC_EVERY_MS) {
+      await this.#map.sync();
+      this.#lastSync = Date.now();
+    }
+  }
+}
+
+async function isSettled(promise: Promise<unknown>): Promise<boolean> {
+  const marker = Symbol('pending');
+  const winner = await Promise.race([promise.then(() => true, () => true), Promise.resolve(marker)]);
+  return winner !== marker;
+}
