@@ -10,12 +10,14 @@ import type { VideoInfo } from '../daemon/job.ts';
 import type { FfmpegBinaries } from './ffmpeg-binaries.ts';
 
 /**
- * What an H.264 decoder says when it starts mid-stream after a seek (open-GOP
- * B-frames whose references came before the seek point). A sound file says it
- * too, so the tail check ignores it.
+ * What an H.264 decoder says when it starts mid-stream after a seek: the
+ * frames whose references came before the seek point. A sound file says it
+ * too. (Frame threads print it out of order, so its position cannot tell.)
  */
 const SEEK_START_NOISE =
-  /co located POCs unavailable|mmco: unref short failure|reference picture missing|Missing reference picture|Last message repeated|illegal short term buffer state/i;
+  /co located POCs unavailable|mmco: unref short failure|reference picture missing|Missing reference picture|Last message repeated|illegal short term buffer state|decode_slice_header error|non-existing PPS|no frame!/i;
+const DECODER_COMPLAINT = /^\[(h264|hevc|mpeg2video|vc1|NULL) @ [^\]]+\] /;
+const FRAME_SHOWN = /\[Parsed_showinfo_\d+ @ [^\]]+\] n: *\d+ /;
 
 export interface DecodeRequest {
   input: string;
@@ -89,17 +91,29 @@ export class MediaRepository {
     });
   }
 
-  /** Decodes the last seconds of the video; returns the decoder's error lines (none for a sound file). */
-  tailErrors(file: string, seconds: number): Promise<string[]> {
+  /**
+   * Decodes the last seconds of the video; returns the decoder's complaints
+   * (none for a sound file), less what any decoder says after a seek.
+   */
+  async tailErrors(file: string, seconds: number, durationSeconds: number): Promise<string[]> {
+    const fromEnd = await this.#decodeTail(file, ['-sseof', `-${seconds}`], []);
+    if (fromEnd !== null) return fromEnd;
+    // Seeking finds no keyframe in a stream with very long GOPs: decode from the start instead (slow, rare).
+    const fromStart = await this.#decodeTail(file, [], ['-ss', Math.max(0, durationSeconds - seconds).toFixed(3)]);
+    return fromStart ?? ['no frame in the last seconds could be decoded'];
+  }
+
+  /** The complaints after the first decoded frame, or null when no frame was decoded. */
+  #decodeTail(file: string, inputSeek: string[], outputSeek: string[]): Promise<string[] | null> {
     return new Promise((resolve, reject) => {
-      this.command(file)
-        .inputOptions(['-nostdin', '-v', 'error', '-sseof', `-${seconds}`])
-        .outputOptions(['-map', '0:v:0', '-f', 'null'])
+      ffmpeg(file, { stdoutLines: 0 })
+        .setFfmpegPath(this.binaries.ffmpeg)
+        .inputOptions(['-nostdin', '-nostats', '-v', 'info', ...inputSeek])
+        .outputOptions([...outputSeek, '-map', '0:v:0', '-vf', 'showinfo', '-f', 'null'])
         .output('-')
         .on('error', (error: Error, _stdout: string | null, stderr: string | null) =>
           reject(new FfmpegFailure(lastLine(stderr || error.message), stderr ?? '')))
-        .on('end', (_stdout: string | null, stderr: string | null) =>
-          resolve((stderr ?? '').split('\n').map((line) => line.trim()).filter((line) => line && !SEEK_START_NOISE.test(line))))
+        .on('end', (_stdout: string | null, stderr: string | null) => resolve(decoderComplaints(stderr ?? '')))
         .run();
     });
   }
@@ -183,6 +197,13 @@ export class MediaRepository {
         .run();
     });
   }
+}
+
+/** The decoder's complaints, or null when it decoded no frame at all. */
+function decoderComplaints(stderr: string): string[] | null {
+  const lines = stderr.split('\n').map((line) => line.trim());
+  if (!lines.some((line) => FRAME_SHOWN.test(line))) return null;
+  return lines.filter((line) => DECODER_COMPLAINT.test(line) && !SEEK_START_NOISE.test(line));
 }
 
 /** Cuts a byte stream into frames of `frameBytes`, copying each chunk once. */

@@ -2,7 +2,9 @@
 import { Command } from 'commander';
 import { CelforgeError } from '../errors.ts';
 import type { GlobalOptions } from './context.ts';
+import { framesCommand } from './frames.ts';
 import { processCommand } from './process.ts';
+import { restoreCommand } from './restore.ts';
 import { startCommand } from './start.ts';
 import { statusCommand } from './status.ts';
 
@@ -33,6 +35,20 @@ program
   .description('the jobs with their stage and state')
   .option('--json', 'print JSON')
   .action(async (_options, command: Command) => statusCommand(globals(command) as GlobalOptions & { json?: boolean }));
+
+program
+  .command('frames')
+  .description('the frame map of a video: kept frames, duplicates and scenes')
+  .argument('<video>', 'the video file, or its job id')
+  .option('--json', 'one JSON object per source frame')
+  .action(async (video: string, _options, command: Command) => framesCommand(video, globals(command) as GlobalOptions & { json?: boolean }));
+
+program
+  .command('restore')
+  .description('bring duplicate frames back as kept frames, at full resolution')
+  .argument('<video>', 'the video file, or its job id')
+  .argument('<frame...>', 'frame numbers')
+  .action(async (video: string, frames: string[], _options, command: Command) => restoreCommand(video, frames, globals(command)));
 
 try {
   await program.parseAsync(process.argv);

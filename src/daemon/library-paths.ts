@@ -1,5 +1,6 @@
 /** Where things live inside the library folder. */
 import path from 'node:path';
+import type { Job } from './job.ts';
 
 export function stateDir(library: string): string {
   return path.join(library, '.celforge');
@@ -28,6 +29,8 @@ export interface VideoLayout {
   dir: string;
   frameMap: string;
   report: string;
+  /** Held while extraction or a restore writes this video's output. */
+  lock: string;
   frameName(frame: number, ext: string): string;
   /** Relative to the library. */
   keptFile(scene: number, frame: number): string;
@@ -43,11 +46,16 @@ export function videoLayout(library: string, series: string, episode: string): V
     dir,
     frameMap: path.join(library, dir, 'frame-map.jsonl'),
     report: path.join(library, dir, 'report.json'),
+    lock: path.join(library, dir, '.lock'),
     frameName,
     keptFile: (scene, frame) => path.join(dir, 'frames', sceneFolder(scene), frameName(frame, 'png')),
     duplicateFile: (scene, frame) => path.join(dir, 'duplicates', sceneFolder(scene), frameName(frame, 'png')),
     previewFile: (scene, frame) => path.join(dir, 'previews', sceneFolder(scene), frameName(frame, 'webp')),
   };
+}
+
+export function videoLayoutOf(job: Pick<Job, 'series' | 'episode'>, library: string): VideoLayout {
+  return videoLayout(library, job.series, job.episode);
 }
 
 export function sceneFolder(scene: number): string {

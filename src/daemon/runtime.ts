@@ -4,14 +4,15 @@
  * reload. Jobs a killed process left `running` are queued again to resume.
  */
 import { realDiskSpace, type DiskSpace } from '../adapters/disk.ts';
+import { acquireLock, type Lock } from '../adapters/lock-file.ts';
 import { resolveFfmpegBinaries } from '../adapters/ffmpeg-binaries.ts';
 import { MediaRepository } from '../adapters/media.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { isFinished } from './job.ts';
 import { Ledger } from './ledger.ts';
-import { ledgerPath } from './library-paths.ts';
-import { lockLibrary, type LibraryLock } from './library-lock.ts';
+import { ledgerPath, lockPath } from './library-paths.ts';
+
 import { Scheduler } from './scheduler.ts';
 
 export interface RuntimeOptions {
@@ -28,9 +29,9 @@ export class Runtime {
   readonly scheduler: Scheduler;
   readonly media: MediaRepository;
   readonly #abort: AbortController;
-  readonly #lock: LibraryLock;
+  readonly #lock: Lock;
 
-  private constructor(config: Config, log: Logger, ledger: Ledger, lock: LibraryLock, disk: DiskSpace) {
+  private constructor(config: Config, log: Logger, ledger: Ledger, lock: Lock, disk: DiskSpace) {
     this.config = config;
     this.log = log;
     this.ledger = ledger;
@@ -47,7 +48,7 @@ export class Runtime {
   }
 
   static async open({ config, log, command, disk = realDiskSpace }: RuntimeOptions): Promise<Runtime> {
-    const lock = await lockLibrary(config.library, command);
+    const lock = await acquireLock(lockPath(config.library), command, `${config.library}: the library`);
     try {
       const ledger = await Ledger.open(ledgerPath(config.library));
       for (const job of ledger.jobs()) {

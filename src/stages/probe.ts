@@ -34,7 +34,7 @@ export const probeStage: Stage = async (job, { media, config }) => {
   }
   const { checkTail, tailSeconds } = config().probe;
   if (checkTail) {
-    const errors = await media.tailErrors(file, tailSeconds).catch((error: unknown) => [String(error)]);
+    const errors = await media.tailErrors(file, tailSeconds, info.durationSeconds).catch((error: unknown) => [String(error)]);
     if (errors.length > 0) {
       throw new CelforgeError(
         'VIDEO_TRUNCATED',

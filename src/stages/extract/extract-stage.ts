@@ -14,10 +14,11 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readFrameMap, rewriteFrameMap, type FrameRecord } from '../../adapters/frame-map-file.ts';
 import { ExtractionStopped, FfmpegFailure, type DecodedFrames } from '../../adapters/media.ts';
+import { acquireLock } from '../../adapters/lock-file.ts';
 import { killOrphan } from '../../adapters/processes.ts';
 import { formatSize } from '../../config/size.ts';
 import type { Job } from '../../daemon/job.ts';
-import { tempDir, videoLayout, type VideoLayout } from '../../daemon/library-paths.ts';
+import { tempDir, videoLayoutOf, type VideoLayout } from '../../daemon/library-paths.ts';
 import { CelforgeError } from '../../errors.ts';
 import type { Stage, StagePorts, StageResult } from '../stage.ts';
 import { Deduplicator } from './deduplicator.ts';
@@ -29,15 +30,21 @@ const PROGRESS_SAVE_MS = 2000;
 /** The newest records a power cut may have left without their files. */
 const RECORDS_VERIFIED_AT_RESUME = 16;
 
-export function layoutOf(job: Job, library: string): VideoLayout {
-  return videoLayout(library, job.series, job.episode);
-}
-
 export const extractStage: Stage = async (job, ports) => {
   const config = ports.config();
-  const layout = layoutOf(job, config.library);
+  const layout = videoLayoutOf(job, config.library);
   const videoDir = path.join(config.library, layout.dir);
   await mkdir(videoDir, { recursive: true });
+  const lock = await acquireLock(layout.lock, 'extract', `${job.source}: its frames`);
+  try {
+    return await extractVideo(job, ports, layout, videoDir);
+  } finally {
+    await lock.release();
+  }
+};
+
+async function extractVideo(job: Job, ports: StagePorts, layout: VideoLayout, videoDir: string): Promise<StageResult> {
+  const config = ports.config();
 
   const orphan = job.extract?.pid;
   if (orphan && (await killOrphan(orphan, ['ffmpeg', job.source]))) {
@@ -108,7 +115,7 @@ export const extractStage: Stage = async (job, ports) => {
     await ports.save((target) => void (target.extract && (target.extract.pid = null)));
   }
   return finish(job, layout, recorded.length + output.committed, output.totals, config.dedup.policy);
-};
+}
 
 async function finish(job: Job, layout: VideoLayout, framesDone: number, totals: OutputTotals, policy: string): Promise<StageResult> {
   const report = {

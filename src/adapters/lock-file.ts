@@ -1,19 +1,19 @@
 /**
- * One writer per library: the daemon and `celforge process` hold a lock file
- * with their pid. A lock left by a process that is gone is taken over.
+ * Lock files holding the pid of their owner: one writer per library (the
+ * daemon or `celforge process`) and one per video's output (extraction or a
+ * restore). A lock left by a process that is gone is taken over.
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isAlive } from '../adapters/processes.ts';
 import { CelforgeError } from '../errors.ts';
-import { lockPath } from './library-paths.ts';
+import { isAlive } from './processes.ts';
 
-export interface LibraryLock {
+export interface Lock {
   release(): Promise<void>;
 }
 
-export async function lockLibrary(library: string, command: string): Promise<LibraryLock> {
-  const file = lockPath(library);
+/** `what` names the locked thing in the refusal: "the library /x", "the frames of /v.m2ts". */
+export async function acquireLock(file: string, command: string, what: string): Promise<Lock> {
   await mkdir(path.dirname(file), { recursive: true });
   const mine = JSON.stringify({ pid: process.pid, command, since: new Date().toISOString() });
   for (let attempt = 0; attempt < 2; attempt += 1) {
@@ -23,17 +23,17 @@ export async function lockLibrary(library: string, command: string): Promise<Lib
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const holder = await readHolder(file);
-      if (holder && holder.pid !== process.pid && isAlive(holder.pid)) {
+      if (holder && isAlive(holder.pid) && holder.pid !== process.pid) {
         throw new CelforgeError(
           'LIBRARY_LOCKED',
-          `${library}: the library is in use by celforge ${holder.command} (pid ${holder.pid}). Stop it first, or point this command at another library with --library.`,
+          `${what} is in use by celforge ${holder.command} (pid ${holder.pid}). Stop it first, or wait for it to finish.`,
           { file },
         );
       }
       await rm(file, { force: true });
     }
   }
-  throw new CelforgeError('LIBRARY_LOCKED', `${library}: could not take the library lock ${file}`, { file });
+  throw new CelforgeError('LIBRARY_LOCKED', `${what}: could not take the lock ${file}`, { file });
 }
 
 async function readHolder(file: string): Promise<{ pid: number; command: string } | null> {
