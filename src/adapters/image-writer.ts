@@ -1,6 +1,6 @@
 /**
  * Writes decoded frames as images (sharp): full-size lossless PNG, and small
- * WebP previews for review. Each file goes to `<name>.tmp` and is renamed;
+ * JPEG previews for review. Each file goes to `<name>.tmp` and is renamed;
  * full frames are fsynced first, because the frame map will vouch for them.
  * The same pixels always give the same PNG bytes, which restore relies on.
  */
@@ -8,8 +8,16 @@ import { mkdir, open, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 
-/** zlib level 6 is the usual PNG trade; film grain barely compresses further. */
-const PNG_OPTIONS = { compressionLevel: 6, adaptiveFiltering: false } as const;
+/**
+ * Measured on grainy 1080p frames: unfiltered, zlib levels 2 to 6 give the
+ * same size (grain does not compress) and level 2 is fastest; adaptive
+ * filtering makes files ~26% smaller for ~40% more time.
+ */
+export type PngCompression = 'fast' | 'small';
+const PNG_OPTIONS = {
+  fast: { compressionLevel: 2, adaptiveFiltering: false },
+  small: { compressionLevel: 3, adaptiveFiltering: true },
+} as const;
 
 export interface RawImage {
   rgb: Uint8Array;
@@ -22,8 +30,8 @@ function fromRaw(image: RawImage) {
 }
 
 /** Returns the bytes written. */
-export async function writeFramePng(image: RawImage, file: string): Promise<number> {
-  const bytes = await fromRaw(image).png(PNG_OPTIONS).toBuffer();
+export async function writeFramePng(image: RawImage, file: string, compression: PngCompression): Promise<number> {
+  const bytes = await fromRaw(image).png(PNG_OPTIONS[compression]).toBuffer();
   await mkdir(path.dirname(file), { recursive: true });
   const temporary = `${file}.tmp`;
   const handle = await open(temporary, 'w');
@@ -39,7 +47,7 @@ export async function writeFramePng(image: RawImage, file: string): Promise<numb
 
 /** Returns the bytes written. */
 export async function writePreview(image: RawImage, file: string, width: number): Promise<number> {
-  const bytes = await fromRaw(image).resize({ width }).webp({ quality: 70 }).toBuffer();
+  const bytes = await fromRaw(image).resize({ width }).jpeg({ quality: 75 }).toBuffer();
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(`${file}.tmp`, bytes);
   await rename(`${file}.tmp`, file);

@@ -14,6 +14,7 @@ import { writeFramePng } from '../adapters/image-writer.ts';
 import { acquireLock } from '../adapters/lock-file.ts';
 import { MediaRepository } from '../adapters/media.ts';
 import { loadConfig } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
 import { videoLayoutOf, type VideoLayout } from '../daemon/library-paths.ts';
 import type { Job } from '../daemon/job.ts';
 import { CelforgeError } from '../errors.ts';
@@ -45,7 +46,7 @@ export async function restoreCommand(video: string, frameArgs: string[], options
         toDecode.push(record);
       }
     }
-    bytes += await decodeAgain(job, toDecode, layout, config.ffmpeg);
+    bytes += await decodeAgain(job, toDecode, layout, config);
     await rewriteFrameMap(layout.frameMap, records);
     await updateReport(layout, records, bytes);
     for (const record of wanted.filter((r) => r.restored)) {
@@ -66,9 +67,9 @@ function parseFrames(args: string[], records: FrameRecord[], job: Job): FrameRec
   }).sort((a, b) => a.frame - b.frame);
 }
 
-async function decodeAgain(job: Job, records: FrameRecord[], layout: VideoLayout, ffmpegPaths: { ffmpegPath?: string; ffprobePath?: string }): Promise<number> {
+async function decodeAgain(job: Job, records: FrameRecord[], layout: VideoLayout, config: Config): Promise<number> {
   if (records.length === 0) return 0;
-  const media = new MediaRepository(resolveFfmpegBinaries(ffmpegPaths));
+  const media = new MediaRepository(resolveFfmpegBinaries(config.ffmpeg));
   const { width, height } = job.probe!;
   const decoded = media.decodeFrames({ input: job.source, width, height, hwaccel: 'none', onlyFrames: records.map((r) => r.frame) });
   let bytes = 0;
@@ -77,7 +78,7 @@ async function decodeAgain(job: Job, records: FrameRecord[], layout: VideoLayout
     const record = records[index++];
     if (!record) break;
     const kept = layout.keptFile(record.scene, record.frame);
-    bytes += await writeFramePng({ rgb, width, height }, path.join(layout.library, kept));
+    bytes += await writeFramePng({ rgb, width, height }, path.join(layout.library, kept), config.extract.pngCompression);
     markRestored(record, kept);
   }
   await decoded.done;

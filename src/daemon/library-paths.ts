@@ -50,7 +50,7 @@ export function videoLayout(library: string, series: string, episode: string): V
     frameName,
     keptFile: (scene, frame) => path.join(dir, 'frames', sceneFolder(scene), frameName(frame, 'png')),
     duplicateFile: (scene, frame) => path.join(dir, 'duplicates', sceneFolder(scene), frameName(frame, 'png')),
-    previewFile: (scene, frame) => path.join(dir, 'previews', sceneFolder(scene), frameName(frame, 'webp')),
+    previewFile: (scene, frame) => path.join(dir, 'previews', sceneFolder(scene), frameName(frame, 'jpg')),
   };
 }
 

@@ -1,8 +1,9 @@
 /**
  * diskgate: holds a job until the library volume has room for everything it
- * will write plus the reserve. The size of a frame is measured, not guessed:
- * a few real frames spread over the video are written to a temporary folder
- * and weighed (film grain makes PNG sizes vary a lot between titles).
+ * will write plus the reserve. When even raw-size frames would fit, that is
+ * enough; otherwise the size of a frame is measured, not guessed: a few real
+ * frames spread over the video are written to a temporary folder and weighed
+ * (film grain makes PNG sizes vary a lot between titles).
  */
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,13 +16,17 @@ import type { Stage, StagePorts } from './stage.ts';
 export const diskGateStage: Stage = async (job, ports) => {
   const config = ports.config();
   const probe = job.probe!;
-  const bytesPerFrame = job.disk?.bytesPerFrame ?? (await measureBytesPerFrame(job, ports));
   const framesLeft = Math.max(0, probe.frameCount - (job.extract?.framesDone ?? 0));
-  // Only kept frames are written in full under `reference`; `move` writes every frame.
+  // Only new drawings are written in full under `reference`; `move` writes every frame.
   const writtenFraction = config.dedup.policy === 'move' ? 1 : config.disk.expectedKeptFraction;
-  const neededBytes = Math.ceil(bytesPerFrame * framesLeft * writtenFraction * (1 + config.disk.estimateMargin));
+  const neededFor = (bytesPerFrame: number) => Math.ceil(bytesPerFrame * framesLeft * writtenFraction * (1 + config.disk.estimateMargin));
   const freeBytes = await ports.disk.freeBytes(config.library);
   const reserveBytes = config.disk.reserve;
+  // A PNG is never much larger than the raw pixels: when even that fits, weighing samples is not needed.
+  const upperBound = probe.width * probe.height * 3 * 1.01;
+  const bytesPerFrame = job.disk?.bytesPerFrame
+    ?? (neededFor(upperBound) + reserveBytes <= freeBytes ? upperBound : await measureBytesPerFrame(job, ports));
+  const neededBytes = neededFor(bytesPerFrame);
   const disk = { neededBytes, freeBytes, reserveBytes, bytesPerFrame, checkedAt: new Date().toISOString() };
   const record = (target: Job) => void (target.disk = disk);
 

@@ -1,44 +1,102 @@
 /**
- * Extraction that is interrupted (the daemon SIGKILLed, the disk under its
- * reserve) ends with every frame exactly once, byte-identical to an
- * uninterrupted run, and nothing partial left behind.
+ * Extraction with dedup on a generated 1080p anime-like clip with grain and a
+ * known drawing per frame: the frame map is right (every frame once, every
+ * duplicate pointing at a kept frame of the same drawing, every drawing kept,
+ * scenes at the cuts, each hard case), and interrupted runs (the daemon
+ * SIGKILLed, the disk under its reserve) end byte-identical to an
+ * uninterrupted one.
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
-import { countDecodedFrames, makeClip } from '../fixtures/clips.ts';
+import type { FrameRecord } from '../../src/adapters/frame-map-file.ts';
+import { makeAnimeClip, type AnimeClip } from '../fixtures/anime-clip.ts';
+import { countDecodedFrames } from '../fixtures/clips.ts';
 import { frameMapOf, hashTree, readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
 
-let clip: string;
+let clip: AnimeClip;
 let reference: Map<string, string>;
 
 before(async () => {
-  clip = await makeClip({ width: 1920, height: 1080, seconds: 8 });
+  clip = await makeAnimeClip({ width: 1920, height: 1080, scenario: 'small' });
 });
 
-/** `celforge process` on a 1080p clip: the uninterrupted run the others are compared with. */
-test('celforge process writes exactly as many frames as ffprobe counts, named by series, episode and frame', async (t) => {
+const inSegment = (kind: string) => clip.segments.filter((segment) => segment.kind === kind);
+const framesOf = (segment: { firstFrame: number; frameCount: number }, map: FrameRecord[]) =>
+  map.slice(segment.firstFrame, segment.firstFrame + segment.frameCount);
+
+test('celforge process: every frame once, duplicates only of the same drawing, every drawing kept, scenes at the cuts', async (t) => {
   const dir = tempDir(t);
   const video = path.join(dir, 'Reference', 'Reference 01.m2ts');
   mkdirSync(path.dirname(video));
-  copyFileSync(clip, video);
-  const result = await runCli(['--library', path.join(dir, 'library'), 'process', video], { cwd: dir });
+  copyFileSync(clip.file, video);
+  const library = path.join(dir, 'library');
+  const result = await runCli(['--library', library, 'process', video], { cwd: dir });
   assert.equal(result.code, 0, result.stderr);
-  const job = readJobs(path.join(dir, 'library'))[0]!;
-  assert.equal(job.state, 'done');
-  const decoded = await countDecodedFrames(clip);
-  assert.equal(job.probe!.frameCount, decoded);
+  const job = readJobs(library)[0]!;
   const map = frameMapOf(job);
-  assert.deepEqual(map.map((record) => record.frame), Array.from({ length: decoded }, (_, n) => n));
-  // testsrc2 changes every frame: each one is a new drawing, written in full.
-  const written = readdirSync(path.join(job.extract!.dir, 'frames', 'scene-0001')).sort();
-  assert.deepEqual(written, Array.from({ length: decoded }, (_, n) => `Reference_01_${String(n).padStart(6, '0')}.png`));
-  assert.match(result.stdout, new RegExp(`${decoded} frames, ${decoded} kept, 0 duplicates, 1 scenes`));
+
+  assert.equal(await countDecodedFrames(video), clip.frameCount);
+  assert.deepEqual(map.map((record) => record.frame), clip.drawings.map((_, frame) => frame), 'every frame once, in order');
+  for (const record of map) {
+    if (record.status === 'kept') {
+      assert.equal(record.duplicateOf, null);
+      assert.ok(existsSync(path.join(library, record.file!)), `kept frame ${record.frame} has no file`);
+      continue;
+    }
+    const original = map[record.duplicateOf!]!;
+    assert.equal(original.status, 'kept', `frame ${record.frame} points at ${record.duplicateOf}, which is not kept`);
+    assert.equal(clip.drawings[record.frame], clip.drawings[record.duplicateOf!], `frame ${record.frame} is not a repeat of ${record.duplicateOf}`);
+    assert.ok(record.duplicateOf! < record.frame);
+    assert.equal(record.file, null);
+    assert.ok(existsSync(path.join(library, record.preview!)), `duplicate ${record.frame} has no preview`);
+  }
+  const keptDrawings = new Set(map.filter((r) => r.status === 'kept').map((r) => clip.drawings[r.frame]));
+  assert.equal(keptDrawings.size, clip.uniqueDrawings, 'a drawing was lost');
+  const kept = map.filter((r) => r.status === 'kept').length;
+  assert.ok(kept / clip.uniqueDrawings <= 1.05, `redundancy ${kept / clip.uniqueDrawings}`);
+
+  const sceneStarts = map.filter((r, i) => i === 0 || map[i - 1]!.scene !== r.scene).map((r) => r.frame);
+  assert.deepEqual(sceneStarts, clip.shots, 'scenes do not start at the cuts');
+  for (const record of map.filter((r) => r.file)) assert.match(record.file!, new RegExp(`scene-${String(record.scene).padStart(4, '0')}/`));
+
+  for (const kind of ['pan', 'fade']) {
+    for (const segment of inSegment(kind)) {
+      assert.ok(framesOf(segment, map).every((r) => r.status === 'kept'), `a ${kind} frame was taken for a duplicate`);
+    }
+  }
+  for (const kind of ['mouth', 'blink-small', 'shade', 'hold2', 'hold3']) {
+    for (const segment of inSegment(kind)) {
+      const records = framesOf(segment, map);
+      const drawings = new Set(records.map((r) => clip.drawings[r.frame]));
+      const keptHere = new Set(records.filter((r) => r.status === 'kept').map((r) => clip.drawings[r.frame]));
+      const firstSeenHere = [...drawings].filter((d) => clip.drawings.indexOf(d) >= segment.firstFrame);
+      assert.deepEqual([...keptHere].sort(), firstSeenHere.sort(), `${kind}: kept drawings differ from the new ones`);
+    }
+  }
+  for (const segment of inSegment('return')) {
+    for (const record of framesOf(segment, map)) {
+      assert.equal(record.status, 'duplicate', `returning frame ${record.frame} was kept again`);
+      assert.ok(record.duplicateOf! < segment.firstFrame);
+    }
+  }
+
+  const report = JSON.parse(readFileSync(path.join(job.extract!.dir, 'report.json'), 'utf8'));
+  assert.equal(report.frames, clip.frameCount);
+  assert.equal(report.scenes, clip.shots.length);
+  assert.equal(report.kept + report.duplicates, clip.frameCount);
+  assert.match(result.stdout, new RegExp(`${clip.frameCount} frames, ${report.kept} kept, ${report.duplicates} duplicates, ${clip.shots.length} scenes`));
+
+  const json = await runCli(['--library', library, 'frames', video, '--json'], { cwd: dir });
+  const lines = json.stdout.trim().split('\n').map((line) => JSON.parse(line));
+  assert.equal(lines.length, clip.frameCount);
+  assert.deepEqual(Object.keys(lines[0]), ['frame', 'status', 'duplicateOf', 'scene', 'file']);
+  assert.equal(lines[0].file, path.join(library, map[0]!.file!));
   reference = hashTree(job.extract!.dir);
 });
 
-function daemonSetup(t: Parameters<typeof tempDir>[0], disk: Record<string, unknown> = {}) {
+function daemonSetup(t: Parameters<typeof tempDir>[0]) {
   const dir = tempDir(t);
   const inbox = path.join(dir, 'inbox');
   mkdirSync(path.join(inbox, 'Reference'), { recursive: true });
@@ -46,10 +104,10 @@ function daemonSetup(t: Parameters<typeof tempDir>[0], disk: Record<string, unkn
     inbox: './inbox',
     library: './library',
     watch: { settleSeconds: 0.2 },
-    disk: { reserve: 0, recheckSeconds: 0.2, checkIntervalSeconds: 0.2, ...disk },
+    disk: { reserve: 0, recheckSeconds: 0.2, checkIntervalSeconds: 0.2 },
   };
   const configFile = writeConfig(dir, config);
-  copyFileSync(clip, path.join(inbox, 'Reference', 'Reference 01.m2ts'));
+  copyFileSync(clip.file, path.join(inbox, 'Reference', 'Reference 01.m2ts'));
   return { dir, library: path.join(dir, 'library'), configFile, config };
 }
 
@@ -61,19 +119,29 @@ const filesOnDisk = (library: string): string[] => {
     .filter((entry) => entry.isFile())
     .map((entry) => path.relative(job.extract!.dir, path.join(entry.parentPath, entry.name)));
 };
-const framesOnDisk = (library: string) => filesOnDisk(library).filter((name) => name.endsWith('.png'));
+const recordedFrames = (library: string) => {
+  const job = readJobs(library)[0];
+  return job?.extract && existsSync(path.join(job.extract.dir, 'frame-map.jsonl')) ? frameMapOf(job).length : 0;
+};
 
-test('the daemon killed with SIGKILL mid-extraction and restarted ends with every frame exactly once, byte-identical', async (t) => {
+function assertSameAsReference(dir: string) {
+  const result = hashTree(dir);
+  assert.deepEqual([...result.keys()], [...reference.keys()], 'the files differ from the uninterrupted run');
+  for (const [name, hash] of reference) assert.equal(result.get(name), hash, `${name} differs from the uninterrupted run`);
+}
+
+test('the daemon killed with SIGKILL mid-video and restarted ends byte-identical to an uninterrupted run', async (t) => {
   assert.ok(reference, 'the reference run must pass first');
   const { library, configFile } = daemonSetup(t);
   const first = startDaemon(configFile);
   t.after(() => stopDaemon(first));
-  await waitFor('extraction to be under way', () => framesOnDisk(library).length >= 40);
+  await waitFor('extraction to be under way', () => recordedFrames(library) >= 40, 120_000);
   first.child.kill('SIGKILL');
   await first.exited;
   const interrupted = readJobs(library)[0]!;
   assert.equal(interrupted.state, 'running');
-  assert.ok(interrupted.stage === 'extract');
+  assert.equal(interrupted.stage, 'extract');
+  assert.ok(recordedFrames(library) < clip.frameCount, 'extraction finished before the kill');
 
   const second = startDaemon(configFile);
   t.after(() => stopDaemon(second));
@@ -81,12 +149,9 @@ test('the daemon killed with SIGKILL mid-extraction and restarted ends with ever
   await stopDaemon(second);
   const log = readFileSync(path.join(library, 'logs', 'celforge.log'), 'utf8');
   const resumedAt = /"startFrame":(\d+)[^\n]*resuming extraction/.exec(log);
-  assert.ok(resumedAt && Number(resumedAt[1]) > 0, 'the second daemon did not resume from the frames already written');
-
-  const result = hashTree(job.extract!.dir);
-  assert.deepEqual([...result.keys()], [...reference.keys()], 'the files differ from the uninterrupted run');
-  for (const [name, hash] of reference) assert.equal(result.get(name), hash, `${name} differs from the uninterrupted run`);
-  assert.equal(job.extract!.framesDone, job.probe!.frameCount);
+  assert.ok(resumedAt && Number(resumedAt[1]) >= 40, 'the second daemon did not resume from the frames already recorded');
+  assertSameAsReference(job.extract!.dir);
+  assert.deepEqual(filesOnDisk(library).filter((name) => name.endsWith('.tmp')), []);
 });
 
 test('extraction pauses when free space falls under the reserve, keeps nothing partial, and resumes when space returns', async (t) => {
@@ -94,23 +159,23 @@ test('extraction pauses when free space falls under the reserve, keeps nothing p
   const { dir, library, configFile, config } = daemonSetup(t);
   const daemon = startDaemon(configFile);
   t.after(() => stopDaemon(daemon));
-  await waitFor('extraction to be under way', () => framesOnDisk(library).length >= 20);
+  await waitFor('extraction to be under way', () => recordedFrames(library) >= 20, 120_000);
 
   // The volume "fills": the reserve now exceeds what is free.
   writeConfig(dir, { ...config, disk: { ...config.disk, reserve: '4000 TiB' } });
   daemon.child.kill('SIGHUP');
   await waitFor('extraction to pause', () => readJobs(library).find((j) => j.state === 'paused-disk-low'));
   await new Promise((resolve) => setTimeout(resolve, 600));
-  const paused = framesOnDisk(library);
-  assert.ok(paused.length < readJobs(library)[0]!.probe!.frameCount, 'extraction finished instead of pausing');
-  assert.deepEqual(filesOnDisk(library).filter((name) => name.endsWith('.tmp')), [], 'a partial file was kept while paused');
+  const paused = filesOnDisk(library);
+  assert.ok(recordedFrames(library) < clip.frameCount, 'extraction finished instead of pausing');
+  assert.deepEqual(paused.filter((name) => name.endsWith('.tmp')), [], 'a partial file was kept while paused');
   await new Promise((resolve) => setTimeout(resolve, 600));
-  assert.equal(framesOnDisk(library).length, paused.length, 'frames were still written while paused');
+  assert.equal(filesOnDisk(library).length, paused.length, 'files were still written while paused');
   assert.equal(readJobs(library)[0]!.state, 'paused-disk-low');
 
   writeConfig(dir, config);
   daemon.child.kill('SIGHUP');
   const job = await waitFor('the job to finish', () => readJobs(library).find((j) => j.state === 'done'), 120_000);
-  assert.deepEqual([...hashTree(job.extract!.dir).entries()], [...reference.entries()]);
+  assertSameAsReference(job.extract!.dir);
   assert.match(readFileSync(path.join(library, 'logs', 'celforge.log'), 'utf8'), /paused-disk-low: .* under the 4000\.0 TiB reserve/);
 });

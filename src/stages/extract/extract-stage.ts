@@ -70,13 +70,17 @@ async function extractVideo(job: Job, ports: StagePorts, layout: VideoLayout, vi
   if (recorded.length > 0) ports.log.info({ job: job.id, startFrame: recorded.length, total }, 'resuming extraction');
 
   const { width, height } = job.probe!;
+  await mkdir(tempDir(config.library), { recursive: true });
+  const features = new FeatureFile(path.join(tempDir(config.library), `features-${job.id}.bin`));
+  // Everything that can fail before decoding is set up first: a started ffmpeg is always stopped or drained.
   const decoded = ports.media.decodeFrames({
     input: job.source, width, height, hwaccel,
     onSpawn: (pid) => saveInBackground(ports, (target) => void (target.extract!.pid = pid)),
   });
-  const features = new FeatureFile(path.join(tempDir(config.library), `features-${job.id}.bin`));
   const dedup = new Deduplicator(features, config.dedup.thresholds);
-  const output = new FrameOutput({ layout, policy: config.dedup.policy, previewWidth: config.dedup.previewWidth, totals });
+  const output = new FrameOutput({
+    layout, totals, policy: config.dedup.policy, previewWidth: config.dedup.previewWidth, pngCompression: config.extract.pngCompression,
+  });
   const stopReason = watchStop(decoded, ports);
   let frame = 0;
   let lastSave = Date.now();

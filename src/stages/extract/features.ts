@@ -22,41 +22,48 @@ export interface FrameFeatures {
   mean: number;
 }
 
-/** Features of one rgb24 frame. */
+/** Features of one rgb24 frame. Integer sums of luma x 256 fit easily in 32 bits per block. */
 export function computeFeatures(rgb: Uint8Array, width: number, height: number): FrameFeatures {
   const lumaCols = Math.ceil(width / LUMA_BLOCK);
   const lumaRows = Math.ceil(height / LUMA_BLOCK);
   const chromaCols = Math.ceil(width / CHROMA_BLOCK);
   const chromaRows = Math.ceil(height / CHROMA_BLOCK);
-  const lumaSum = new Float64Array(lumaCols * lumaRows);
-  const chromaSum = new Float64Array(chromaCols * chromaRows * 2);
+  const lumaSum = new Int32Array(lumaCols * lumaRows);
+  const chromaSum = new Int32Array(chromaCols * chromaRows * 2);
+  const lumaColumn = new Int32Array(width);
+  const chromaColumn = new Int32Array(width);
+  for (let x = 0; x < width; x += 1) {
+    lumaColumn[x] = (x / LUMA_BLOCK) | 0;
+    chromaColumn[x] = ((x / CHROMA_BLOCK) | 0) * 2;
+  }
   let total = 0;
   for (let y = 0; y < height; y += 1) {
     const lumaRow = ((y / LUMA_BLOCK) | 0) * lumaCols;
-    const chromaRow = ((y / CHROMA_BLOCK) | 0) * chromaCols;
+    const chromaRow = ((y / CHROMA_BLOCK) | 0) * chromaCols * 2;
     let offset = y * width * 3;
+    let rowTotal = 0;
     for (let x = 0; x < width; x += 1, offset += 3) {
       const r = rgb[offset]!;
-      const g = rgb[offset + 1]!;
       const b = rgb[offset + 2]!;
-      // BT.601 luma weights, in integers scaled by 256.
-      const luma = (77 * r + 150 * g + 29 * b) / 256;
-      lumaSum[lumaRow + ((x / LUMA_BLOCK) | 0)]! += luma;
-      const chromaIndex = (chromaRow + ((x / CHROMA_BLOCK) | 0)) * 2;
-      chromaSum[chromaIndex]! += b - luma;
-      chromaSum[chromaIndex + 1]! += r - luma;
-      total += luma;
+      // BT.601 luma weights scaled by 256.
+      const luma = 77 * r + 150 * rgb[offset + 1]! + 29 * b;
+      lumaSum[lumaRow + lumaColumn[x]!]! += luma;
+      const chroma = chromaRow + chromaColumn[x]!;
+      chromaSum[chroma]! += (b << 8) - luma;
+      chromaSum[chroma + 1]! += (r << 8) - luma;
+      rowTotal += luma;
     }
+    total += rowTotal;
   }
   return {
     width, height, lumaCols, lumaRows, chromaCols, chromaRows,
     luma: blockMeans(lumaSum, lumaCols, lumaRows, width, height, LUMA_BLOCK, 1),
     chroma: blockMeans(chromaSum, chromaCols, chromaRows, width, height, CHROMA_BLOCK, 2),
-    mean: total / (width * height),
+    mean: total / 256 / (width * height),
   };
 }
 
-function blockMeans(sums: Float64Array, cols: number, rows: number, width: number, height: number, block: number, perBlock: number): Float32Array {
+function blockMeans(sums: Int32Array, cols: number, rows: number, width: number, height: number, block: number, perBlock: number): Float32Array {
   const means = new Float32Array(sums.length);
   for (let row = 0; row < rows; row += 1) {
     const blockHeight = Math.min(block, height - row * block);
@@ -64,7 +71,7 @@ function blockMeans(sums: Float64Array, cols: number, rows: number, width: numbe
       const pixels = blockHeight * Math.min(block, width - col * block);
       for (let k = 0; k < perBlock; k += 1) {
         const index = (row * cols + col) * perBlock + k;
-        means[index] = sums[index]! / pixels;
+        means[index] = sums[index]! / 256 / pixels;
       }
     }
   }

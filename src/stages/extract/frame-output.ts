@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { FrameMapWriter, type FrameRecord } from '../../adapters/frame-map-file.ts';
-import { writeFramePng, writePreview, type RawImage } from '../../adapters/image-writer.ts';
+import { writeFramePng, writePreview, type PngCompression, type RawImage } from '../../adapters/image-writer.ts';
 import type { VideoLayout } from '../../daemon/library-paths.ts';
 import type { FrameDecision } from './deduplicator.ts';
 
@@ -24,6 +24,7 @@ export interface FrameOutputOptions {
   layout: VideoLayout;
   policy: 'reference' | 'move';
   previewWidth: number;
+  pngCompression: PngCompression;
   /** Frames already recorded (resuming): their totals carry over. */
   totals: OutputTotals;
 }
@@ -54,18 +55,18 @@ export class FrameOutput {
 
   /** Starts the writes for one frame; waits while too many are in flight. Throws the first write error. */
   async submit(decision: FrameDecision, image: RawImage): Promise<void> {
-    const { layout, policy, previewWidth } = this.#options;
+    const { layout, policy, previewWidth, pngCompression } = this.#options;
     const absolute = (relative: string) => path.join(layout.library, relative);
     let record: FrameRecord;
     let written: Pending['written'];
     if (decision.status === 'kept') {
       const file = layout.keptFile(decision.scene, decision.frame);
       record = { ...decision, file, preview: null };
-      written = writeFramePng(image, absolute(file)).then((bytes) => ({ kind: 'frames', bytes }));
+      written = writeFramePng(image, absolute(file), pngCompression).then((bytes) => ({ kind: 'frames', bytes }));
     } else if (policy === 'move') {
       const file = layout.duplicateFile(decision.scene, decision.frame);
       record = { ...decision, file, preview: null };
-      written = writeFramePng(image, absolute(file)).then((bytes) => ({ kind: 'duplicates', bytes }));
+      written = writeFramePng(image, absolute(file), pngCompression).then((bytes) => ({ kind: 'duplicates', bytes }));
     } else {
       const preview = layout.previewFile(decision.scene, decision.frame);
       record = { ...decision, file: null, preview };
