@@ -1,8 +1,10 @@
 /**
- * Extraction cost of the whole celforge pipeline (`celforge process`: probe,
- * tail check, disk-gate sampling, resumable extraction, ledger) against the
- * plain ffmpeg command users run by hand, on the same generated 1080p clip in
- * the same run. Reported as ratios to that baseline.
+ * celforge's worst case: a clip where every frame is new (ffmpeg's testsrc2,
+ * no grain), so nothing is a duplicate and every frame is written in full.
+ * The whole pipeline (`celforge process`: probe, tail check, disk gate,
+ * decode to raw frames, features, PNG through sharp, frame map) against the
+ * plain ffmpeg command users run by hand, on the same clip in the same run,
+ * as ratios to that baseline. bench/dedup.bench.ts measures the usual case.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
