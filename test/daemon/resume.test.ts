@@ -111,12 +111,12 @@ function daemonSetup(t: Parameters<typeof tempDir>[0]) {
   return { dir, library: path.join(dir, 'library'), configFile, config };
 }
 
-/** Files in the video's output folder (frames, previews, temporary files), by relative path. */
+/** Files in the video's output folder (frames, previews, temporary files), by relative path; not the lock, which each re-check takes. */
 const filesOnDisk = (library: string): string[] => {
   const job = readJobs(library)[0];
   if (!job?.extract || !existsSync(job.extract.dir)) return [];
   return readdirSync(job.extract.dir, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
+    .filter((entry) => entry.isFile() && entry.name !== '.lock')
     .map((entry) => path.relative(job.extract!.dir, path.join(entry.parentPath, entry.name)));
 };
 const recordedFrames = (library: string) => {
