@@ -9,7 +9,6 @@ import { resolveFfmpegBinaries } from '../adapters/ffmpeg-binaries.ts';
 import { MediaRepository } from '../adapters/media.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
-import { isFinished } from './job.ts';
 import { Ledger } from './ledger.ts';
 import { ledgerPath, lockPath } from './library-paths.ts';
 
@@ -69,10 +68,6 @@ export class Runtime {
 
   get signal(): AbortSignal {
     return this.#abort.signal;
-  }
-
-  unfinishedJobs() {
-    return this.ledger.jobs().filter((job) => !isFinished(job));
   }
 
   /** Applies a reloaded configuration; waiting jobs re-check at once (a lowered reserve takes effect). */
