@@ -1,0 +1,259 @@
+/**
+ * The tag catalog: one SQLite file in the library (better-sqlite3, WAL).
+ * Every image is keyed by the SHA-256 of its bytes, as in Hydrus. A tag is
+ * recorded per source (a tagger, the face gate, an import, a person); what an
+ * image "has" is derived: a person's word decides (added stays, removed stays
+ * removed, remembered as deleted), otherwise any automatic source. That
+ * derived set is kept in its own table, updated with every write, so that a
+ * search reads only index rows.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { parseQuery, type QueryTerm } from '../catalog/query.ts';
+import { formatTag, parseTag, type Tag, type TagSource } from '../catalog/tags.ts';
+import { CelforgeError, errorMessage } from '../errors.ts';
+
+const CURRENT = 0;
+/** Hydrus's number for a deleted tag. */
+const DELETED = 2;
+const SCHEMA_VERSION = 1;
+
+export interface CatalogImage {
+  id: number;
+  hash: string;
+  /** Relative to the library when inside it, else absolute. */
+  path: string;
+  size: number;
+  width: number;
+  height: number;
+  series: string | null;
+  episode: string | null;
+  scene: number | null;
+  frame: number | null;
+  source: string | null;
+  rejectedAt: string | null;
+}
+
+export type NewImage = Omit<CatalogImage, 'id' | 'rejectedAt'>;
+
+export class Catalog {
+  readonly file: string;
+  readonly #db: Database.Database;
+  readonly #tagIds = new Map<string, number>();
+
+  private constructor(file: string, db: Database.Database) {
+    this.file = file;
+    this.#db = db;
+  }
+
+  static open(file: string): Catalog {
+    mkdirSync(path.dirname(file), { recursive: true });
+    let db: Database.Database;
+    try {
+      db = new Database(file);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('busy_timeout = 10000');
+      db.pragma('foreign_keys = ON');
+      migrate(db);
+    } catch (error) {
+      throw new CelforgeError('LEDGER_CORRUPT', `${file}: the catalog cannot be opened (${errorMessage(error)}). It was left as it is; restore it from a backup or move it away to start a new one.`, { file, cause: error });
+    }
+    return new Catalog(file, db);
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  /** Adds an image (or finds it by hash) and merges these tags into it. */
+  addImage(image: NewImage, tags: readonly string[], source: TagSource): { id: number; isNew: boolean } {
+    return this.#db.transaction(() => {
+      const existing = this.#db.prepare('SELECT id FROM images WHERE hash = ?').get(image.hash) as { id: number } | undefined;
+      let id = existing?.id;
+      if (id === undefined) {
+        id = Number(this.#db.prepare(`INSERT INTO images (hash, path, size, width, height, series, episode, scene, frame, source, added_at)
+          VALUES (@hash, @path, @size, @width, @height, @series, @episode, @scene, @frame, @source, @now)`).run({ ...image, now: now() }).lastInsertRowid);
+      }
+      for (const tag of tags) this.#addTag(id, tag, source);
+      return { id, isNew: existing === undefined };
+    })();
+  }
+
+  /** Replaces what one automatic source says about an image (re-tagging); a person's edits stay as they are. */
+  setSourceTags(hash: string, source: Exclude<TagSource, 'person'>, tags: readonly string[]): void {
+    this.#db.transaction(() => {
+      const id = this.#idOf(hash);
+      const wanted = new Set(tags.map((text) => this.#tagId(text)).filter((tagId): tagId is number => tagId !== null));
+      const before = this.#db.prepare('SELECT tag_id FROM image_tags WHERE image_id = ? AND source = ?').all(id, source) as { tag_id: number }[];
+      for (const { tag_id } of before) {
+        if (wanted.has(tag_id)) continue;
+        this.#db.prepare('DELETE FROM image_tags WHERE image_id = ? AND tag_id = ? AND source = ?').run(id, tag_id, source);
+        this.#refresh(id, tag_id);
+      }
+      for (const tagId of wanted) this.#upsert(id, tagId, source, CURRENT);
+    })();
+  }
+
+  /** A person adds and removes tags on every image the query finds. Returns how many images. */
+  personEdit(query: string, add: readonly string[], remove: readonly string[]): number {
+    return this.#db.transaction(() => {
+      this.#select(query);
+      const stamp = now();
+      for (const [tags, state] of [[add, CURRENT], [remove, DELETED]] as const) {
+        for (const text of tags) {
+          const tagId = this.#tagId(text);
+          if (tagId === null) continue;
+          // "WHERE true": SQLite cannot otherwise tell an upsert's ON CONFLICT from a join's ON.
+          this.#db.prepare(`INSERT INTO image_tags (image_id, tag_id, source, state, updated_at)
+            SELECT id, ?, 'person', ?, ? FROM temp.selection WHERE true
+            ON CONFLICT (image_id, tag_id, source) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`).run(tagId, state, stamp);
+          if (state === CURRENT) {
+            this.#db.prepare('INSERT OR IGNORE INTO effective (tag_id, image_id) SELECT ?, id FROM temp.selection').run(tagId);
+          } else {
+            this.#db.prepare('DELETE FROM effective WHERE tag_id = ? AND image_id IN (SELECT id FROM temp.selection)').run(tagId);
+          }
+        }
+      }
+      return (this.#db.prepare('SELECT count(*) AS n FROM temp.selection').get() as { n: number }).n;
+    })();
+  }
+
+  search(query: string, options: { limit?: number; offset?: number } = {}): CatalogImage[] {
+    const { sql, params } = compile(parseQuery(query));
+    const rows = this.#db.prepare(`SELECT * FROM images WHERE id IN (${sql}) AND rejected_at IS NULL ORDER BY id LIMIT ? OFFSET ?`)
+      .all(...params, options.limit ?? -1, options.offset ?? 0) as ImageRow[];
+    return rows.map(toImage);
+  }
+
+  count(query: string): number {
+    const { sql, params } = compile(parseQuery(query));
+    return (this.#db.prepare(`SELECT count(*) AS n FROM images WHERE id IN (${sql}) AND rejected_at IS NULL`).get(...params) as { n: number }).n;
+  }
+
+  get(hash: string): CatalogImage | undefined {
+    const row = this.#db.prepare('SELECT * FROM images WHERE hash = ?').get(hash) as ImageRow | undefined;
+    return row && toImage(row);
+  }
+
+  /** The tags an image has (a person's removals applied), sorted. */
+  tagsOf(hash: string): string[] {
+    return (this.#db.prepare(`SELECT t.namespace, t.name FROM effective e JOIN tags t ON t.id = e.tag_id
+      WHERE e.image_id = ? ORDER BY t.namespace, t.name`).all(this.#idOf(hash)) as Tag[]).map(formatTag);
+  }
+
+  /** Tags a person removed from an image; automatic sources cannot bring them back. */
+  deletedTagsOf(hash: string): string[] {
+    return (this.#db.prepare(`SELECT t.namespace, t.name FROM image_tags it JOIN tags t ON t.id = it.tag_id
+      WHERE it.image_id = ? AND it.source = 'person' AND it.state = ? ORDER BY t.namespace, t.name`).all(this.#idOf(hash), DELETED) as Tag[]).map(formatTag);
+  }
+
+  /** Marks an image rejected, at its new place in the trash. */
+  markRejected(hash: string, trashPath: string): void {
+    this.#db.prepare('UPDATE images SET rejected_at = ?, path = ? WHERE hash = ?').run(now(), trashPath, hash);
+  }
+
+  #addTag(imageId: number, text: string, source: TagSource): void {
+    const tagId = this.#tagId(text);
+    if (tagId !== null) this.#upsert(imageId, tagId, source, CURRENT);
+  }
+
+  #upsert(imageId: number, tagId: number, source: TagSource, state: number): void {
+    this.#db.prepare(`INSERT INTO image_tags (image_id, tag_id, source, state, updated_at) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (image_id, tag_id, source) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`).run(imageId, tagId, source, state, now());
+    this.#refresh(imageId, tagId);
+  }
+
+  /** Re-derives whether the image has the tag: a person's row decides, else any current automatic row. */
+  #refresh(imageId: number, tagId: number): void {
+    const person = this.#db.prepare("SELECT state FROM image_tags WHERE image_id = ? AND tag_id = ? AND source = 'person'").get(imageId, tagId) as { state: number } | undefined;
+    const has = person
+      ? person.state === CURRENT
+      : this.#db.prepare("SELECT 1 FROM image_tags WHERE image_id = ? AND tag_id = ? AND source <> 'person' AND state = ? LIMIT 1").get(imageId, tagId, CURRENT) !== undefined;
+    if (has) this.#db.prepare('INSERT OR IGNORE INTO effective (tag_id, image_id) VALUES (?, ?)').run(tagId, imageId);
+    else this.#db.prepare('DELETE FROM effective WHERE tag_id = ? AND image_id = ?').run(tagId, imageId);
+  }
+
+  #tagId(text: string): number | null {
+    const tag = parseTag(text);
+    if (!tag) return null;
+    const key = formatTag(tag);
+    const cached = this.#tagIds.get(key);
+    if (cached !== undefined) return cached;
+    this.#db.prepare('INSERT OR IGNORE INTO tags (namespace, name) VALUES (?, ?)').run(tag.namespace, tag.name);
+    const { id } = this.#db.prepare('SELECT id FROM tags WHERE namespace = ? AND name = ?').get(tag.namespace, tag.name) as { id: number };
+    this.#tagIds.set(key, id);
+    return id;
+  }
+
+  #idOf(hash: string): number {
+    const row = this.#db.prepare('SELECT id FROM images WHERE hash = ?').get(hash) as { id: number } | undefined;
+    if (!row) throw new CelforgeError('FILE_NOT_FOUND', `${this.file}: no image with hash ${hash}`);
+    return row.id;
+  }
+
+  /** Fills temp.selection with the ids a query finds. */
+  #select(query: string): void {
+    const { sql, params } = compile(parseQuery(query));
+    this.#db.exec('CREATE TEMP TABLE IF NOT EXISTS selection (id INTEGER PRIMARY KEY); DELETE FROM temp.selection;');
+    this.#db.prepare(`INSERT INTO temp.selection SELECT id FROM images WHERE id IN (${sql}) AND rejected_at IS NULL`).run(...params);
+  }
+}
+
+interface ImageRow {
+  id: number; hash: string; path: string; size: number; width: number; height: number;
+  series: string | null; episode: string | null; scene: number | null; frame: number | null; source: string | null; rejected_at: string | null;
+}
+
+function toImage(row: ImageRow): CatalogImage {
+  const { rejected_at, ...rest } = row;
+  return { ...rest, rejectedAt: rejected_at };
+}
+
+/** A compound SELECT of image ids: positive terms intersected, negative ones taken away. */
+function compile(terms: QueryTerm[]): { sql: string; params: unknown[] } {
+  const part = (term: QueryTerm) => term.kind === 'tag'
+    ? { sql: 'SELECT image_id FROM effective WHERE tag_id = (SELECT id FROM tags WHERE namespace = ? AND name = ?)', params: [term.tag.namespace, term.tag.name] }
+    : { sql: 'SELECT image_id FROM effective WHERE tag_id IN (SELECT id FROM tags WHERE namespace = ?)', params: [term.namespace] };
+  const positive = terms.filter((term) => !term.negated).map(part);
+  const negative = terms.filter((term) => term.negated).map(part);
+  const base = positive.length ? positive : [{ sql: 'SELECT id FROM images', params: [] as unknown[] }];
+  const sql = [base.map((p) => p.sql).join(' INTERSECT '), ...negative.map((p) => `EXCEPT ${p.sql}`)].join(' ');
+  return { sql, params: [...base.flatMap((p) => p.params), ...negative.flatMap((p) => p.params)] };
+}
+
+function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > SCHEMA_VERSION) throw new Error(`its schema version ${version} is newer than this celforge (${SCHEMA_VERSION})`);
+  if (version === SCHEMA_VERSION) return;
+  db.exec(`
+    CREATE TABLE images (
+      id INTEGER PRIMARY KEY,
+      hash TEXT NOT NULL UNIQUE,
+      path TEXT NOT NULL,
+      size INTEGER NOT NULL,
+      width INTEGER NOT NULL,
+      height INTEGER NOT NULL,
+      series TEXT, episode TEXT, scene INTEGER, frame INTEGER, source TEXT,
+      rejected_at TEXT,
+      added_at TEXT NOT NULL
+    );
+    CREATE TABLE tags (id INTEGER PRIMARY KEY, namespace TEXT NOT NULL, name TEXT NOT NULL, UNIQUE (namespace, name));
+    CREATE TABLE image_tags (
+      image_id INTEGER NOT NULL REFERENCES images (id),
+      tag_id INTEGER NOT NULL REFERENCES tags (id),
+      source TEXT NOT NULL,
+      state INTEGER NOT NULL,
+      updated_at TEXT NOT NULL,
+      PRIMARY KEY (image_id, tag_id, source)
+    ) WITHOUT ROWID;
+    CREATE TABLE effective (tag_id INTEGER NOT NULL, image_id INTEGER NOT NULL, PRIMARY KEY (tag_id, image_id)) WITHOUT ROWID;
+    CREATE INDEX effective_by_image ON effective (image_id, tag_id);
+    PRAGMA user_version = ${SCHEMA_VERSION};
+  `);
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
