@@ -4,7 +4,11 @@ import { CelforgeError } from '../errors.ts';
 import type { GlobalOptions } from './context.ts';
 import { framesCommand } from './frames.ts';
 import { processCommand } from './process.ts';
+import { importCommand } from './import.ts';
+import { rejectCommand } from './reject.ts';
 import { restoreCommand } from './restore.ts';
+import { searchCommand } from './search.ts';
+import { tagCommand } from './tag.ts';
 import { startCommand } from './start.ts';
 import { statusCommand } from './status.ts';
 
@@ -49,6 +53,39 @@ program
   .argument('<video>', 'the video file, or its job id')
   .argument('<frame...>', 'frame numbers')
   .action(async (video: string, frames: string[], _options, command: Command) => restoreCommand(video, frames, globals(command)));
+
+program
+  .command('search')
+  .allowUnknownOption() // a query may start with a negated tag: "-solo 1girl"
+  .description('images in the catalog that match a query, e.g. "1girl -solo series:ubw episode:3"')
+  .argument('<query>', 'tags, -negated tags, namespace:value, namespace:*')
+  .option('--json', 'one JSON object per image, with its tags')
+  .option('--limit <n>', 'at most this many')
+  .action(async (query: string, _options, command: Command) => searchCommand(query, globals(command) as GlobalOptions & { json?: boolean; limit?: string }));
+
+program
+  .command('tag')
+  .allowUnknownOption() // a query may start with a negated tag: "-solo 1girl"
+  .description("add and remove tags on every image a query finds (a person's edit: re-tagging never undoes it)")
+  .argument('<query>', 'which images')
+  .option('--add <tags>', 'comma-separated tags to add')
+  .option('--remove <tags>', 'comma-separated tags to remove')
+  .action(async (query: string, _options, command: Command) => tagCommand(query, globals(command) as GlobalOptions & { add?: string; remove?: string }));
+
+program
+  .command('import')
+  .description('import images with Kohya (frame.txt) or Hydrus (frame.png.txt) sidecars; known images only have tags merged')
+  .argument('<folder>', 'folder to import, recursively')
+  .action(async (folder: string, _options, command: Command) => {
+    process.exitCode = await importCommand(folder, globals(command));
+  });
+
+program
+  .command('reject')
+  .allowUnknownOption() // a query may start with a negated tag: "-solo 1girl"
+  .description("take images out of the dataset: their files move to the library's trash/, nothing is deleted")
+  .argument('<query>', 'which images')
+  .action(async (query: string, _options, command: Command) => rejectCommand(query, globals(command)));
 
 try {
   await program.parseAsync(process.argv);

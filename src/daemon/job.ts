@@ -3,7 +3,7 @@
  * `stage` is the stage the job is in (or ended in); `state` says what it is
  * doing there.
  */
-export const STAGES = ['probe', 'diskgate', 'extract'] as const;
+export const STAGES = ['probe', 'diskgate', 'extract', 'catalog'] as const;
 export type StageName = (typeof STAGES)[number];
 
 export type JobState =
@@ -75,6 +75,8 @@ export interface Job {
   probe?: VideoInfo;
   disk?: DiskCheck;
   extract?: ExtractState;
+  /** Kept frames entered in the catalog so far, in frame order. */
+  catalog?: { imagesDone: number };
   timings: Partial<Record<StageName, StageTiming>>;
   error?: JobError;
   createdAt: string;

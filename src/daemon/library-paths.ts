@@ -14,6 +14,15 @@ export function lockPath(library: string): string {
   return path.join(stateDir(library), 'daemon.lock');
 }
 
+/** In the library's root, where a person can find and back it up. */
+export function catalogPath(library: string): string {
+  return path.join(library, 'catalog.sqlite');
+}
+
+export function trashDir(library: string): string {
+  return path.join(library, 'trash');
+}
+
 export function tempDir(library: string): string {
   return path.join(stateDir(library), 'tmp');
 }

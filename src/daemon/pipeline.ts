@@ -6,6 +6,7 @@
  */
 import { CelforgeError, errorMessage } from '../errors.ts';
 import { diskGateStage } from '../stages/diskgate.ts';
+import { catalogStage } from '../stages/catalog/catalog-stage.ts';
 import { extractStage } from '../stages/extract/extract-stage.ts';
 import { probeStage } from '../stages/probe.ts';
 import type { Stage, StagePorts } from '../stages/stage.ts';
@@ -16,6 +17,7 @@ const STAGE_HANDLERS: Record<StageName, Stage> = {
   probe: probeStage,
   diskgate: diskGateStage,
   extract: extractStage,
+  catalog: catalogStage,
 };
 
 export type PipelineOutcome =

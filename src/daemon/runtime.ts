@@ -4,13 +4,14 @@
  * reload. Jobs a killed process left `running` are queued again to resume.
  */
 import { realDiskSpace, type DiskSpace } from '../adapters/disk.ts';
+import { Catalog } from '../adapters/catalog-store.ts';
 import { acquireLock, type Lock } from '../adapters/lock-file.ts';
 import { resolveFfmpegBinaries } from '../adapters/ffmpeg-binaries.ts';
 import { MediaRepository } from '../adapters/media.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { Ledger } from './ledger.ts';
-import { ledgerPath, lockPath } from './library-paths.ts';
+import { catalogPath, ledgerPath, lockPath } from './library-paths.ts';
 
 import { Scheduler } from './scheduler.ts';
 
@@ -25,15 +26,17 @@ export class Runtime {
   config: Config;
   readonly log: Logger;
   readonly ledger: Ledger;
+  readonly catalog: Catalog;
   readonly scheduler: Scheduler;
   readonly media: MediaRepository;
   readonly #abort: AbortController;
   readonly #lock: Lock;
 
-  private constructor(config: Config, log: Logger, ledger: Ledger, lock: Lock, disk: DiskSpace) {
+  private constructor(config: Config, log: Logger, ledger: Ledger, catalog: Catalog, lock: Lock, disk: DiskSpace) {
     this.config = config;
     this.log = log;
     this.ledger = ledger;
+    this.catalog = catalog;
     this.#lock = lock;
     this.#abort = new AbortController();
     this.media = new MediaRepository(resolveFfmpegBinaries(config.ffmpeg));
@@ -41,6 +44,7 @@ export class Runtime {
       config: () => this.config,
       media: this.media,
       disk,
+      catalog,
       log,
       signal: this.#abort.signal,
     });
@@ -56,7 +60,7 @@ export class Runtime {
           log.info({ job: job.id, stage: job.stage }, `${job.source}: resuming after an interruption`);
         }
       }
-      const runtime = new Runtime(config, log, ledger, lock, disk);
+      const runtime = new Runtime(config, log, ledger, Catalog.open(catalogPath(config.library)), lock, disk);
       const { ffmpeg, ffprobe, source } = runtime.media.binaries;
       log.debug({ ffmpeg, ffprobe, source }, 'ffmpeg binaries');
       return runtime;
@@ -82,6 +86,7 @@ export class Runtime {
   }
 
   async release(): Promise<void> {
+    this.catalog.close();
     await this.#lock.release();
   }
 }

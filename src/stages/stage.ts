@@ -3,6 +3,7 @@
  * A stage never imports another stage; the pipeline applies its result to
  * the ledger.
  */
+import type { Catalog } from '../adapters/catalog-store.ts';
 import type { DiskSpace } from '../adapters/disk.ts';
 import type { MediaRepository } from '../adapters/media.ts';
 import type { Config } from '../config/schema.ts';
@@ -14,6 +15,7 @@ export interface StagePorts {
   config: () => Config;
   media: MediaRepository;
   disk: DiskSpace;
+  catalog: Catalog;
   log: Logger;
   /** Aborted when the daemon shuts down: stop at once, leaving a resumable state. */
   signal: AbortSignal;

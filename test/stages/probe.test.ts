@@ -3,6 +3,7 @@ import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
+import { Catalog } from '../../src/adapters/catalog-store.ts';
 import { realDiskSpace } from '../../src/adapters/disk.ts';
 import { MediaRepository } from '../../src/adapters/media.ts';
 import { validateConfig } from '../../src/config/load.ts';
@@ -17,7 +18,8 @@ const media = new MediaRepository(binaries);
 
 function ports(library: string): StagePorts {
   const config = validateConfig({ library }, 'test', library);
-  return { config: () => config, media, disk: realDiskSpace, log: pino({ level: 'silent' }), signal: new AbortController().signal, save: async () => {} };
+  const catalog = Catalog.open(path.join(library, 'catalog.sqlite'));
+  return { config: () => config, media, disk: realDiskSpace, catalog, log: pino({ level: 'silent' }), signal: new AbortController().signal, save: async () => {} };
 }
 
 function jobFor(file: string): Job {
