@@ -41,6 +41,7 @@ export class Catalog {
   readonly file: string;
   readonly #db: Database.Database;
   readonly #tagIds = new Map<string, number>();
+  readonly #statements = new Map<string, Database.Statement>();
 
   private constructor(file: string, db: Database.Database) {
     this.file = file;
@@ -67,13 +68,18 @@ export class Catalog {
     this.#db.close();
   }
 
+  /** Runs `work` in one transaction: many additions commit (and sync) once. */
+  batch<T>(work: () => T): T {
+    return this.#db.transaction(work)();
+  }
+
   /** Adds an image (or finds it by hash) and merges these tags into it. */
   addImage(image: NewImage, tags: readonly string[], source: TagSource): { id: number; isNew: boolean } {
     return this.#db.transaction(() => {
-      const existing = this.#db.prepare('SELECT id FROM images WHERE hash = ?').get(image.hash) as { id: number } | undefined;
+      const existing = this.#sql('SELECT id FROM images WHERE hash = ?').get(image.hash) as { id: number } | undefined;
       let id = existing?.id;
       if (id === undefined) {
-        id = Number(this.#db.prepare(`INSERT INTO images (hash, path, size, width, height, series, episode, scene, frame, source, added_at)
+        id = Number(this.#sql(`INSERT INTO images (hash, path, size, width, height, series, episode, scene, frame, source, added_at)
           VALUES (@hash, @path, @size, @width, @height, @series, @episode, @scene, @frame, @source, @now)`).run({ ...image, now: now() }).lastInsertRowid);
       }
       for (const tag of tags) this.#addTag(id, tag, source);
@@ -86,10 +92,10 @@ export class Catalog {
     this.#db.transaction(() => {
       const id = this.#idOf(hash);
       const wanted = new Set(tags.map((text) => this.#tagId(text)).filter((tagId): tagId is number => tagId !== null));
-      const before = this.#db.prepare('SELECT tag_id FROM image_tags WHERE image_id = ? AND source = ?').all(id, source) as { tag_id: number }[];
+      const before = this.#sql('SELECT tag_id FROM image_tags WHERE image_id = ? AND source = ?').all(id, source) as { tag_id: number }[];
       for (const { tag_id } of before) {
         if (wanted.has(tag_id)) continue;
-        this.#db.prepare('DELETE FROM image_tags WHERE image_id = ? AND tag_id = ? AND source = ?').run(id, tag_id, source);
+        this.#sql('DELETE FROM image_tags WHERE image_id = ? AND tag_id = ? AND source = ?').run(id, tag_id, source);
         this.#refresh(id, tag_id);
       }
       for (const tagId of wanted) this.#upsert(id, tagId, source, CURRENT);
@@ -106,52 +112,52 @@ export class Catalog {
           const tagId = this.#tagId(text);
           if (tagId === null) continue;
           // "WHERE true": SQLite cannot otherwise tell an upsert's ON CONFLICT from a join's ON.
-          this.#db.prepare(`INSERT INTO image_tags (image_id, tag_id, source, state, updated_at)
+          this.#sql(`INSERT INTO image_tags (image_id, tag_id, source, state, updated_at)
             SELECT id, ?, 'person', ?, ? FROM temp.selection WHERE true
             ON CONFLICT (image_id, tag_id, source) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`).run(tagId, state, stamp);
           if (state === CURRENT) {
-            this.#db.prepare('INSERT OR IGNORE INTO effective (tag_id, image_id) SELECT ?, id FROM temp.selection').run(tagId);
+            this.#sql('INSERT OR IGNORE INTO effective (tag_id, image_id) SELECT ?, id FROM temp.selection').run(tagId);
           } else {
-            this.#db.prepare('DELETE FROM effective WHERE tag_id = ? AND image_id IN (SELECT id FROM temp.selection)').run(tagId);
+            this.#sql('DELETE FROM effective WHERE tag_id = ? AND image_id IN (SELECT id FROM temp.selection)').run(tagId);
           }
         }
       }
-      return (this.#db.prepare('SELECT count(*) AS n FROM temp.selection').get() as { n: number }).n;
+      return (this.#sql('SELECT count(*) AS n FROM temp.selection').get() as { n: number }).n;
     })();
   }
 
   search(query: string, options: { limit?: number; offset?: number } = {}): CatalogImage[] {
     const { sql, params } = compile(parseQuery(query));
-    const rows = this.#db.prepare(`SELECT * FROM images WHERE id IN (${sql}) AND rejected_at IS NULL ORDER BY id LIMIT ? OFFSET ?`)
+    const rows = this.#sql(`SELECT * FROM images WHERE id IN (${sql}) AND rejected_at IS NULL ORDER BY id LIMIT ? OFFSET ?`)
       .all(...params, options.limit ?? -1, options.offset ?? 0) as ImageRow[];
     return rows.map(toImage);
   }
 
   count(query: string): number {
     const { sql, params } = compile(parseQuery(query));
-    return (this.#db.prepare(`SELECT count(*) AS n FROM images WHERE id IN (${sql}) AND rejected_at IS NULL`).get(...params) as { n: number }).n;
+    return (this.#sql(`SELECT count(*) AS n FROM images WHERE id IN (${sql}) AND rejected_at IS NULL`).get(...params) as { n: number }).n;
   }
 
   get(hash: string): CatalogImage | undefined {
-    const row = this.#db.prepare('SELECT * FROM images WHERE hash = ?').get(hash) as ImageRow | undefined;
+    const row = this.#sql('SELECT * FROM images WHERE hash = ?').get(hash) as ImageRow | undefined;
     return row && toImage(row);
   }
 
   /** The tags an image has (a person's removals applied), sorted. */
   tagsOf(hash: string): string[] {
-    return (this.#db.prepare(`SELECT t.namespace, t.name FROM effective e JOIN tags t ON t.id = e.tag_id
+    return (this.#sql(`SELECT t.namespace, t.name FROM effective e JOIN tags t ON t.id = e.tag_id
       WHERE e.image_id = ? ORDER BY t.namespace, t.name`).all(this.#idOf(hash)) as Tag[]).map(formatTag);
   }
 
   /** Tags a person removed from an image; automatic sources cannot bring them back. */
   deletedTagsOf(hash: string): string[] {
-    return (this.#db.prepare(`SELECT t.namespace, t.name FROM image_tags it JOIN tags t ON t.id = it.tag_id
+    return (this.#sql(`SELECT t.namespace, t.name FROM image_tags it JOIN tags t ON t.id = it.tag_id
       WHERE it.image_id = ? AND it.source = 'person' AND it.state = ? ORDER BY t.namespace, t.name`).all(this.#idOf(hash), DELETED) as Tag[]).map(formatTag);
   }
 
   /** Marks an image rejected, at its new place in the trash. */
   markRejected(hash: string, trashPath: string): void {
-    this.#db.prepare('UPDATE images SET rejected_at = ?, path = ? WHERE hash = ?').run(now(), trashPath, hash);
+    this.#sql('UPDATE images SET rejected_at = ?, path = ? WHERE hash = ?').run(now(), trashPath, hash);
   }
 
   #addTag(imageId: number, text: string, source: TagSource): void {
@@ -160,19 +166,29 @@ export class Catalog {
   }
 
   #upsert(imageId: number, tagId: number, source: TagSource, state: number): void {
-    this.#db.prepare(`INSERT INTO image_tags (image_id, tag_id, source, state, updated_at) VALUES (?, ?, ?, ?, ?)
+    this.#sql(`INSERT INTO image_tags (image_id, tag_id, source, state, updated_at) VALUES (?, ?, ?, ?, ?)
       ON CONFLICT (image_id, tag_id, source) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`).run(imageId, tagId, source, state, now());
     this.#refresh(imageId, tagId);
   }
 
   /** Re-derives whether the image has the tag: a person's row decides, else any current automatic row. */
   #refresh(imageId: number, tagId: number): void {
-    const person = this.#db.prepare("SELECT state FROM image_tags WHERE image_id = ? AND tag_id = ? AND source = 'person'").get(imageId, tagId) as { state: number } | undefined;
+    const person = this.#sql("SELECT state FROM image_tags WHERE image_id = ? AND tag_id = ? AND source = 'person'").get(imageId, tagId) as { state: number } | undefined;
     const has = person
       ? person.state === CURRENT
-      : this.#db.prepare("SELECT 1 FROM image_tags WHERE image_id = ? AND tag_id = ? AND source <> 'person' AND state = ? LIMIT 1").get(imageId, tagId, CURRENT) !== undefined;
-    if (has) this.#db.prepare('INSERT OR IGNORE INTO effective (tag_id, image_id) VALUES (?, ?)').run(tagId, imageId);
-    else this.#db.prepare('DELETE FROM effective WHERE tag_id = ? AND image_id = ?').run(tagId, imageId);
+      : this.#sql("SELECT 1 FROM image_tags WHERE image_id = ? AND tag_id = ? AND source <> 'person' AND state = ? LIMIT 1").get(imageId, tagId, CURRENT) !== undefined;
+    if (has) this.#sql('INSERT OR IGNORE INTO effective (tag_id, image_id) VALUES (?, ?)').run(tagId, imageId);
+    else this.#sql('DELETE FROM effective WHERE tag_id = ? AND image_id = ?').run(tagId, imageId);
+  }
+
+  /** Prepared statements, made once: preparing costs more than running a small one. */
+  #sql(text: string): Database.Statement {
+    let statement = this.#statements.get(text);
+    if (!statement) {
+      statement = this.#db.prepare(text);
+      this.#statements.set(text, statement);
+    }
+    return statement;
   }
 
   #tagId(text: string): number | null {
@@ -181,14 +197,14 @@ export class Catalog {
     const key = formatTag(tag);
     const cached = this.#tagIds.get(key);
     if (cached !== undefined) return cached;
-    this.#db.prepare('INSERT OR IGNORE INTO tags (namespace, name) VALUES (?, ?)').run(tag.namespace, tag.name);
-    const { id } = this.#db.prepare('SELECT id FROM tags WHERE namespace = ? AND name = ?').get(tag.namespace, tag.name) as { id: number };
+    this.#sql('INSERT OR IGNORE INTO tags (namespace, name) VALUES (?, ?)').run(tag.namespace, tag.name);
+    const { id } = this.#sql('SELECT id FROM tags WHERE namespace = ? AND name = ?').get(tag.namespace, tag.name) as { id: number };
     this.#tagIds.set(key, id);
     return id;
   }
 
   #idOf(hash: string): number {
-    const row = this.#db.prepare('SELECT id FROM images WHERE hash = ?').get(hash) as { id: number } | undefined;
+    const row = this.#sql('SELECT id FROM images WHERE hash = ?').get(hash) as { id: number } | undefined;
     if (!row) throw new CelforgeError('FILE_NOT_FOUND', `${this.file}: no image with hash ${hash}`);
     return row.id;
   }
@@ -197,7 +213,7 @@ export class Catalog {
   #select(query: string): void {
     const { sql, params } = compile(parseQuery(query));
     this.#db.exec('CREATE TEMP TABLE IF NOT EXISTS selection (id INTEGER PRIMARY KEY); DELETE FROM temp.selection;');
-    this.#db.prepare(`INSERT INTO temp.selection SELECT id FROM images WHERE id IN (${sql}) AND rejected_at IS NULL`).run(...params);
+    this.#sql(`INSERT INTO temp.selection SELECT id FROM images WHERE id IN (${sql}) AND rejected_at IS NULL`).run(...params);
   }
 }
 
