@@ -126,6 +126,21 @@ export class Catalog {
     })();
   }
 
+  /** A person's edit of one image (a correction pulled from Hydrus, a tag changed on the review page). */
+  personEditImage(hash: string, add: readonly string[], remove: readonly string[]): void {
+    this.#db.transaction(() => {
+      const id = this.#idOf(hash);
+      for (const text of add) {
+        const tagId = this.#tagId(text);
+        if (tagId !== null) this.#upsert(id, tagId, 'person', CURRENT);
+      }
+      for (const text of remove) {
+        const tagId = this.#tagId(text);
+        if (tagId !== null) this.#upsert(id, tagId, 'person', DELETED);
+      }
+    })();
+  }
+
   search(query: string, options: { limit?: number; offset?: number } = {}): CatalogImage[] {
     const { sql, params } = compile(parseQuery(query));
     const rows = this.#sql(`SELECT * FROM images WHERE id IN (${sql}) AND rejected_at IS NULL ORDER BY id LIMIT ? OFFSET ?`)

@@ -4,6 +4,7 @@ import { CelforgeError } from '../errors.ts';
 import type { GlobalOptions } from './context.ts';
 import { framesCommand } from './frames.ts';
 import { processCommand } from './process.ts';
+import { hydrusCommand } from './hydrus.ts';
 import { importCommand } from './import.ts';
 import { rejectCommand } from './reject.ts';
 import { restoreCommand } from './restore.ts';
@@ -86,6 +87,14 @@ program
   .description("take images out of the dataset: their files move to the library's trash/, nothing is deleted")
   .argument('<query>', 'which images')
   .action(async (query: string, _options, command: Command) => rejectCommand(query, globals(command)));
+
+program
+  .command('hydrus')
+  .description("push images and tags to Hydrus, or pull a person's corrections back from it")
+  .allowUnknownOption()
+  .argument('<direction>', 'push or pull')
+  .argument('<query>', 'which images')
+  .action(async (direction: string, query: string, _options, command: Command) => hydrusCommand(direction, query, globals(command)));
 
 try {
   await program.parseAsync(process.argv);

@@ -89,6 +89,12 @@ export const configSchema = z.strictObject({
     ffmpegPath: z.string().min(1).optional(),
     ffprobePath: z.string().min(1).optional(),
   }).prefault({}),
+  hydrus: z.strictObject({
+    url: z.string().url('expected the Client API address, such as "http://127.0.0.1:45869"'),
+    accessKey: z.string().regex(/^[0-9a-f]{64}$/i, 'expected the 64-hex-digit access key from Hydrus (services > review services > client api)'),
+    tagService: z.string().min(1).default('my tags'),
+    pullBeforeExport: z.boolean().default(true),
+  }).optional(),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
   }).prefault({}),
