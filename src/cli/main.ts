@@ -4,6 +4,7 @@ import { CelforgeError } from '../errors.ts';
 import type { GlobalOptions } from './context.ts';
 import { framesCommand } from './frames.ts';
 import { processCommand } from './process.ts';
+import { exportCommand, type ExportCommandOptions } from './export.ts';
 import { hydrusCommand } from './hydrus.ts';
 import { importCommand } from './import.ts';
 import { rejectCommand } from './reject.ts';
@@ -87,6 +88,15 @@ program
   .description("take images out of the dataset: their files move to the library's trash/, nothing is deleted")
   .argument('<query>', 'which images')
   .action(async (query: string, _options, command: Command) => rejectCommand(query, globals(command)));
+
+program
+  .command('export')
+  .description('the images a query finds as a Kohya sd-scripts dataset (captions, dataset_config.toml, bucket report)')
+  .allowUnknownOption()
+  .argument('<query>', 'which images')
+  .requiredOption('--out <dir>', 'dataset folder')
+  .option('--skip-hydrus', 'export without pulling corrections from Hydrus first')
+  .action(async (query: string, _options, command: Command) => exportCommand(query, globals(command) as ExportCommandOptions));
 
 program
   .command('hydrus')

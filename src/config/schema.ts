@@ -89,6 +89,23 @@ export const configSchema = z.strictObject({
     ffmpegPath: z.string().min(1).optional(),
     ffprobePath: z.string().min(1).optional(),
   }).prefault({}),
+  export: z.strictObject({
+    /** Written first in every caption, e.g. the character's trigger word. */
+    triggerWords: z.array(z.string().min(1)).default([]),
+    /** Tokens Kohya keeps in place when shuffling captions; at least the number of trigger words. */
+    keepTokens: z.number().int().min(0).default(0),
+    underscoresToSpaces: z.boolean().default(true),
+    resolution: z.union([z.number().int().positive(), z.tuple([z.number().int().positive(), z.number().int().positive()])]).default(1024)
+      .transform((value): [number, number] => (Array.isArray(value) ? value : [value, value])),
+    minBucketReso: z.number().int().positive().default(256),
+    maxBucketReso: z.number().int().positive().default(2048),
+    bucketResoSteps: z.number().int().positive().default(64),
+    bucketNoUpscale: z.boolean().default(false),
+    numRepeats: z.number().int().positive().default(1),
+    batchSize: z.number().int().positive().default(1),
+    link: z.enum(['auto', 'hardlink', 'copy']).default('auto'),
+    fineTuneMetadata: z.boolean().default(false),
+  }).prefault({}),
   hydrus: z.strictObject({
     url: z.string().url('expected the Client API address, such as "http://127.0.0.1:45869"'),
     accessKey: z.string().regex(/^[0-9a-f]{64}$/i, 'expected the 64-hex-digit access key from Hydrus (services > review services > client api)'),

@@ -1,0 +1,58 @@
+/**
+ * `celforge export "<query>" --out DIR`: the images a query finds as a Kohya
+ * sd-scripts dataset (images hard-linked or copied, `.txt` captions,
+ * dataset_config.toml, bucket_report.json). With Hydrus configured, a
+ * person's corrections there are pulled first; a closed Hydrus stops the
+ * export rather than train on tags a person already fixed (--skip-hydrus
+ * exports anyway).
+ */
+import path from 'node:path';
+import { HydrusClient, HydrusUnreachable } from '../adapters/hydrus-client.ts';
+import { pullFromHydrus } from '../catalog/hydrus-sync.ts';
+import { CelforgeError } from '../errors.ts';
+import { exportKohyaDataset } from '../stages/export/kohya-export.ts';
+import type { GlobalOptions } from './context.ts';
+import { withCatalog } from './catalog-context.ts';
+
+export interface ExportCommandOptions extends GlobalOptions {
+  out: string;
+  skipHydrus?: boolean;
+}
+
+export async function exportCommand(query: string, options: ExportCommandOptions): Promise<void> {
+  await withCatalog(options, async (catalog, config) => {
+    const settings = config.export;
+    if (config.hydrus?.pullBeforeExport && !options.skipHydrus) {
+      const client = new HydrusClient({ url: config.hydrus.url, accessKey: config.hydrus.accessKey, tagService: config.hydrus.tagService });
+      try {
+        const pulled = await pullFromHydrus(catalog, client, query);
+        process.stdout.write(`hydrus: ${pulled.tagsAdded} tags added, ${pulled.tagsRemoved} removed by a person there\n`);
+      } catch (error) {
+        if (!(error instanceof HydrusUnreachable)) throw error;
+        throw new CelforgeError('FILE_NOT_FOUND', `${config.hydrus.url}: Hydrus does not answer, so corrections made there cannot be pulled before the export. Open its client and export again, or export with --skip-hydrus.`, { cause: error });
+      }
+    }
+    const images = catalog.search(query).map((image) => ({
+      hash: image.hash, path: path.resolve(config.library, image.path), width: image.width, height: image.height, tags: catalog.tagsOf(image.hash),
+    }));
+    if (images.length === 0) throw new CelforgeError('FILE_NOT_FOUND', `query "${query}": no images in ${config.library}; nothing exported`);
+    const result = await exportKohyaDataset(images, {
+      out: path.resolve(options.out),
+      caption: { triggerWords: settings.triggerWords, keepTokens: settings.keepTokens, underscoresToSpaces: settings.underscoresToSpaces },
+      buckets: {
+        resolution: settings.resolution, minBucketReso: settings.minBucketReso, maxBucketReso: settings.maxBucketReso,
+        bucketResoSteps: settings.bucketResoSteps, noUpscale: settings.bucketNoUpscale,
+      },
+      numRepeats: settings.numRepeats,
+      batchSize: settings.batchSize,
+      link: settings.link,
+      fineTuneMetadata: settings.fineTuneMetadata,
+    });
+    process.stdout.write(`${result.images} images (${result.linked} linked, ${result.copied} copied), ${result.removed} no longer selected removed\n`);
+    process.stdout.write(`dataset config: ${result.datasetConfig}\n`);
+    for (const bucket of result.bucketReport.buckets) process.stdout.write(`  bucket ${bucket.resolution[0]}x${bucket.resolution[1]}: ${bucket.count}\n`);
+    process.stdout.write(`  mean aspect error ${result.bucketReport.meanAspectError.toFixed(4)}\n`);
+    if (result.metadataFile) process.stdout.write(`fine-tune metadata: ${result.metadataFile}\n`);
+    for (const file of result.foreign) process.stderr.write(`celforge: ${file} was not written by celforge; Kohya will train on it too\n`);
+  });
+}
