@@ -23,6 +23,10 @@ const program = new Command('celforge')
 
 const globals = (command: Command): GlobalOptions => command.optsWithGlobals() as GlobalOptions;
 
+/** A command whose first argument is a catalog query, which may start with a negated tag ("-solo 1girl"). */
+const queryCommand = (name: string, description: string, queryHelp = 'which images') =>
+  program.command(name).allowUnknownOption().description(description).argument('<query>', queryHelp);
+
 program
   .command('start')
   .description('run the daemon in the foreground: watch the inbox and process what arrives')
@@ -56,20 +60,12 @@ program
   .argument('<frame...>', 'frame numbers')
   .action(async (video: string, frames: string[], _options, command: Command) => restoreCommand(video, frames, globals(command)));
 
-program
-  .command('search')
-  .allowUnknownOption() // a query may start with a negated tag: "-solo 1girl"
-  .description('images in the catalog that match a query, e.g. "1girl -solo series:ubw episode:3"')
-  .argument('<query>', 'tags, -negated tags, namespace:value, namespace:*')
+queryCommand('search', 'images in the catalog that match a query, e.g. "1girl -solo series:ubw episode:3"', 'tags, -negated tags, namespace:value, namespace:*')
   .option('--json', 'one JSON object per image, with its tags')
   .option('--limit <n>', 'at most this many')
   .action(async (query: string, _options, command: Command) => searchCommand(query, globals(command) as GlobalOptions & { json?: boolean; limit?: string }));
 
-program
-  .command('tag')
-  .allowUnknownOption() // a query may start with a negated tag: "-solo 1girl"
-  .description("add and remove tags on every image a query finds (a person's edit: re-tagging never undoes it)")
-  .argument('<query>', 'which images')
+queryCommand('tag', "add and remove tags on every image a query finds (a person's edit: re-tagging never undoes it)")
   .option('--add <tags>', 'comma-separated tags to add')
   .option('--remove <tags>', 'comma-separated tags to remove')
   .action(async (query: string, _options, command: Command) => tagCommand(query, globals(command) as GlobalOptions & { add?: string; remove?: string }));
@@ -82,18 +78,10 @@ program
     process.exitCode = await importCommand(folder, globals(command));
   });
 
-program
-  .command('reject')
-  .allowUnknownOption() // a query may start with a negated tag: "-solo 1girl"
-  .description("take images out of the dataset: their files move to the library's trash/, nothing is deleted")
-  .argument('<query>', 'which images')
+queryCommand('reject', "take images out of the dataset: their files move to the library's trash/, nothing is deleted")
   .action(async (query: string, _options, command: Command) => rejectCommand(query, globals(command)));
 
-program
-  .command('export')
-  .description('the images a query finds as a Kohya sd-scripts dataset (captions, dataset_config.toml, bucket report)')
-  .allowUnknownOption()
-  .argument('<query>', 'which images')
+queryCommand('export', 'the images a query finds as a Kohya sd-scripts dataset (captions, dataset_config.toml, bucket report)')
   .requiredOption('--out <dir>', 'dataset folder')
   .option('--skip-hydrus', 'export without pulling corrections from Hydrus first')
   .action(async (query: string, _options, command: Command) => exportCommand(query, globals(command) as ExportCommandOptions));
