@@ -7,6 +7,7 @@ import { processCommand } from './process.ts';
 import { exportCommand, type ExportCommandOptions } from './export.ts';
 import { hydrusCommand } from './hydrus.ts';
 import { importCommand } from './import.ts';
+import { modelsCommand } from './models.ts';
 import { rejectCommand } from './reject.ts';
 import { restoreCommand } from './restore.ts';
 import { searchCommand } from './search.ts';
@@ -85,6 +86,13 @@ queryCommand('export', 'the images a query finds as a Kohya sd-scripts dataset (
   .requiredOption('--out <dir>', 'dataset folder')
   .option('--skip-hydrus', 'export without pulling corrections from Hydrus first')
   .action(async (query: string, _options, command: Command) => exportCommand(query, globals(command) as ExportCommandOptions));
+
+program
+  .command('models')
+  .description('list the models and whether they are here, or fetch them (all, or the ids given)')
+  .argument('<action>', 'list or fetch')
+  .argument('[id...]', 'model ids (fetch)')
+  .action(async (action: string, ids: string[], _options, command: Command) => modelsCommand(action, ids, globals(command)));
 
 program
   .command('hydrus')

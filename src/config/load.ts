@@ -46,6 +46,10 @@ export function validateConfig(raw: unknown, label: string, baseDir: string): Co
     ...parsed,
     inbox: parsed.inbox.map((folder) => path.resolve(baseDir, folder)),
     library: path.resolve(baseDir, parsed.library),
+    models: {
+      dir: path.resolve(baseDir, parsed.models.dir),
+      manifest: parsed.models.manifest && path.resolve(baseDir, parsed.models.manifest),
+    },
     ffmpeg: {
       ffmpegPath: parsed.ffmpeg.ffmpegPath && path.resolve(baseDir, parsed.ffmpeg.ffmpegPath),
       ffprobePath: parsed.ffmpeg.ffprobePath && path.resolve(baseDir, parsed.ffmpeg.ffprobePath),

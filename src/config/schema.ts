@@ -106,6 +106,12 @@ export const configSchema = z.strictObject({
     link: z.enum(['auto', 'hardlink', 'copy']).default('auto'),
     fineTuneMetadata: z.boolean().default(false),
   }).prefault({}),
+  models: z.strictObject({
+    /** Downloaded model files land here, one folder per model. */
+    dir: z.string().min(1).default('./models'),
+    /** The manifest to read; the one shipped in models/ by default. */
+    manifest: z.string().min(1).optional(),
+  }).prefault({}),
   hydrus: z.strictObject({
     url: z.string().url('expected the Client API address, such as "http://127.0.0.1:45869"'),
     accessKey: z.string().regex(/^[0-9a-f]{64}$/i, 'expected the 64-hex-digit access key from Hydrus (services > review services > client api)'),
