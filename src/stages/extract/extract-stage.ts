@@ -24,7 +24,7 @@ import type { Stage, StagePorts, StageResult } from '../stage.ts';
 import { Deduplicator } from './deduplicator.ts';
 import { FeatureFile } from './feature-file.ts';
 import { computeFeatures } from './features.ts';
-import { FrameOutput, type OutputTotals } from './frame-output.ts';
+import { countRecord, FrameOutput, type OutputTotals } from './frame-output.ts';
 
 const PROGRESS_SAVE_MS = 2000;
 /** The newest records a power cut may have left without their files. */
@@ -128,10 +128,7 @@ async function finish(job: Job, layout: VideoLayout, framesDone: number, totals:
     episode: job.episode,
     policy,
     frames: framesDone,
-    scenes: totals.scenes,
-    kept: totals.kept,
-    duplicates: totals.duplicates,
-    bytesWritten: totals.bytes.frames + totals.bytes.duplicates + totals.bytes.previews,
+    ...summary(totals),
     bytesByKind: totals.bytes,
   };
   await writeFile(layout.report, `${JSON.stringify(report, null, 2)}\n`);
@@ -151,11 +148,7 @@ function summary(totals: OutputTotals) {
 
 function totalsOf(records: readonly FrameRecord[]): OutputTotals {
   const totals: OutputTotals = { kept: 0, duplicates: 0, scenes: 0, bytes: { frames: 0, duplicates: 0, previews: 0 } };
-  for (const record of records) {
-    if (record.status === 'kept') totals.kept += 1;
-    else totals.duplicates += 1;
-    totals.scenes = Math.max(totals.scenes, record.scene);
-  }
+  for (const record of records) countRecord(totals, record);
   return totals;
 }
 

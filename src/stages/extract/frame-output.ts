@@ -109,25 +109,34 @@ export class FrameOutput {
     if (settled) await this.#commit(settled);
   }
 
+  /** Records the oldest `count` frames; a failed write stops it there, after recording the ones before. */
   async #commit(count: number): Promise<void> {
     const records: FrameRecord[] = [];
-    for (let i = 0; i < count; i += 1) {
-      const pending = this.#queue[0]!;
-      const { kind, bytes } = await pending.written;
-      this.#queue.shift();
-      this.totals.bytes[kind] += bytes;
-      if (pending.record.status === 'kept') this.totals.kept += 1;
-      else this.totals.duplicates += 1;
-      this.totals.scenes = Math.max(this.totals.scenes, pending.record.scene);
-      records.push(pending.record);
+    try {
+      for (let i = 0; i < count; i += 1) {
+        const pending = this.#queue[0]!;
+        const { kind, bytes } = await pending.written;
+        this.#queue.shift();
+        this.totals.bytes[kind] += bytes;
+        countRecord(this.totals, pending.record);
+        records.push(pending.record);
+      }
+    } finally {
+      await this.#map.append(records);
+      this.#committed += records.length;
     }
-    await this.#map.append(records);
-    this.#committed += records.length;
     if (Date.now() - this.#lastSync >= SYNC_EVERY_MS) {
       await this.#map.sync();
       this.#lastSync = Date.now();
     }
   }
+}
+
+/** Counts one recorded frame into the totals (frames being written, and those a resumed run finds recorded). */
+export function countRecord(totals: OutputTotals, record: FrameRecord): void {
+  if (record.status === 'kept') totals.kept += 1;
+  else totals.duplicates += 1;
+  totals.scenes = Math.max(totals.scenes, record.scene);
 }
 
 async function isSettled(promise: Promise<unknown>): Promise<boolean> {
