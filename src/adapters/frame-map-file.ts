@@ -19,6 +19,8 @@ export interface FrameRecord {
   file: string | null;
   /** A small picture of a duplicate kept by reference, relative to the library. */
   preview: string | null;
+  /** SHA-256 of `file`, taken as it was written. */
+  sha256?: string;
   /** Set when a person restored a duplicate as kept. */
   restored?: true;
 }

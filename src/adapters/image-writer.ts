@@ -4,6 +4,7 @@
  * full frames are fsynced first, because the frame map will vouch for them.
  * The same pixels always give the same PNG bytes, which restore relies on.
  */
+import { createHash } from 'node:crypto';
 import { mkdir, open, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -29,9 +30,10 @@ function fromRaw(image: RawImage) {
   return sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } });
 }
 
-/** Returns the bytes written. */
-export async function writeFramePng(image: RawImage, file: string, compression: PngCompression): Promise<number> {
+/** Returns the bytes written and their SHA-256 (the catalog's key, so no one reads the file back to hash it). */
+export async function writeFramePng(image: RawImage, file: string, compression: PngCompression): Promise<{ bytes: number; sha256: string }> {
   const bytes = await fromRaw(image).png(PNG_OPTIONS[compression]).toBuffer();
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
   await mkdir(path.dirname(file), { recursive: true });
   const temporary = `${file}.tmp`;
   const handle = await open(temporary, 'w');
@@ -42,7 +44,7 @@ export async function writeFramePng(image: RawImage, file: string, compression: 
     await handle.close();
   }
   await rename(temporary, file);
-  return bytes.length;
+  return { bytes: bytes.length, sha256 };
 }
 
 /** Returns the bytes written. */

@@ -78,7 +78,9 @@ async function decodeAgain(job: Job, records: FrameRecord[], layout: VideoLayout
     const record = records[index++];
     if (!record) break;
     const kept = layout.keptFile(record.scene, record.frame);
-    bytes += await writeFramePng({ rgb, width, height }, path.join(layout.library, kept), config.extract.pngCompression);
+    const written = await writeFramePng({ rgb, width, height }, path.join(layout.library, kept), config.extract.pngCompression);
+    bytes += written.bytes;
+    record.sha256 = written.sha256;
     markRestored(record, kept);
   }
   await decoded.done;

@@ -98,4 +98,8 @@ test('frames kept by the pipeline enter the catalog with series, episode and sce
   assert.equal(found.length, kept);
   assert.deepEqual(found[0].tags, ['episode:07', 'scene:0001', 'series:show']);
   assert.equal(found[0].frame, 0);
+  // The hash recorded when the frame was written is the file's.
+  const { createHash } = await import('node:crypto');
+  const { readFileSync } = await import('node:fs');
+  for (const image of found) assert.equal(image.hash, createHash('sha256').update(readFileSync(image.path)).digest('hex'));
 });

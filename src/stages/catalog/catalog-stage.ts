@@ -1,8 +1,10 @@
 /**
  * catalog: every kept frame of the video enters the tag catalog, keyed by
  * the SHA-256 of its bytes, with its origin and the namespaced tags users sort
- * by (`series:`, `episode:`, `scene:`). Idempotent: an image already there only
- * has these tags merged; a restart continues after the last frame recorded.
+ * by (`series:`, `episode:`, `scene:`). The hash is the one taken when the
+ * frame was written (older frame maps have none: then the file is read).
+ * Idempotent: an image already there only has these tags merged; a restart
+ * continues after the last frame recorded.
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -24,7 +26,7 @@ export const catalogStage: Stage = async (job, ports) => {
     const { size } = await stat(file);
     ports.catalog.addImage(
       {
-        hash: await sha256Of(file), path: record.file!, size, width: job.probe!.width, height: job.probe!.height,
+        hash: record.sha256 ?? (await sha256Of(file)), path: record.file!, size, width: job.probe!.width, height: job.probe!.height,
         series: job.series, episode: job.episode, scene: record.scene, frame: record.frame, source: job.source,
       },
       [`series:${job.series}`, `episode:${job.episode}`, `scene:${String(record.scene).padStart(4, '0')}`],

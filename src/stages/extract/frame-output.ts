@@ -59,14 +59,14 @@ export class FrameOutput {
     const absolute = (relative: string) => path.join(layout.library, relative);
     let record: FrameRecord;
     let written: Pending['written'];
-    if (decision.status === 'kept') {
-      const file = layout.keptFile(decision.scene, decision.frame);
+    if (decision.status === 'kept' || policy === 'move') {
+      const kind = decision.status === 'kept' ? 'frames' : 'duplicates';
+      const file = kind === 'frames' ? layout.keptFile(decision.scene, decision.frame) : layout.duplicateFile(decision.scene, decision.frame);
       record = { ...decision, file, preview: null };
-      written = writeFramePng(image, absolute(file), pngCompression).then((bytes) => ({ kind: 'frames', bytes }));
-    } else if (policy === 'move') {
-      const file = layout.duplicateFile(decision.scene, decision.frame);
-      record = { ...decision, file, preview: null };
-      written = writeFramePng(image, absolute(file), pngCompression).then((bytes) => ({ kind: 'duplicates', bytes }));
+      written = writeFramePng(image, absolute(file), pngCompression).then(({ bytes, sha256 }) => {
+        record.sha256 = sha256; // before #commit appends the record, which waits for this write
+        return { kind, bytes };
+      });
     } else {
       const preview = layout.previewFile(decision.scene, decision.frame);
       record = { ...decision, file: null, preview };
