@@ -103,7 +103,7 @@ export class MediaRepository {
     return fromStart ?? ['no frame in the last seconds could be decoded'];
   }
 
-  /** The complaints after the first decoded frame, or null when no frame was decoded. */
+  /** The decoder's complaints (seek noise left out), or null when no frame was decoded. */
   #decodeTail(file: string, inputSeek: string[], outputSeek: string[]): Promise<string[] | null> {
     return new Promise((resolve, reject) => {
       ffmpeg(file, { stdoutLines: 0 })

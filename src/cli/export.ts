@@ -23,7 +23,7 @@ export async function exportCommand(query: string, options: ExportCommandOptions
   await withCatalog(options, async (catalog, config) => {
     const settings = config.export;
     if (config.hydrus?.pullBeforeExport && !options.skipHydrus) {
-      const client = new HydrusClient({ url: config.hydrus.url, accessKey: config.hydrus.accessKey, tagService: config.hydrus.tagService });
+      const client = new HydrusClient(config.hydrus);
       try {
         const pulled = await pullFromHydrus(catalog, client, query);
         process.stdout.write(`hydrus: ${pulled.tagsAdded} tags added, ${pulled.tagsRemoved} removed by a person there\n`);

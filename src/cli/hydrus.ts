@@ -13,7 +13,7 @@ export async function hydrusCommand(direction: string, query: string, options: G
     if (!config.hydrus) {
       throw new CelforgeError('CONFIG_INVALID', `${config.source ?? 'the configuration'}: no hydrus section; set hydrus.url and hydrus.accessKey to use Hydrus`);
     }
-    const client = new HydrusClient({ url: config.hydrus.url, accessKey: config.hydrus.accessKey, tagService: config.hydrus.tagService });
+    const client = new HydrusClient(config.hydrus);
     try {
       const result = direction === 'push'
         ? await pushToHydrus(catalog, client, config.library, query)

@@ -40,7 +40,6 @@ export interface VideoLayout {
   report: string;
   /** Held while extraction or a restore writes this video's output. */
   lock: string;
-  frameName(frame: number, ext: string): string;
   /** Relative to the library. */
   keptFile(scene: number, frame: number): string;
   duplicateFile(scene: number, frame: number): string;
@@ -56,7 +55,6 @@ export function videoLayout(library: string, series: string, episode: string): V
     frameMap: path.join(library, dir, 'frame-map.jsonl'),
     report: path.join(library, dir, 'report.json'),
     lock: path.join(library, dir, '.lock'),
-    frameName,
     keptFile: (scene, frame) => path.join(dir, 'frames', sceneFolder(scene), frameName(frame, 'png')),
     duplicateFile: (scene, frame) => path.join(dir, 'duplicates', sceneFolder(scene), frameName(frame, 'png')),
     previewFile: (scene, frame) => path.join(dir, 'previews', sceneFolder(scene), frameName(frame, 'jpg')),

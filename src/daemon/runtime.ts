@@ -12,7 +12,6 @@ import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { Ledger } from './ledger.ts';
 import { catalogPath, ledgerPath, lockPath } from './library-paths.ts';
-
 import { Scheduler } from './scheduler.ts';
 
 export interface RuntimeOptions {
