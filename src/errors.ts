@@ -13,7 +13,9 @@ export type ErrorCode =
   | 'LEDGER_CORRUPT'
   | 'LIBRARY_LOCKED'
   | 'FFMPEG_NOT_FOUND'
-  | 'FILE_NOT_FOUND';
+  | 'FILE_NOT_FOUND'
+  | 'IMAGE_UNREADABLE'
+  | 'INTERNAL';
 
 export class CelforgeError extends Error {
   readonly code: ErrorCode;

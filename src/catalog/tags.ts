@@ -24,4 +24,4 @@ export function formatTag(tag: Tag): string {
 }
 
 /** Where a tag came from; a person's word always wins over the others. */
-export type TagSource = 'person' | 'import' | 'pipeline' | 'face-gate' | 'hydrus' | `tagger:${string}`;
+export type TagSource = 'person' | 'import' | 'pipeline' | 'faces' | 'face-gate' | 'hydrus' | `tagger:${string}`;

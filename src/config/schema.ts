@@ -3,8 +3,10 @@
  * `ConfigInput` is what a user writes in daemon.config.ts; `Config` is the
  * validated, defaulted result the rest of the code reads.
  */
+import os from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_THRESHOLDS } from '../stages/extract/compare.ts';
+import { DEFAULT_SUBJECT_TAGS } from '../stages/tags/subject-gate.ts';
 import { parseSize } from './size.ts';
 
 const sizeSchema = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -111,6 +113,41 @@ export const configSchema = z.strictObject({
     dir: z.string().min(1).default('./models'),
     /** The manifest to read; the one shipped in models/ by default. */
     manifest: z.string().min(1).optional(),
+  }).prefault({}),
+  inference: z.strictObject({
+    /** ONNX Runtime execution providers in order of preference, e.g. ['cuda', 'cpu']; one that cannot load falls back to CPU. */
+    providers: z.array(z.string().min(1)).min(1).default(['cpu']),
+    /** Pictures per model run. */
+    batchSize: z.number().int().min(1).max(256).default(8),
+    /** Worker threads that read and prepare pictures; 0 prepares them on the main thread. */
+    workers: z.number().int().min(0).max(64).default(Math.max(1, Math.min(4, os.availableParallelism() - 1))),
+  }).prefault({}),
+  faces: z.strictObject({
+    /** `cascade`: nagadomi's LBP cascade, a small download; `yolo`: deepghs's YOLOv8 face detector; `none`: no faces stage and no subject gate. */
+    detector: z.enum(['cascade', 'yolo', 'none']).default('cascade'),
+    /** The manifest id of the detector's model; by default the shipped one for the detector. */
+    model: z.string().min(1).optional(),
+    /** YOLO: the lowest face score kept, and the overlap above which the weaker box is dropped (NMS). */
+    score: z.number().min(0).max(1).default(0.25),
+    iou: z.number().min(0).max(1).default(0.7),
+  }).prefault({}),
+  tags: z.strictObject({
+    /** Manifest ids of the taggers averaged together; an empty list turns tagging off. */
+    taggers: z.array(z.string().min(1)).default(['wd-swinv2-tagger-v3', 'wd-vit-tagger-v3', 'wd-convnext-tagger-v3']),
+    thresholds: z.strictObject({
+      general: z.number().min(0).max(1).default(0.35),
+      character: z.number().min(0).max(1).default(0.85),
+    }).prefault({}),
+    /** Per-picture thresholds by Maximum Cut instead of the fixed ones. */
+    mcut: z.boolean().default(false),
+    /** Tags never written (booru spelling, e.g. "watermark"). Copyright tags are always dropped. */
+    blacklist: z.array(z.string().min(1)).default([]),
+    /** Tags kept only on frames where a face was found. */
+    subjectTags: z.array(z.string().min(1)).default(DEFAULT_SUBJECT_TAGS),
+    /** In the .txt sidecars and command output: "long hair" rather than "long_hair" (kaomoji keep theirs). */
+    underscoresToSpaces: z.boolean().default(true),
+    /** Write a .txt caption next to every kept frame. */
+    sidecars: z.boolean().default(true),
   }).prefault({}),
   hydrus: z.strictObject({
     url: z.string().url('expected the Client API address, such as "http://127.0.0.1:45869"'),

@@ -3,7 +3,7 @@
  * `stage` is the stage the job is in (or ended in); `state` says what it is
  * doing there.
  */
-export const STAGES = ['probe', 'diskgate', 'extract', 'catalog'] as const;
+export const STAGES = ['probe', 'diskgate', 'extract', 'catalog', 'faces', 'tags'] as const;
 export type StageName = (typeof STAGES)[number];
 
 export type JobState =
@@ -11,7 +11,11 @@ export type JobState =
   | 'running'
   | 'waiting-for-disk'
   | 'paused-disk-low'
+  | 'waiting-for-model'
   | 'failed'
+  /** Every stage ran: frames, faces and tags are ready for a person to look at. */
+  | 'ready-for-review'
+  /** Reviewed. */
   | 'done';
 
 export interface VideoInfo {
@@ -49,6 +53,28 @@ export interface ExtractState {
   hwaccel: string;
 }
 
+export interface FacesState {
+  detector: string;
+  /** Kept frames looked at so far, in frame order (as recorded in the video's faces file). */
+  framesDone: number;
+  framesWithFaces: number;
+}
+
+export interface TagsState {
+  taggers: string[];
+  /** Kept frames tagged so far, in frame order. */
+  framesDone: number;
+  /** Frames whose subject tags the face gate took away. */
+  framesGated: number;
+}
+
+/** What a job waiting for a model needs: the models and the command that fetches them. */
+export interface ModelWait {
+  models: string[];
+  reason: string;
+  command: string | null;
+}
+
 export interface StageTiming {
   startedAt: string;
   finishedAt?: string;
@@ -77,6 +103,9 @@ export interface Job {
   extract?: ExtractState;
   /** Kept frames entered in the catalog so far, in frame order. */
   catalog?: { imagesDone: number };
+  faces?: FacesState;
+  tags?: TagsState;
+  waitingFor?: ModelWait;
   timings: Partial<Record<StageName, StageTiming>>;
   error?: JobError;
   createdAt: string;
@@ -84,5 +113,9 @@ export interface Job {
 }
 
 export function isFinished(job: Job): boolean {
-  return job.state === 'done' || job.state === 'failed';
+  return job.state === 'ready-for-review' || job.state === 'done' || job.state === 'failed';
+}
+
+export function isWaiting(job: Pick<Job, 'state'>): boolean {
+  return job.state === 'waiting-for-disk' || job.state === 'paused-disk-low' || job.state === 'waiting-for-model';
 }

@@ -37,6 +37,8 @@ export interface VideoLayout {
   /** Relative to the library. */
   dir: string;
   frameMap: string;
+  /** Face detections per kept frame. */
+  faces: string;
   report: string;
   /** Held while extraction or a restore writes this video's output. */
   lock: string;
@@ -53,6 +55,7 @@ export function videoLayout(library: string, series: string, episode: string): V
     library,
     dir,
     frameMap: path.join(library, dir, 'frame-map.jsonl'),
+    faces: path.join(library, dir, 'faces.jsonl'),
     report: path.join(library, dir, 'report.json'),
     lock: path.join(library, dir, '.lock'),
     keptFile: (scene, frame) => path.join(dir, 'frames', sceneFolder(scene), frameName(frame, 'png')),

@@ -8,9 +8,11 @@ import { CelforgeError, errorMessage } from '../errors.ts';
 import { diskGateStage } from '../stages/diskgate.ts';
 import { catalogStage } from '../stages/catalog/catalog-stage.ts';
 import { extractStage } from '../stages/extract/extract-stage.ts';
+import { facesStage } from '../stages/faces/faces-stage.ts';
 import { probeStage } from '../stages/probe.ts';
+import { tagsStage } from '../stages/tags/tags-stage.ts';
 import type { Stage, StagePorts } from '../stages/stage.ts';
-import { STAGES, type Job, type StageName } from './job.ts';
+import { isWaiting, STAGES, type Job, type StageName } from './job.ts';
 import type { Ledger } from './ledger.ts';
 
 const STAGE_HANDLERS: Record<StageName, Stage> = {
@@ -18,6 +20,8 @@ const STAGE_HANDLERS: Record<StageName, Stage> = {
   diskgate: diskGateStage,
   extract: extractStage,
   catalog: catalogStage,
+  faces: facesStage,
+  tags: tagsStage,
 };
 
 export type PipelineOutcome =
@@ -36,7 +40,7 @@ export async function runPipeline(jobId: string, ledger: Ledger, ports: Pipeline
     const stage = STAGES[index]!;
     const previousState = job.state;
     // A waiting job keeps showing its wait while it re-checks; the stage says when it really runs again.
-    const recheck = (previousState === 'waiting-for-disk' || previousState === 'paused-disk-low') && job.stage === stage;
+    const recheck = isWaiting(job) && job.stage === stage;
     job = await ledger.update(jobId, (target) => {
       target.stage = stage;
       if (!recheck) target.state = 'running';
@@ -61,9 +65,11 @@ export async function runPipeline(jobId: string, ledger: Ledger, ports: Pipeline
     switch (result.kind) {
       case 'done':
         if (recheck) {
-          ports.log.info({ job: jobId, stage }, `${job.source}: space is available again; continuing`);
+          const what = previousState === 'waiting-for-model' ? 'the models are there now' : 'space is available again';
+          ports.log.info({ job: jobId, stage }, `${job.source}: ${what}; continuing`);
         }
         job = await ledger.update(jobId, (target) => {
+          delete target.waitingFor;
           result.change?.(target);
           target.timings[stage]!.finishedAt = new Date().toISOString();
         });
@@ -82,7 +88,10 @@ export async function runPipeline(jobId: string, ledger: Ledger, ports: Pipeline
         return { kind: 'interrupted' };
     }
   }
-  await save((target) => void (target.state = 'done'));
-  ports.log.info({ job: jobId, frames: job.extract?.framesDone, kept: job.extract?.kept, duplicates: job.extract?.duplicates, dir: job.extract?.dir }, `${job.source}: done`);
+  await save((target) => void (target.state = 'ready-for-review'));
+  ports.log.info(
+    { job: jobId, frames: job.extract?.framesDone, kept: job.extract?.kept, duplicates: job.extract?.duplicates, withFaces: job.faces?.framesWithFaces, tagged: job.tags?.framesDone, dir: job.extract?.dir },
+    `${job.source}: ready for review`,
+  );
   return { kind: 'done' };
 }

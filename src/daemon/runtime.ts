@@ -7,9 +7,12 @@ import { realDiskSpace, type DiskSpace } from '../adapters/disk.ts';
 import { Catalog } from '../adapters/catalog-store.ts';
 import { acquireLock, type Lock } from '../adapters/lock-file.ts';
 import { resolveFfmpegBinaries } from '../adapters/ffmpeg-binaries.ts';
+import { createImageWorkers, type ImageWorkers } from '../adapters/image-workers.ts';
 import { MediaRepository } from '../adapters/media.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
+import { ModelCache } from '../models/model-cache.ts';
+import { STAGES } from './job.ts';
 import { Ledger } from './ledger.ts';
 import { catalogPath, ledgerPath, lockPath } from './library-paths.ts';
 import { Scheduler } from './scheduler.ts';
@@ -28,6 +31,8 @@ export class Runtime {
   readonly catalog: Catalog;
   readonly scheduler: Scheduler;
   readonly media: MediaRepository;
+  readonly images: ImageWorkers;
+  readonly models = new ModelCache();
   readonly #abort: AbortController;
   readonly #lock: Lock;
 
@@ -39,11 +44,14 @@ export class Runtime {
     this.#lock = lock;
     this.#abort = new AbortController();
     this.media = new MediaRepository(resolveFfmpegBinaries(config.ffmpeg));
+    this.images = createImageWorkers(config.inference.workers);
     this.scheduler = new Scheduler(ledger, {
       config: () => this.config,
       media: this.media,
       disk,
       catalog,
+      images: this.images,
+      models: this.models,
       log,
       signal: this.#abort.signal,
     });
@@ -57,6 +65,10 @@ export class Runtime {
         if (job.state === 'running') {
           await ledger.update(job.id, (target) => void (target.state = 'queued'));
           log.info({ job: job.id, stage: job.stage }, `${job.source}: resuming after an interruption`);
+        } else if (job.state === 'done' && job.stage !== STAGES.at(-1)) {
+          // Finished by a celforge that had fewer stages: the new ones run now.
+          await ledger.update(job.id, (target) => void (target.state = 'queued'));
+          log.info({ job: job.id, stage: job.stage }, `${job.source}: continuing with the stages after ${job.stage}`);
         }
       }
       const runtime = new Runtime(config, log, ledger, Catalog.open(catalogPath(config.library)), lock, disk);
@@ -85,6 +97,7 @@ export class Runtime {
   }
 
   async release(): Promise<void> {
+    await this.images.close();
     this.catalog.close();
     await this.#lock.release();
   }

@@ -15,6 +15,8 @@ export interface SchedulerOptions {
   /** Return once every job (or every job in `only`) is done or failed. */
   exitWhenIdle?: boolean;
   only?: ReadonlySet<string>;
+  /** With exitWhenIdle: a job waiting for a model counts as idle (a one-off run does not wait for a download). */
+  leaveModelWaits?: boolean;
 }
 
 export class Scheduler {
@@ -56,7 +58,7 @@ export class Scheduler {
         }
         continue;
       }
-      if (options.exitWhenIdle && this.#pending(options.only).length === 0) return;
+      if (options.exitWhenIdle && this.#pending(options.only).every((job) => options.leaveModelWaits && job.state === 'waiting-for-model')) return;
       await this.#sleepUntilWork();
     }
   }

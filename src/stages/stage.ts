@@ -4,11 +4,13 @@
  * the ledger.
  */
 import type { Catalog } from '../adapters/catalog-store.ts';
+import type { ImageWorkers } from '../adapters/image-workers.ts';
 import type { DiskSpace } from '../adapters/disk.ts';
 import type { MediaRepository } from '../adapters/media.ts';
 import type { Config } from '../config/schema.ts';
 import type { Job, JobState } from '../daemon/job.ts';
 import type { Logger } from '../log.ts';
+import type { ModelCache } from '../models/model-cache.ts';
 
 export interface StagePorts {
   /** Read at each use: a reloaded configuration (SIGHUP) takes effect at the next check. */
@@ -16,6 +18,10 @@ export interface StagePorts {
   media: MediaRepository;
   disk: DiskSpace;
   catalog: Catalog;
+  /** Worker threads for reading and preparing pictures. */
+  images: ImageWorkers;
+  /** Models loaded once for the process's life. */
+  models: ModelCache;
   log: Logger;
   /** Aborted when the daemon shuts down: stop at once, leaving a resumable state. */
   signal: AbortSignal;
@@ -26,7 +32,7 @@ export interface StagePorts {
 export type StageResult =
   | { kind: 'done'; change?: (job: Job) => void }
   /** Not an error: try this stage again later (disk space, a missing model). */
-  | { kind: 'wait'; state: Extract<JobState, 'waiting-for-disk' | 'paused-disk-low'>; retryAfterMs: number; reason: string; change?: (job: Job) => void }
+  | { kind: 'wait'; state: Extract<JobState, 'waiting-for-disk' | 'paused-disk-low' | 'waiting-for-model'>; retryAfterMs: number; reason: string; change?: (job: Job) => void }
   /** Shutdown asked for it; the job resumes from its saved state. */
   | { kind: 'interrupted' };
 

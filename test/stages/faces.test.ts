@@ -4,7 +4,9 @@ import path from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
 import sharp from 'sharp';
-import { detectFaces, intersectionOverUnion, loadYoloDetector, nonMaximumSuppression } from '../../src/stages/faces/yolo.ts';
+import { letterboxTensor } from '../../src/adapters/image-tensors.ts';
+import { intersectionOverUnion, nonMaximumSuppression } from '../../src/stages/faces/boxes.ts';
+import { detectYolo, loadYoloDetector } from '../../src/stages/faces/yolo.ts';
 import { writeYoloModel } from '../fixtures/onnx-models.ts';
 import { tempDir } from '../helpers.ts';
 
@@ -22,13 +24,13 @@ test('boxes over the threshold survive NMS and map back through the letterbox to
   assert.equal(detector.size, 64);
   const picture = path.join(dir, 'wide.png');
   await sharp({ create: { width: 128, height: 64, channels: 3, background: '#808080' } }).png().toFile(picture);
-  const faces = await detectFaces(detector, picture, { score: 0.25, iou: 0.45 });
-  assert.equal(faces.length, 2);
+  const [faces] = await detectYolo(detector, [await letterboxTensor(picture, 64)], { score: 0.25, iou: 0.45 }, 8);
+  assert.equal(faces!.length, 2);
   // First box: input x 12..20, y 28..36 -> minus padding (0, 16) -> 12..20, 12..20 -> divided by 0.5 -> 24..40, 24..40.
-  assert.deepEqual(faces[0], { x: 24, y: 24, width: 16, height: 16, score: faces[0]!.score });
-  assert.ok(Math.abs(faces[0]!.score - 0.9) < 1e-6);
+  assert.deepEqual(faces![0], { x: 24, y: 24, width: 16, height: 16, score: faces![0]!.score });
+  assert.ok(Math.abs(faces![0]!.score - 0.9) < 1e-6);
   // Second: input x 46..50, y 20..28 -> 46..50, 4..12 -> 92..100, 8..24.
-  assert.deepEqual({ ...faces[1], score: 0 }, { x: 92, y: 8, width: 8, height: 16, score: 0 });
+  assert.deepEqual({ ...faces![1], score: 0 }, { x: 92, y: 8, width: 8, height: 16, score: 0 });
 });
 
 test('NMS keeps the best of overlapping boxes and leaves separate ones', () => {

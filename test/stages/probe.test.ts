@@ -5,7 +5,9 @@ import { test } from 'node:test';
 import pino from 'pino';
 import { Catalog } from '../../src/adapters/catalog-store.ts';
 import { realDiskSpace } from '../../src/adapters/disk.ts';
+import { createImageWorkers } from '../../src/adapters/image-workers.ts';
 import { MediaRepository } from '../../src/adapters/media.ts';
+import { ModelCache } from '../../src/models/model-cache.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import type { Job } from '../../src/daemon/job.ts';
 import { CelforgeError } from '../../src/errors.ts';
@@ -19,7 +21,10 @@ const media = new MediaRepository(binaries);
 function ports(library: string): StagePorts {
   const config = validateConfig({ library }, 'test', library);
   const catalog = Catalog.open(path.join(library, 'catalog.sqlite'));
-  return { config: () => config, media, disk: realDiskSpace, catalog, log: pino({ level: 'silent' }), signal: new AbortController().signal, save: async () => {} };
+  return {
+    config: () => config, media, disk: realDiskSpace, catalog, images: createImageWorkers(0), models: new ModelCache(),
+    log: pino({ level: 'silent' }), signal: new AbortController().signal, save: async () => {},
+  };
 }
 
 function jobFor(file: string): Job {

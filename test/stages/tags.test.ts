@@ -12,7 +12,8 @@ import sharp from 'sharp';
 import { openOnnxModel } from '../../src/adapters/onnx-session.ts';
 import { CelforgeError } from '../../src/errors.ts';
 import { averageTaggers, mcutThreshold, selectTags } from '../../src/stages/tags/ensemble.ts';
-import { loadWd14Tagger, runWd14, wd14Input } from '../../src/stages/tags/wd14.ts';
+import { loadWd14Tagger, runWd14 } from '../../src/stages/tags/wd14.ts';
+import { wd14Tensor as wd14Input } from '../../src/adapters/image-tensors.ts';
 import { writeTaggerModel, type TaggerSpec } from '../fixtures/onnx-models.ts';
 import { tempDir } from '../helpers.ts';
 

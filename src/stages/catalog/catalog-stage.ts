@@ -1,16 +1,13 @@
 /**
  * catalog: every kept frame of the video enters the tag catalog, keyed by
  * the SHA-256 of its bytes, with its origin and the namespaced tags users sort
- * by (`series:`, `episode:`, `scene:`). The hash is the one taken when the
- * frame was written (older frame maps have none: then the file is read).
+ * by (`series:`, `episode:`, `scene:`).
  * Idempotent: an image already there only has these tags merged; a restart
  * continues after the last frame recorded.
  */
 import { stat } from 'node:fs/promises';
-import path from 'node:path';
-import { sha256Of } from '../../adapters/file-hash.ts';
-import { readFrameMap } from '../../adapters/frame-map-file.ts';
 import { videoLayoutOf } from '../../daemon/library-paths.ts';
+import { hashOf, keptFrames } from '../kept-frames.ts';
 import type { Stage } from '../stage.ts';
 
 const PROGRESS_SAVE_EVERY = 200;
@@ -18,15 +15,14 @@ const PROGRESS_SAVE_EVERY = 200;
 export const catalogStage: Stage = async (job, ports) => {
   const { library } = ports.config();
   const layout = videoLayoutOf(job, library);
-  const kept = (await readFrameMap(layout.frameMap)).filter((record) => record.status === 'kept' && record.file);
+  const kept = await keptFrames(layout);
   let done = job.catalog?.imagesDone ?? 0;
   for (const record of kept.slice(done)) {
     if (ports.signal.aborted) return { kind: 'interrupted' };
-    const file = path.join(library, record.file!);
-    const { size } = await stat(file);
+    const { size } = await stat(record.absolute);
     ports.catalog.addImage(
       {
-        hash: record.sha256 ?? (await sha256Of(file)), path: record.file!, size, width: job.probe!.width, height: job.probe!.height,
+        hash: await hashOf(record), path: record.file, size, width: job.probe!.width, height: job.probe!.height,
         series: job.series, episode: job.episode, scene: record.scene, frame: record.frame, source: job.source,
       },
       [`series:${job.series}`, `episode:${job.episode}`, `scene:${String(record.scene).padStart(4, '0')}`],

@@ -27,7 +27,7 @@ import { constants } from 'node:fs';
 import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { CelforgeError, errorMessage } from '../../errors.ts';
-import { captionFor, checkCaptionOptions, type CaptionOptions } from './captions.ts';
+import { captionFor, checkCaptionOptions, type CaptionOptions } from '../../catalog/captions.ts';
 import { bucketReport, checkBucketSettings, type BucketReport, type BucketSettings } from './kohya-buckets.ts';
 import { datasetConfigToml, type DatasetConfig } from './kohya-toml.ts';
 

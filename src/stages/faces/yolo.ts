@@ -6,31 +6,15 @@
  * objectness. Boxes over the score threshold survive non-maximum suppression
  * and are mapped back to the picture's own pixels.
  */
-import sharp from 'sharp';
+import type { Letterbox } from '../../adapters/image-tensors.ts';
 import { openOnnxModel, runOnnx, type OnnxModel } from '../../adapters/onnx-session.ts';
 import { CelforgeError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
-
-export interface FaceBox {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-  score: number;
-}
+import { nonMaximumSuppression, type FaceBox } from './boxes.ts';
 
 export interface YoloDetector {
   size: number;
   model: OnnxModel;
-}
-
-export interface Letterbox {
-  input: Float32Array;
-  scale: number;
-  padX: number;
-  padY: number;
-  width: number;
-  height: number;
 }
 
 export async function loadYoloDetector(modelFile: string, providers: readonly string[], log: Logger): Promise<YoloDetector> {
@@ -42,36 +26,31 @@ export async function loadYoloDetector(modelFile: string, providers: readonly st
   return { size: height, model };
 }
 
-export async function letterbox(image: string | Buffer, size: number): Promise<Letterbox> {
-  const source = sharp(image).removeAlpha();
-  const { width = 0, height = 0 } = await source.metadata();
-  const scale = Math.min(size / width, size / height);
-  const resizedWidth = Math.round(width * scale);
-  const resizedHeight = Math.round(height * scale);
-  const padX = Math.floor((size - resizedWidth) / 2);
-  const padY = Math.floor((size - resizedHeight) / 2);
-  const rgb = await source
-    .resize(resizedWidth, resizedHeight, { kernel: 'linear' })
-    .extend({ left: padX, right: size - resizedWidth - padX, top: padY, bottom: size - resizedHeight - padY, background: { r: 114, g: 114, b: 114 } })
-    .raw()
-    .toBuffer();
-  const plane = size * size;
-  const input = new Float32Array(3 * plane);
-  for (let pixel = 0; pixel < plane; pixel += 1) {
-    input[pixel] = rgb[pixel * 3]! / 255;
-    input[plane + pixel] = rgb[pixel * 3 + 1]! / 255;
-    input[2 * plane + pixel] = rgb[pixel * 3 + 2]! / 255;
+export interface YoloOptions {
+  score: number;
+  iou: number;
+}
+
+/** Faces in each letterboxed picture, run in batches when the model's batch dimension is free. */
+export async function detectYolo(detector: YoloDetector, pictures: Letterbox[], options: YoloOptions, batchSize: number): Promise<FaceBox[][]> {
+  const batch = typeof detector.model.input.dims[0] === 'number' ? 1 : batchSize;
+  const per = 3 * detector.size * detector.size;
+  const results: FaceBox[][] = [];
+  for (let start = 0; start < pictures.length; start += batch) {
+    const group = pictures.slice(start, start + batch);
+    const data = new Float32Array(group.length * per);
+    group.forEach((picture, index) => data.set(picture.input, index * per));
+    const output = await runOnnx(detector.model, data, [group.length, 3, detector.size, detector.size]);
+    const [, channels, count] = output.dims as [number, number, number];
+    const each = channels * count;
+    group.forEach((picture, index) => {
+      results.push(decodeYolo(output.data.subarray(index * each, (index + 1) * each), [1, channels, count], picture, options));
+    });
   }
-  return { input, scale, padX, padY, width, height };
+  return results;
 }
 
-export async function detectFaces(detector: YoloDetector, image: string | Buffer, options: { score: number; iou: number }): Promise<FaceBox[]> {
-  const boxed = await letterbox(image, detector.size);
-  const output = await runOnnx(detector.model, boxed.input, [1, 3, detector.size, detector.size]);
-  return decodeYolo(output.data, output.dims, boxed, options);
-}
-
-export function decodeYolo(data: Float32Array, dims: readonly number[], boxed: Omit<Letterbox, 'input'>, options: { score: number; iou: number }): FaceBox[] {
+export function decodeYolo(data: Float32Array, dims: readonly number[], boxed: Omit<Letterbox, 'input'>, options: YoloOptions): FaceBox[] {
   const [, channels, count] = dims as [number, number, number];
   const candidates: FaceBox[] = [];
   for (let i = 0; i < count; i += 1) {
@@ -86,23 +65,6 @@ export function decodeYolo(data: Float32Array, dims: readonly number[], boxed: O
     if (x2 > x1 && y2 > y1) candidates.push({ x: x1, y: y1, width: x2 - x1, height: y2 - y1, score });
   }
   return nonMaximumSuppression(candidates, options.iou);
-}
-
-/** Keeps the best-scoring box of every group overlapping by more than `iou`. */
-export function nonMaximumSuppression(boxes: FaceBox[], iou: number): FaceBox[] {
-  const kept: FaceBox[] = [];
-  for (const box of [...boxes].sort((a, b) => b.score - a.score)) {
-    if (kept.every((other) => intersectionOverUnion(box, other) <= iou)) kept.push(box);
-  }
-  return kept;
-}
-
-export function intersectionOverUnion(a: Omit<FaceBox, 'score'>, b: Omit<FaceBox, 'score'>): number {
-  const width = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x);
-  const height = Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y);
-  if (width <= 0 || height <= 0) return 0;
-  const overlap = width * height;
-  return overlap / (a.width * a.height + b.width * b.height - overlap);
 }
 
 function clamp(value: number, max: number): number {

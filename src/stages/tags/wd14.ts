@@ -6,7 +6,6 @@
  * tag_id,name,category,count; category 9 rating, 0 general, 4 character).
  */
 import { readFile } from 'node:fs/promises';
-import sharp from 'sharp';
 import { openOnnxModel, runOnnx, type OnnxModel } from '../../adapters/onnx-session.ts';
 import { CelforgeError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
@@ -48,28 +47,6 @@ export function parseSelectedTags(text: string, file: string): TagLabel[] {
     const cells = line.split(',');
     return { name: cells[nameColumn]!, category: CATEGORIES[cells[categoryColumn]!] ?? 'other' };
   });
-}
-
-/** One picture as the tagger wants it: white-padded square, resized, BGR float32 0..255, NHWC. */
-export async function wd14Input(image: string | Buffer, size: number): Promise<Float32Array> {
-  const source = sharp(image).flatten({ background: '#ffffff' }).removeAlpha();
-  const { width = 0, height = 0 } = await source.metadata();
-  const side = Math.max(width, height);
-  const padded = await source
-    .extend({
-      left: Math.floor((side - width) / 2), right: Math.ceil((side - width) / 2),
-      top: Math.floor((side - height) / 2), bottom: Math.ceil((side - height) / 2),
-      background: '#ffffff',
-    })
-    .toBuffer();
-  const rgb = await sharp(padded).resize(size, size, { kernel: 'cubic' }).removeAlpha().raw().toBuffer();
-  const input = new Float32Array(size * size * 3);
-  for (let pixel = 0; pixel < size * size; pixel += 1) {
-    input[pixel * 3] = rgb[pixel * 3 + 2]!;
-    input[pixel * 3 + 1] = rgb[pixel * 3 + 1]!;
-    input[pixel * 3 + 2] = rgb[pixel * 3]!;
-  }
-  return input;
 }
 
 /** Probabilities per label for each picture, in batches. */

@@ -23,8 +23,8 @@
  * or a tag equal to a trigger word, ignoring case) appears once, first place
  * wins.
  */
-import { parseTag } from '../../catalog/tags.ts';
-import { CelforgeError } from '../../errors.ts';
+import { parseTag } from './tags.ts';
+import { CelforgeError } from '../errors.ts';
 
 export interface CaptionOptions {
   triggerWords: string[];

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CelforgeError } from '../../../src/errors.ts';
-import { captionFor, isKaomoji, type CaptionOptions } from '../../../src/stages/export/captions.ts';
+import { CelforgeError } from '../../src/errors.ts';
+import { captionFor, isKaomoji, type CaptionOptions } from '../../src/catalog/captions.ts';
 
 const options: CaptionOptions = { triggerWords: ['celchar'], keepTokens: 1, underscoresToSpaces: true };
 

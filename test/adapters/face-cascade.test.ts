@@ -4,15 +4,16 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { detectCascade, loadCascade } from '../../src/stages/faces/cascade.ts';
-import { intersectionOverUnion } from '../../src/stages/faces/yolo.ts';
+import { detectCascadeFaces } from '../../src/adapters/face-cascade.ts';
+import { greyPicture } from '../../src/adapters/image-tensors.ts';
+import { intersectionOverUnion } from '../../src/stages/faces/boxes.ts';
 import { tempDir } from '../helpers.ts';
 
 const shared = path.join(import.meta.dirname, '..', '..', '..', 'shared');
+const cascade = path.join(shared, 'models', 'lbpcascade_animeface.xml');
 
 test('recall and precision at IoU >= 0.3 on grid-36.jpg', async () => {
-  const detector = await loadCascade(path.join(shared, 'models', 'lbpcascade_animeface.xml'));
-  const found = await detectCascade(detector, path.join(shared, 'fixtures', 'anime-faces', 'grid-36.jpg'));
+  const found = await detectCascadeFaces(cascade, await greyPicture(path.join(shared, 'fixtures', 'anime-faces', 'grid-36.jpg'), 1536));
   const truth = (JSON.parse(readFileSync(path.join(shared, 'fixtures', 'anime-faces', 'grid-36.faces.json'), 'utf8')).boxes as { x0: number; y0: number; x1: number; y1: number }[])
     .map((b) => ({ x: b.x0, y: b.y0, width: b.x1 - b.x0, height: b.y1 - b.y0 }));
   assert.equal(truth.length, 38);
@@ -37,9 +38,9 @@ test('recall and precision at IoU >= 0.3 on grid-36.jpg', async () => {
 });
 
 test('a picture with no face gives no box; a missing cascade names the fetch command', async (t) => {
-  const detector = await loadCascade(path.join(shared, 'models', 'lbpcascade_animeface.xml'));
   const empty = path.join(tempDir(t), 'sky.png');
   await sharp({ create: { width: 640, height: 360, channels: 3, background: '#88aaee' } }).png().toFile(empty);
-  assert.deepEqual(await detectCascade(detector, empty), []);
-  await assert.rejects(loadCascade('/nonexistent/cascade.xml'), /cascade file missing; run "celforge models fetch lbpcascade-animeface"/);
+  const grey = await greyPicture(empty, 1536);
+  assert.deepEqual(await detectCascadeFaces(cascade, grey), []);
+  await assert.rejects(detectCascadeFaces('/nonexistent/cascade.xml', grey), /cascade file missing; run "celforge models fetch lbpcascade-animeface"/);
 });
