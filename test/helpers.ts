@@ -18,10 +18,16 @@ export function tempDir(t: { after: (fn: () => void) => void }, prefix = 'celfor
   return dir;
 }
 
-/** Writes a daemon.config.ts in `dir` with this object as its default export. */
+/** The faces and tags stages turned off, for tests about everything before them. */
+export const FRAMES_ONLY = { faces: { detector: 'none' }, tags: { taggers: [] } };
+
+/**
+ * Writes a daemon.config.ts in `dir` with this object as its default export.
+ * Unless the config names `faces` or `tags`, those stages are off (FRAMES_ONLY).
+ */
 export function writeConfig(dir: string, config: Record<string, unknown>): string {
   const file = path.join(dir, 'daemon.config.ts');
-  writeFileSync(file, `export default ${JSON.stringify(config, null, 2)};\n`);
+  writeFileSync(file, `export default ${JSON.stringify({ ...FRAMES_ONLY, ...config }, null, 2)};\n`);
   return file;
 }
 

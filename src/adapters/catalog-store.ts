@@ -164,6 +164,13 @@ export class Catalog {
       WHERE e.image_id = ? ORDER BY t.namespace, t.name`).all(this.#idOf(hash)) as Tag[]).map(formatTag);
   }
 
+  /** Who says what about an image: every current tag with its source, sorted by tag then source. */
+  tagSources(hash: string): { tag: string; source: TagSource }[] {
+    return (this.#sql(`SELECT t.namespace, t.name, it.source FROM image_tags it JOIN tags t ON t.id = it.tag_id
+      WHERE it.image_id = ? AND it.state = ? ORDER BY t.namespace, t.name, it.source`).all(this.#idOf(hash), CURRENT) as (Tag & { source: TagSource })[])
+      .map((row) => ({ tag: formatTag(row), source: row.source }));
+  }
+
   /** Tags a person removed from an image; automatic sources cannot bring them back. */
   deletedTagsOf(hash: string): string[] {
     return (this.#sql(`SELECT t.namespace, t.name FROM image_tags it JOIN tags t ON t.id = it.tag_id

@@ -11,15 +11,21 @@ export function describeJob(job: Job): string {
   if ((job.state === 'waiting-for-disk' || job.state === 'paused-disk-low') && job.disk) {
     parts.push(`needs ${formatSize(job.disk.neededBytes)} + ${formatSize(job.disk.reserveBytes)} reserve, ${formatSize(job.disk.freeBytes)} free`);
   }
+  if (job.state === 'waiting-for-model' && job.waitingFor) parts.push(job.waitingFor.reason);
   if (job.state === 'failed' && job.error) parts.push(`error: ${job.error.message}`);
   parts.push(job.source);
   return parts.join('  ');
 }
 
-/** "34046 frames, 9120 kept, 24926 duplicates, 312 scenes, 27.1 GiB written in <dir>" */
+/** "34046 frames, 9120 kept, 24926 duplicates, 312 scenes, 27.1 GiB written in <dir>; faces on 7010 of 9120; 9120 tagged, subject tags taken from 1920" */
 export function describeOutput(job: Job): string {
   const extract = job.extract;
   if (!extract) return 'nothing extracted';
-  return `${extract.framesDone} frames, ${extract.kept} kept, ${extract.duplicates} duplicates, ${extract.scenes} scenes, ` +
-    `${formatSize(extract.bytesWritten)} written in ${extract.dir}`;
+  const parts = [
+    `${extract.framesDone} frames, ${extract.kept} kept, ${extract.duplicates} duplicates, ${extract.scenes} scenes, ` +
+    `${formatSize(extract.bytesWritten)} written in ${extract.dir}`,
+  ];
+  if (job.faces) parts.push(`faces on ${job.faces.framesWithFaces} of ${job.faces.framesDone} (${job.faces.detector})`);
+  if (job.tags) parts.push(`${job.tags.framesDone} tagged by ${job.tags.taggers.join(', ')}, subject tags taken from ${job.tags.framesGated}`);
+  return parts.join('; ');
 }

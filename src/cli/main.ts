@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { CelforgeError } from '../errors.ts';
 import type { GlobalOptions } from './context.ts';
+import { facesCommand } from './faces.ts';
 import { framesCommand } from './frames.ts';
 import { processCommand } from './process.ts';
 import { exportCommand, type ExportCommandOptions } from './export.ts';
@@ -12,6 +13,7 @@ import { rejectCommand } from './reject.ts';
 import { restoreCommand } from './restore.ts';
 import { searchCommand } from './search.ts';
 import { tagCommand } from './tag.ts';
+import { tagsCommand } from './tags.ts';
 import { startCommand } from './start.ts';
 import { statusCommand } from './status.ts';
 
@@ -93,6 +95,25 @@ program
   .argument('<action>', 'list or fetch')
   .argument('[id...]', 'model ids (fetch)')
   .action(async (action: string, ids: string[], _options, command: Command) => modelsCommand(action, ids, globals(command)));
+
+program
+  .command('faces')
+  .description('run the configured face detector on pictures: boxes with scores, and pass or fail')
+  .argument('<image...>', 'picture files')
+  .option('--json', 'print JSON')
+  .action(async (images: string[], _options, command: Command) => {
+    process.exitCode = await facesCommand(images, globals(command) as GlobalOptions & { json?: boolean });
+  });
+
+program
+  .command('tags')
+  .description('run the configured taggers (and the face gate) on pictures: tags with probabilities and sources')
+  .argument('<image...>', 'picture files')
+  .option('--json', 'print JSON')
+  .option('--no-gate', 'keep subject tags whether or not a face is found')
+  .action(async (images: string[], _options, command: Command) => {
+    process.exitCode = await tagsCommand(images, globals(command) as GlobalOptions & { json?: boolean; gate?: boolean });
+  });
 
 program
   .command('hydrus')

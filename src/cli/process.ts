@@ -1,12 +1,15 @@
 /**
  * `celforge process <video...>`: one run of the pipeline over the given
  * videos, without watching, with a progress bar. A video that failed before
- * is tried again. Exits non-zero when any video failed.
+ * is tried again. It does not wait for model downloads: a video whose faces
+ * or tags stage needs a missing model is left waiting (the daemon, or the
+ * next `process`, continues it). Exit codes: 0 every video ready for review,
+ * 1 one failed, 3 one waits for a model, 130 interrupted.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { intakeVideo } from '../daemon/intake.ts';
-import type { Job } from '../daemon/job.ts';
+import { isFinished, type Job } from '../daemon/job.ts';
 import { Runtime } from '../daemon/runtime.ts';
 import { CelforgeError } from '../errors.ts';
 import { commandContext, type GlobalOptions } from './context.ts';
@@ -34,10 +37,10 @@ export async function processCommand(videos: string[], options: GlobalOptions): 
       ids.push(job.id);
     }
     ids = [...new Set(ids)];
-    const current = () => runtime.ledger.jobs().find((job) => ids.includes(job.id) && job.state !== 'done' && job.state !== 'failed');
+    const current = () => runtime.ledger.jobs().find((job) => ids.includes(job.id) && !isFinished(job));
     const redraw = setInterval(() => bar.show(current()), 250);
     try {
-      await runtime.scheduler.run({ exitWhenIdle: true, only: new Set(ids) });
+      await runtime.scheduler.run({ exitWhenIdle: true, only: new Set(ids), leaveModelWaits: true });
     } finally {
       clearInterval(redraw);
       bar.stop();
@@ -49,12 +52,14 @@ export async function processCommand(videos: string[], options: GlobalOptions): 
   }
   const jobs = ids.map((id) => runtime.ledger.get(id)).filter((job): job is Job => job !== undefined);
   for (const job of jobs) {
-    process.stdout.write(
-      job.state === 'done'
-        ? `${job.source}: ${describeOutput(job)}\n`
-        : `${describeJob(job)}\n`,
-    );
+    if (isReady(job) || job.state === 'waiting-for-model') process.stdout.write(`${job.source}: ${describeOutput(job)}\n`);
+    if (!isReady(job)) process.stdout.write(`${describeJob(job)}\n`);
   }
   if (runtime.signal.aborted) return 130;
-  return jobs.every((job) => job.state === 'done') ? 0 : 1;
+  if (jobs.some((job) => job.state === 'failed')) return 1;
+  return jobs.every(isReady) ? 0 : 3;
+}
+
+function isReady(job: Job): boolean {
+  return job.state === 'ready-for-review' || job.state === 'done';
 }

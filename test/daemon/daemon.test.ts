@@ -25,7 +25,7 @@ function setup(t: Parameters<typeof tempDir>[0], extra: Record<string, unknown> 
   return { dir, inbox, library, configFile: writeConfig(dir, config), config };
 }
 
-const jobDone = (library: string) => () => readJobs(library).find((job) => job.state === 'done');
+const jobDone = (library: string) => () => readJobs(library).find((job) => job.state === 'ready-for-review');
 
 test('a video present at start-up is picked up and every frame extracted; a second copy makes no second job; hidden and partial files are ignored', async (t) => {
   const clip = await makeClip({ width: 320, height: 180, seconds: 2 });

@@ -33,8 +33,12 @@ test('celforge process: every frame once, duplicates only of the same drawing, e
   copyFileSync(clip.file, video);
   const library = path.join(dir, 'library');
   const result = await runCli(['--library', library, 'process', video], { cwd: dir });
-  assert.equal(result.code, 0, result.stderr);
+  // No models folder here: the frames are done, and the faces stage waits for the cascade instead of failing.
+  assert.equal(result.code, 3, result.stderr);
+  assert.match(result.stdout, /faces\/waiting-for-model .*run "celforge models fetch lbpcascade-animeface"/);
   const job = readJobs(library)[0]!;
+  assert.equal(job.state, 'waiting-for-model');
+  assert.deepEqual(job.waitingFor?.models, ['lbpcascade-animeface']);
   const map = frameMapOf(job);
 
   assert.equal(await countDecodedFrames(video), clip.frameCount);
@@ -145,7 +149,7 @@ test('the daemon killed with SIGKILL mid-video and restarted ends byte-identical
 
   const second = startDaemon(configFile);
   t.after(() => stopDaemon(second));
-  const job = await waitFor('the job to finish after the restart', () => readJobs(library).find((j) => j.state === 'done'), 120_000);
+  const job = await waitFor('the job to finish after the restart', () => readJobs(library).find((j) => j.state === 'ready-for-review'), 120_000);
   await stopDaemon(second);
   const log = readFileSync(path.join(library, 'logs', 'celforge.log'), 'utf8');
   const resumedAt = /"startFrame":(\d+)[^\n]*resuming extraction/.exec(log);
@@ -175,7 +179,7 @@ test('extraction pauses when free space falls under the reserve, keeps nothing p
 
   writeConfig(dir, config);
   daemon.child.kill('SIGHUP');
-  const job = await waitFor('the job to finish', () => readJobs(library).find((j) => j.state === 'done'), 120_000);
+  const job = await waitFor('the job to finish', () => readJobs(library).find((j) => j.state === 'ready-for-review'), 120_000);
   assertSameAsReference(job.extract!.dir);
   assert.match(readFileSync(path.join(library, 'logs', 'celforge.log'), 'utf8'), /paused-disk-low: .* under the 4000\.0 TiB reserve/);
 });

@@ -17,7 +17,7 @@ test('the periodic rescan finds a video the watcher did not report (polling too 
   t.after(() => stopDaemon(daemon));
   await waitFor('the daemon to watch', () => daemon.output().includes('watching the inbox'));
   copyFileSync(clip, path.join(dir, 'inbox', 'nested', 'deeper', 'Late 02.m2ts'));
-  const job = await waitFor('the rescan to find the video', () => readJobs(path.join(dir, 'library')).find((j) => j.state === 'done'));
+  const job = await waitFor('the rescan to find the video', () => readJobs(path.join(dir, 'library')).find((j) => j.state === 'ready-for-review'));
   assert.equal(job.episode, '02');
 });
 
@@ -28,7 +28,7 @@ test('hardware decoding that cannot load falls back to software with a log line'
   const result = await runCli(['--config', configFile, 'process', clip], { cwd: dir });
   assert.equal(result.code, 0, result.stderr);
   const job = readJobs(path.join(dir, 'library'))[0]!;
-  assert.equal(job.state, 'done');
+  assert.equal(job.state, 'ready-for-review');
   if (job.extract!.hwaccel === 'cuda') return; // a machine where CUDA decoding works: nothing to fall back from
   assert.equal(job.extract!.hwaccel, 'none');
   assert.match(result.stderr, /hardware decoding \(cuda\) is not available here; decoding in software/);

@@ -23,3 +23,8 @@ export function intersectionOverUnion(a: Omit<FaceBox, 'score'>, b: Omit<FaceBox
   const overlap = width * height;
   return overlap / (a.width * a.height + b.width * b.height - overlap);
 }
+
+/** Whole pixels, and scores to three places: what is recorded and printed. */
+export function roundBox(box: FaceBox): FaceBox {
+  return { x: Math.round(box.x), y: Math.round(box.y), width: Math.round(box.width), height: Math.round(box.height), score: Math.round(box.score * 1000) / 1000 };
+}

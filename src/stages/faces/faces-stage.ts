@@ -16,6 +16,7 @@ import { hashOf, keptFrames, type KeptFrame } from '../kept-frames.ts';
 import { markRunning, waitForModels } from '../model-wait.ts';
 import type { Stage } from '../stage.ts';
 import { forEachBatch } from '../batches.ts';
+import { roundBox } from './boxes.ts';
 import { detectorModelId, DETECTOR_KINDS, finishFaces, loadFaceDetector, prepareFaces } from './face-detector.ts';
 
 export const facesStage: Stage = async (job, ports) => {
@@ -68,10 +69,7 @@ export const facesStage: Stage = async (job, ports) => {
 };
 
 function toRecord(frame: KeptFrame, sha256: string, detector: string, faces: FaceRecord['faces']): FaceRecord {
-  const rounded = faces.map((box) => ({
-    x: Math.round(box.x), y: Math.round(box.y), width: Math.round(box.width), height: Math.round(box.height), score: Math.round(box.score * 1000) / 1000,
-  }));
-  return { frame: frame.frame, file: frame.file, sha256, detector, faces: rounded, passed: faces.length > 0 };
+  return { frame: frame.frame, file: frame.file, sha256, detector, faces: faces.map(roundBox), passed: faces.length > 0 };
 }
 
 /** The records that still match the kept frames in order, by the same detector; the file is cut to them. */
