@@ -7,12 +7,23 @@
  * frames, a job that waits for a missing model and goes on once fetched.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import pino from 'pino';
 import { Catalog } from '../../src/adapters/catalog-store.ts';
 import { readFaces } from '../../src/adapters/faces-file.ts';
 import { readFrameMap } from '../../src/adapters/frame-map-file.ts';
+import { realDiskSpace } from '../../src/adapters/disk.ts';
+import { createImageWorkers } from '../../src/adapters/image-workers.ts';
+import { MediaRepository } from '../../src/adapters/media.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import type { Job } from '../../src/daemon/job.ts';
+import { ModelCache } from '../../src/models/model-cache.ts';
+import { facesStage } from '../../src/stages/faces/faces-stage.ts';
+import type { Stage, StagePorts } from '../../src/stages/stage.ts';
+import { tagsStage } from '../../src/stages/tags/tags-stage.ts';
+import { binaries } from '../fixtures/clips.ts';
 import { makeFacesClip } from '../fixtures/faces-clip.ts';
 import { FileServer } from '../fixtures/file-server.ts';
 import { CASCADE_FILE, writeModelFolder } from '../fixtures/model-folder.ts';
@@ -170,4 +181,69 @@ test('a YOLO detector with a free batch dimension runs batched in the stage', as
   t.after(() => catalog.close());
   assert.ok(catalog.tagsOf(faces[0]!.sha256).includes('solo'), 'one face: solo stays');
   assert.equal(catalog.count('1girl'), 3);
+});
+
+test('faces and tags stopped after a batch (and a line cut short) resume to the same results as an uninterrupted run', async (t) => {
+  const { library, configFile, cli } = setup(t, { inference: { batchSize: 1, workers: 1 } });
+  assert.equal((await cli('process', clip.file)).code, 0);
+  const finished = readJobs(library)[0]!;
+  const facesFile = path.join(finished.extract!.dir, 'faces.jsonl');
+  const reference = {
+    faces: readFileSync(facesFile, 'utf8'),
+    sidecars: (await readFaces(facesFile)).map((record) => readFileSync(path.join(library, record.file.replace(/\.png$/, '.txt')), 'utf8')),
+  };
+  const config = await loadConfig({ configPath: configFile });
+  const catalog = Catalog.open(path.join(library, 'catalog.sqlite'));
+  const images = createImageWorkers(1);
+  t.after(async () => {
+    catalog.close();
+    await images.close();
+  });
+  const hashes = (await readFaces(facesFile)).map((record) => record.sha256);
+  const referenceSources = hashes.map((hash) => catalog.tagSources(hash));
+
+  // Start both stages over from nothing recorded, as after a crash right after the catalog stage.
+  rmSync(facesFile);
+  for (const record of await readFrameMap(path.join(finished.extract!.dir, 'frame-map.jsonl'))) {
+    if (record.file) rmSync(path.join(library, record.file.replace(/\.png$/, '.txt')), { force: true });
+  }
+  let job: Job = { ...structuredClone(finished), stage: 'faces', state: 'running' };
+  delete job.faces;
+  delete job.tags;
+  const runUntilFirstSave = async (stage: Stage) => {
+    const abort = new AbortController();
+    const ports: StagePorts = {
+      config: () => config, media: new MediaRepository(binaries), disk: realDiskSpace, catalog, images, models: new ModelCache(),
+      log: pino({ level: 'silent' }), signal: abort.signal,
+      save: async (change) => {
+        change(job);
+        abort.abort();
+      },
+    };
+    return stage(structuredClone(job), ports);
+  };
+  const runToEnd = async (stage: Stage) => {
+    const ports: StagePorts = {
+      config: () => config, media: new MediaRepository(binaries), disk: realDiskSpace, catalog, images, models: new ModelCache(),
+      log: pino({ level: 'silent' }), signal: new AbortController().signal, save: async (change) => change(job),
+    };
+    const result = await stage(structuredClone(job), ports);
+    assert.equal(result.kind, 'done');
+    if (result.kind === 'done') result.change?.(job);
+  };
+
+  assert.equal((await runUntilFirstSave(facesStage)).kind, 'interrupted');
+  assert.equal(job.faces?.framesDone, 1);
+  appendFileSync(facesFile, '{"frame":12,"file":"cut sh');
+  await runToEnd(facesStage);
+  assert.equal(readFileSync(facesFile, 'utf8'), reference.faces, 'faces.jsonl as in the uninterrupted run');
+
+  job = { ...job, stage: 'tags' };
+  assert.equal((await runUntilFirstSave(tagsStage)).kind, 'interrupted');
+  assert.equal(job.tags?.framesDone, 1);
+  await runToEnd(tagsStage);
+  assert.equal((job as Job).tags?.framesDone, 3, "every kept frame tagged");
+  assert.deepEqual(hashes.map((hash) => catalog.tagSources(hash)), referenceSources, 'every tag once, from the same sources');
+  const records = await readFaces(facesFile);
+  assert.deepEqual(records.map((record) => readFileSync(path.join(library, record.file.replace(/\.png$/, '.txt')), 'utf8')), reference.sidecars);
 });
