@@ -233,14 +233,14 @@ test('faces and tags stopped after a batch (and a line cut short) resume to the 
   };
 
   assert.equal((await runUntilFirstSave(facesStage)).kind, 'interrupted');
-  assert.equal(job.faces?.framesDone, 1);
+  assert.equal((job as Job).faces?.framesDone, 1);
   appendFileSync(facesFile, '{"frame":12,"file":"cut sh');
   await runToEnd(facesStage);
   assert.equal(readFileSync(facesFile, 'utf8'), reference.faces, 'faces.jsonl as in the uninterrupted run');
 
   job = { ...job, stage: 'tags' };
   assert.equal((await runUntilFirstSave(tagsStage)).kind, 'interrupted');
-  assert.equal(job.tags?.framesDone, 1);
+  assert.equal((job as Job).tags?.framesDone, 1);
   await runToEnd(tagsStage);
   assert.equal((job as Job).tags?.framesDone, 3, "every kept frame tagged");
   assert.deepEqual(hashes.map((hash) => catalog.tagSources(hash)), referenceSources, 'every tag once, from the same sources');
