@@ -18,6 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeAnimeClip, type AnimeClip } from '../test/fixtures/anime-clip.ts';
 import { binaries } from '../test/fixtures/clips.ts';
+import { FRAMES_ONLY, writeConfig } from '../test/helpers.ts';
 
 const WIDTH = Number(process.env.BENCH_WIDTH ?? 1920);
 const HEIGHT = Number(process.env.BENCH_HEIGHT ?? 1080);
@@ -84,7 +85,9 @@ function fullPngThenHash(clip: AnimeClip, work: string): Result {
 
 function celforge(clip: AnimeClip, work: string): Result {
   const library = path.join(work, 'library');
-  const run = timed(() => spawnSync(process.execPath, [cli, '--library', library, 'process', clip.file], { encoding: 'utf8' }));
+  // Extraction and dedup only: the faces and tags stages are measured by faces-tags.bench.ts.
+  const configFile = writeConfig(work, { library: './library', ...FRAMES_ONLY });
+  const run = timed(() => spawnSync(process.execPath, [cli, '--config', configFile, 'process', clip.file], { encoding: 'utf8', cwd: work }));
   if (run.value.status !== 0) throw new Error(run.value.stderr);
   const mapFile = readdirSync(library, { recursive: true }).map(String).find((name) => name.endsWith('frame-map.jsonl'))!;
   const records = readFileSync(path.join(library, mapFile), 'utf8').split('\n').filter(Boolean)

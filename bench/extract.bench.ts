@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { binaries, makeClip } from '../test/fixtures/clips.ts';
+import { FRAMES_ONLY, writeConfig } from '../test/helpers.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'celforge.js');
@@ -44,8 +45,9 @@ try {
   const plainOut = folderBytes(plainDir);
 
   const library = path.join(work, 'library');
+  const configFile = writeConfig(work, { library: './library', ...FRAMES_ONLY });
   const celforge = timed(() => {
-    const result = spawnSync('/usr/bin/env', ['node', cli, '--library', library, 'process', clip], { encoding: 'utf8' });
+    const result = spawnSync('/usr/bin/env', ['node', cli, '--config', configFile, 'process', clip], { encoding: 'utf8', cwd: work });
     if (result.status !== 0) throw new Error(result.stderr);
   });
   const celforgeOut = folderBytes(library);
