@@ -1,7 +1,7 @@
 /**
  * `celforge reject "<query>"`: takes images out of the dataset. Each file is
- * moved into the library's trash/ (same relative path), never deleted; the
- * catalog keeps it, its tags and where it went.
+ * moved into the library's trash/ (same relative path), never deleted, with
+ * the caption beside it; the catalog keeps it, its tags and where it went.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
@@ -19,8 +19,14 @@ export async function rejectCommand(query: string, options: GlobalOptions): Prom
       const to = path.join(trashDir(config.library), relative);
       await mkdir(path.dirname(to), { recursive: true });
       if (existsSync(from)) await rename(from, to);
+      const caption = captionOf(from);
+      if (existsSync(caption)) await rename(caption, captionOf(to));
       catalog.markRejected(image.hash, path.relative(config.library, to));
     }
     process.stdout.write(`${images.length} image${images.length === 1 ? '' : 's'} moved to ${trashDir(config.library)}\n`);
   });
+}
+
+function captionOf(image: string): string {
+  return path.join(path.dirname(image), `${path.parse(image).name}.txt`);
 }

@@ -91,6 +91,10 @@ test('process: faces found, subject tags only on frames with a face, tags in the
 
   const search = await cli('search', '1girl -faces:0');
   assert.equal(search.stdout.trim().split('\n').length, 2, search.stdout);
+
+  assert.equal((await cli('reject', 'faces:0')).code, 0);
+  const trashed = path.join(library, 'trash', sky.file.replace(/\.png$/, '.txt'));
+  assert.deepEqual(readFileSync(trashed, 'utf8').trim().split(', '), skyCaption, 'the caption goes to the trash with its frame');
 });
 
 test('a missing model holds the job at its stage with the fetch command; fetching it and a SIGHUP let it finish', async (t) => {
