@@ -10,7 +10,7 @@ import path from 'node:path';
 import { HydrusClient, HydrusUnreachable } from '../adapters/hydrus-client.ts';
 import { pullFromHydrus } from '../catalog/hydrus-sync.ts';
 import { CelforgeError } from '../errors.ts';
-import { exportKohyaDataset } from '../stages/export/kohya-export.ts';
+import { exportQuery } from '../stages/export/export-query.ts';
 import type { GlobalOptions } from './context.ts';
 import { withCatalog } from './catalog-context.ts';
 
@@ -21,7 +21,6 @@ export interface ExportCommandOptions extends GlobalOptions {
 
 export async function exportCommand(query: string, options: ExportCommandOptions): Promise<void> {
   await withCatalog(options, async (catalog, config) => {
-    const settings = config.export;
     if (config.hydrus?.pullBeforeExport && !options.skipHydrus) {
       const client = new HydrusClient(config.hydrus);
       try {
@@ -32,22 +31,7 @@ export async function exportCommand(query: string, options: ExportCommandOptions
         throw new CelforgeError('FILE_NOT_FOUND', `${config.hydrus.url}: Hydrus does not answer, so corrections made there cannot be pulled before the export. Open its client and export again, or export with --skip-hydrus.`, { cause: error });
       }
     }
-    const images = catalog.search(query).map((image) => ({
-      hash: image.hash, path: path.resolve(config.library, image.path), width: image.width, height: image.height, tags: catalog.tagsOf(image.hash),
-    }));
-    if (images.length === 0) throw new CelforgeError('FILE_NOT_FOUND', `query "${query}": no images in ${config.library}; nothing exported`);
-    const result = await exportKohyaDataset(images, {
-      out: path.resolve(options.out),
-      caption: { triggerWords: settings.triggerWords, keepTokens: settings.keepTokens, underscoresToSpaces: settings.underscoresToSpaces },
-      buckets: {
-        resolution: settings.resolution, minBucketReso: settings.minBucketReso, maxBucketReso: settings.maxBucketReso,
-        bucketResoSteps: settings.bucketResoSteps, noUpscale: settings.bucketNoUpscale,
-      },
-      numRepeats: settings.numRepeats,
-      batchSize: settings.batchSize,
-      link: settings.link,
-      fineTuneMetadata: settings.fineTuneMetadata,
-    });
+    const result = await exportQuery(catalog, config, query, path.resolve(options.out));
     process.stdout.write(`${result.images} images (${result.linked} linked, ${result.copied} copied), ${result.removed} no longer selected removed\n`);
     process.stdout.write(`dataset config: ${result.datasetConfig}\n`);
     for (const bucket of result.bucketReport.buckets) process.stdout.write(`  bucket ${bucket.resolution[0]}x${bucket.resolution[1]}: ${bucket.count}\n`);

@@ -54,6 +54,11 @@ export function validateConfig(raw: unknown, label: string, baseDir: string): Co
       ffmpegPath: parsed.ffmpeg.ffmpegPath && path.resolve(baseDir, parsed.ffmpeg.ffmpegPath),
       ffprobePath: parsed.ffmpeg.ffprobePath && path.resolve(baseDir, parsed.ffmpeg.ffprobePath),
     },
+    train: parsed.train && {
+      ...parsed.train,
+      sdScripts: path.resolve(baseDir, parsed.train.sdScripts),
+      dir: path.resolve(baseDir, parsed.train.dir ?? path.join(parsed.library, 'training')),
+    },
     source: null,
   };
 }

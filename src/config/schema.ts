@@ -4,6 +4,7 @@
  * validated, defaulted result the rest of the code reads.
  */
 import os from 'node:os';
+import cron from 'node-cron';
 import { z } from 'zod';
 import { DEFAULT_THRESHOLDS } from '../stages/extract/compare.ts';
 import { DEFAULT_SUBJECT_TAGS } from '../stages/tags/subject-gate.ts';
@@ -149,6 +150,51 @@ export const configSchema = z.strictObject({
     /** Write a .txt caption next to every kept frame. */
     sidecars: z.boolean().default(true),
   }).prefault({}),
+  train: z.strictObject({
+    /** The Kohya sd-scripts folder (the trainer runs there). */
+    sdScripts: z.string().min(1),
+    /** The command the script is started with, e.g. ['accelerate', 'launch', '--num_cpu_threads_per_process', '1'] or ['/path/to/venv/bin/python']. */
+    launcher: z.array(z.string().min(1)).min(1).default(['accelerate', 'launch']),
+    /** The training script, relative to sdScripts. */
+    script: z.string().min(1).default('train_network.py'),
+    /** Further arguments for the script: `{ learning_rate: 1e-4, xformers: true }` becomes `--learning_rate 0.0001 --xformers`, or give a list as it is. */
+    args: z.union([z.array(z.string()), z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]))]).default([]),
+    /** Which images to train on (a catalog query; "" is every image). */
+    query: z.string().default(''),
+    /** Steps in all, across every night: celforge counts them, since Kohya restarts its count on resume. */
+    maxTrainSteps: z.number().int().positive(),
+    saveEveryNSteps: z.number().int().positive().default(500),
+    outputName: z.string().regex(/^[\w.-]+$/, 'a plain file name').default('celforge'),
+    /** Where runs, states and checkpoints go; default <library>/training. */
+    dir: z.string().min(1).optional(),
+    windows: z.array(z.strictObject({
+      /** When the window opens: a cron expression (minute hour day month weekday), e.g. "0 1 * * *" for 01:00 every day. */
+      start: z.string().refine((expression) => cron.validate(expression), 'expected a cron expression such as "0 1 * * *"'),
+      hours: z.number().positive().max(168),
+    })).default([{ start: '0 1 * * *', hours: 6 }]),
+    /** Time zone of the windows (IANA name); default the system's. */
+    timezone: z.string().refine((zone) => {
+      try {
+        new Intl.DateTimeFormat('en', { timeZone: zone });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'expected an IANA time zone such as "Europe/Berlin"').optional(),
+    idle: z.strictObject({
+      /** Most GPU utilisation (%) before a run starts. */
+      gpuUtilization: z.number().min(0).max(100).default(15),
+      /** Most GPU memory (MiB) other processes may use, before and during a run. */
+      gpuMemoryMiB: z.number().min(0).default(1024),
+      /** Most 1-minute load per CPU before a run starts. */
+      cpuLoad: z.number().min(0).default(0.8),
+      /** Minutes without keyboard or mouse input before a run starts (X11, needs xprintidle); unset: not checked. */
+      noInputMinutes: z.number().positive().optional(),
+    }).prefault({}),
+    /** After a window ends (or the GPU is wanted), how long to wait for the next state save before stopping anyway. */
+    stopWaitMinutes: z.number().min(0).default(15),
+    checkSeconds: z.number().positive().default(30),
+  }).optional(),
   hydrus: z.strictObject({
     url: z.string().url('expected the Client API address, such as "http://127.0.0.1:45869"'),
     accessKey: z.string().regex(/^[0-9a-f]{64}$/i, 'expected the 64-hex-digit access key from Hydrus (services > review services > client api)'),

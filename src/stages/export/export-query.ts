@@ -1,0 +1,26 @@
+/** The images a catalog query finds, exported as a Kohya dataset with the configured export settings. */
+import path from 'node:path';
+import type { Catalog } from '../../adapters/catalog-store.ts';
+import type { Config } from '../../config/schema.ts';
+import { CelforgeError } from '../../errors.ts';
+import { exportKohyaDataset, type ExportResult } from './kohya-export.ts';
+
+export async function exportQuery(catalog: Catalog, config: Config, query: string, out: string): Promise<ExportResult> {
+  const settings = config.export;
+  const images = catalog.search(query).map((image) => ({
+    hash: image.hash, path: path.resolve(config.library, image.path), width: image.width, height: image.height, tags: catalog.tagsOf(image.hash),
+  }));
+  if (images.length === 0) throw new CelforgeError('FILE_NOT_FOUND', `query "${query}": no images in ${config.library}; nothing exported`);
+  return exportKohyaDataset(images, {
+    out,
+    caption: { triggerWords: settings.triggerWords, keepTokens: settings.keepTokens, underscoresToSpaces: settings.underscoresToSpaces },
+    buckets: {
+      resolution: settings.resolution, minBucketReso: settings.minBucketReso, maxBucketReso: settings.maxBucketReso,
+      bucketResoSteps: settings.bucketResoSteps, noUpscale: settings.bucketNoUpscale,
+    },
+    numRepeats: settings.numRepeats,
+    batchSize: settings.batchSize,
+    link: settings.link,
+    fineTuneMetadata: settings.fineTuneMetadata,
+  });
+}
