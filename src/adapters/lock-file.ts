@@ -43,3 +43,9 @@ async function readHolder(file: string): Promise<{ pid: number; command: string 
     return null;
   }
 }
+
+/** Who holds a lock now (a live process), or null. */
+export async function lockHolder(file: string): Promise<{ pid: number; command: string } | null> {
+  const holder = await readHolder(file);
+  return holder && isAlive(holder.pid) ? holder : null;
+}

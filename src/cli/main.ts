@@ -14,6 +14,7 @@ import { restoreCommand } from './restore.ts';
 import { searchCommand } from './search.ts';
 import { tagCommand } from './tag.ts';
 import { tagsCommand } from './tags.ts';
+import { trainCommand } from './train.ts';
 import { startCommand } from './start.ts';
 import { statusCommand } from './status.ts';
 
@@ -113,6 +114,14 @@ program
   .option('--no-gate', 'keep subject tags whether or not a face is found')
   .action(async (images: string[], _options, command: Command) => {
     process.exitCode = await tagsCommand(images, globals(command) as GlobalOptions & { json?: boolean; gate?: boolean });
+  });
+
+program
+  .command('train')
+  .description('queue a Kohya training run for the next training window (or start it now)')
+  .option('--now', 'start now instead of in the next window (in the foreground when no daemon runs)')
+  .action(async (_options, command: Command) => {
+    process.exitCode = await trainCommand(globals(command) as GlobalOptions & { now?: boolean });
   });
 
 program

@@ -1,19 +1,23 @@
-/** `celforge status [--json]`: the jobs with their stage and state. */
+/** `celforge status [--json]`: the jobs with their stage and state, and training. */
 import { existsSync } from 'node:fs';
 import { loadConfig } from '../config/load.ts';
 import { Ledger } from '../daemon/ledger.ts';
-import { ledgerPath } from '../daemon/library-paths.ts';
+import { ledgerPath, stateDir } from '../daemon/library-paths.ts';
+import { readTrainingState, trainingStatePath } from '../training/training-state.ts';
 import type { GlobalOptions } from './context.ts';
 import { describeJob } from './job-summary.ts';
+import { describeTraining } from './training-summary.ts';
 
 export async function statusCommand(options: GlobalOptions & { json?: boolean }): Promise<void> {
   const config = await loadConfig({ configPath: options.config, library: options.library });
   const file = ledgerPath(config.library);
   const jobs = existsSync(file) ? await Ledger.read(file) : [];
+  const training = await readTrainingState(trainingStatePath(stateDir(config.library)));
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ library: config.library, jobs }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ library: config.library, jobs, training }, null, 2)}\n`);
     return;
   }
+  if (training) process.stdout.write(`${describeTraining(training)}\n`);
   if (jobs.length === 0) {
     process.stdout.write(`no jobs in ${config.library}; drop videos into ${config.inbox.join(', ')}\n`);
     return;

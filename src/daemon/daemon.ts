@@ -1,8 +1,9 @@
 /**
- * The daemon: the inbox watcher feeding the scheduler, until SIGTERM/SIGINT.
+ * The daemon: the inbox watcher feeding the scheduler, and overnight
+ * training when configured, until SIGTERM/SIGINT.
  * Shutdown stops ffmpeg (the job resumes from its last complete frame),
  * leaves the ledger saved and releases the library. SIGHUP reloads the
- * configuration file.
+ * configuration file and makes a training request (`celforge train`) seen at once.
  */
 import type { Config } from '../config/schema.ts';
 import { errorMessage } from '../errors.ts';
@@ -53,7 +54,7 @@ export async function runDaemon({ config, log, reloadConfig }: DaemonOptions): P
   process.on('SIGHUP', onReload);
   try {
     await watcher.start();
-    await runtime.scheduler.run();
+    await Promise.all([runtime.scheduler.run(), runtime.runTraining()]);
   } finally {
     process.off('SIGTERM', onStop);
     process.off('SIGINT', onStop);

@@ -12,9 +12,13 @@ import { MediaRepository } from '../adapters/media.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { ModelCache } from '../models/model-cache.ts';
+import { systemIdleProbe } from '../adapters/idle-probe.ts';
+import { exportQuery } from '../stages/export/export-query.ts';
+import { runTrainingLoop } from '../training/training-loop.ts';
+import { TrainingSupervisor } from '../training/training-supervisor.ts';
 import { STAGES } from './job.ts';
 import { Ledger } from './ledger.ts';
-import { catalogPath, ledgerPath, lockPath } from './library-paths.ts';
+import { catalogPath, ledgerPath, lockPath, stateDir } from './library-paths.ts';
 import { Scheduler } from './scheduler.ts';
 
 export interface RuntimeOptions {
@@ -33,6 +37,9 @@ export class Runtime {
   readonly media: MediaRepository;
   readonly images: ImageWorkers;
   readonly models = new ModelCache();
+  /** Overnight training, when the configuration has a `train` section. */
+  training: TrainingSupervisor | null = null;
+  readonly #trainingLoop: { wake?: () => void } = {};
   readonly #abort: AbortController;
   readonly #lock: Lock;
 
@@ -72,6 +79,7 @@ export class Runtime {
         }
       }
       const runtime = new Runtime(config, log, ledger, Catalog.open(catalogPath(config.library)), lock, disk);
+      if (config.train) runtime.training = await runtime.#openTraining();
       const { ffmpeg, ffprobe, source } = runtime.media.binaries;
       log.debug({ ffmpeg, ffprobe, source }, 'ffmpeg binaries');
       return runtime;
@@ -79,6 +87,26 @@ export class Runtime {
       await lock.release();
       throw error;
     }
+  }
+
+  #openTraining(): Promise<TrainingSupervisor> {
+    return TrainingSupervisor.open({
+      train: () => this.config.train!,
+      stateDir: stateDir(this.config.library),
+      clock: () => new Date(),
+      idle: systemIdleProbe,
+      log: this.log,
+      prepareDataset: async (out) => {
+        const result = await exportQuery(this.catalog, this.config, this.config.train!.query, out);
+        return { datasetConfig: result.datasetConfig, images: result.images };
+      },
+    });
+  }
+
+  /** Supervises training until shutdown (or until `until` holds); returns at once without a `train` section. */
+  async runTraining(until?: Parameters<typeof runTrainingLoop>[0]['until']): Promise<void> {
+    if (!this.training) return;
+    await runTrainingLoop({ supervisor: this.training, train: () => this.config.train, signal: this.#abort.signal, log: this.log, until, handle: this.#trainingLoop });
   }
 
   get signal(): AbortSignal {
@@ -89,6 +117,7 @@ export class Runtime {
   reload(config: Config): void {
     this.config = { ...config, library: this.config.library };
     this.scheduler.retryNow();
+    this.#trainingLoop.wake?.();
   }
 
   /** Stops the running stage (ffmpeg is killed; the job resumes later) and the scheduler loop. */

@@ -187,7 +187,8 @@ export class TrainingSupervisor {
   }
 
   async #ended(run: TrainingRun, train: TrainConfig): Promise<void> {
-    const exit = this.#exits.get(run.pgid) ?? { code: null, signal: null };
+    const known = this.#exits.get(run.pgid);
+    const exit = known ?? { code: null, signal: null };
     run.exit = exit;
     run.endedAt = this.#now().toISOString();
     this.state.stopRequested = null;
@@ -211,7 +212,9 @@ export class TrainingSupervisor {
     }
     this.state.status = 'failed';
     this.state.request = null;
-    this.state.reason = `the trainer exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}`;
+    this.state.reason = !known
+      ? 'the trainer ended while celforge was not running, without its final checkpoint'
+      : `the trainer exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}`;
     this.#event('failed', `training failed: ${this.state.reason}. Last lines of ${run.log}:\n${await logTail(run.log)}`);
   }
 

@@ -1,0 +1,59 @@
+/** `celforge train` through the CLI, with the stand-in Kohya: in the foreground with --now, and queued with a running daemon. */
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import sharp from 'sharp';
+import { readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
+
+const FAKE_KOHYA = path.join(import.meta.dirname, '..', 'fixtures', 'fake-kohya');
+
+async function setup(t: Parameters<typeof tempDir>[0]) {
+  const dir = tempDir(t);
+  const pictures = path.join(dir, 'pictures');
+  mkdirSync(pictures);
+  for (const [index, colour] of ['#ff0000', '#00ff00'].entries()) {
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: colour } }).png().toFile(path.join(pictures, `${index}.png`));
+    writeFileSync(path.join(pictures, `${index}.txt`), '1girl, solo');
+  }
+  const configFile = writeConfig(dir, {
+    inbox: './inbox', library: './library', disk: { reserve: 0 },
+    train: {
+      sdScripts: FAKE_KOHYA, launcher: [process.execPath, path.join(FAKE_KOHYA, 'accelerate.mjs'), 'launch'], script: 'train_network.mjs',
+      args: { fake_step_ms: 10 }, maxTrainSteps: 30, saveEveryNSteps: 10, checkSeconds: 0.2,
+      // A window that never opens while the tests run.
+      windows: [{ start: '0 0 1 1 *', hours: 1 }], timezone: 'UTC', idle: { cpuLoad: 1000 },
+    },
+  });
+  mkdirSync(path.join(dir, 'inbox'));
+  const cli = (...args: string[]) => runCli(['--config', configFile, ...args], { cwd: dir });
+  assert.equal((await cli('import', pictures)).code, 0);
+  return { dir, configFile, cli };
+}
+
+test('train --now without a daemon trains in the foreground to the end; status shows the checkpoint', async (t) => {
+  const { cli } = await setup(t);
+  const result = await cli('train', '--now');
+  assert.equal(result.code, 0, result.stderr + result.stdout);
+  assert.match(result.stdout, /training finished +step 30\/30 \(30 saved\) +checkpoint .*run-0001\/celforge\.safetensors/);
+  const status = await cli('status', '--json');
+  const { training } = JSON.parse(status.stdout);
+  assert.equal(training.status, 'finished');
+  assert.equal(training.runs.length, 1);
+});
+
+test('train with a daemon running: queued for the next window, then --now starts it at once', async (t) => {
+  const { configFile, cli, dir } = await setup(t);
+  const daemon = startDaemon(configFile);
+  t.after(() => stopDaemon(daemon));
+  await waitFor('the daemon to watch', () => daemon.output().includes('watching the inbox'));
+  const queued = await cli('train');
+  assert.equal(queued.code, 0, queued.stderr);
+  assert.match(queued.stdout, /queued with the daemon \(pid \d+\); the next window opens 2027-01-01T00:00:00\.000Z/);
+  await waitFor('the daemon to take the request', async () => /training waiting-for-window .*next training window opens 2027-01-01/.test((await cli('status')).stdout), 20_000);
+
+  assert.equal((await cli('train', '--now')).code, 0);
+  await waitFor('the training to finish', async () => (await cli('status')).stdout.includes('training finished'), 30_000);
+  assert.match(daemon.output(), /training: training run 1 started on 2 images at step 0 of 30/);
+  assert.deepEqual(readJobs(path.join(dir, 'library')), []);
+});
