@@ -177,6 +177,11 @@ export class Catalog {
       WHERE it.image_id = ? AND it.source = 'person' AND it.state = ? ORDER BY t.namespace, t.name`).all(this.#idOf(hash), DELETED) as Tag[]).map(formatTag);
   }
 
+  /** Takes an image back into the dataset, at its place in the library. */
+  markKept(hash: string, filePath: string): void {
+    this.#sql('UPDATE images SET rejected_at = NULL, path = ? WHERE hash = ?').run(filePath, hash);
+  }
+
   /** Marks an image rejected, at its new place in the trash. */
   markRejected(hash: string, trashPath: string): void {
     this.#sql('UPDATE images SET rejected_at = ?, path = ? WHERE hash = ?').run(now(), trashPath, hash);

@@ -195,6 +195,29 @@ export const configSchema = z.strictObject({
     stopWaitMinutes: z.number().min(0).default(15),
     checkSeconds: z.number().positive().default(30),
   }).optional(),
+  notify: z.strictObject({
+    /** Desktop notifications (node-notifier); skipped with one log line where there is no desktop session. */
+    desktop: z.boolean().default(true),
+    ntfy: z.strictObject({
+      url: z.string().url('expected the ntfy server, such as "https://ntfy.sh"').default('https://ntfy.sh'),
+      topic: z.string().regex(/^[\w-]{1,64}$/, 'expected an ntfy topic name (letters, digits, _ and -)'),
+      /** An access token, for a protected topic; never logged. */
+      token: z.string().min(1).optional(),
+    }).optional(),
+    webhook: z.strictObject({
+      url: z.string().url('expected the address to POST events to'),
+      /** Signs each body (HMAC-SHA256, header X-Celforge-Signature: sha256=<hex>); never logged. */
+      secret: z.string().min(1).optional(),
+    }).optional(),
+    /** Events this close together go out as one notification. */
+    groupSeconds: z.number().min(0).max(3600).default(20),
+  }).prefault({}),
+  review: z.strictObject({
+    port: z.number().int().min(0).max(65_535).default(8642),
+    /** Loopback only unless set, e.g. to "0.0.0.0" on a headless box (mutations still need the page's token). */
+    host: z.string().min(1).default('127.0.0.1'),
+    enabled: z.boolean().default(true),
+  }).prefault({}),
   hydrus: z.strictObject({
     url: z.string().url('expected the Client API address, such as "http://127.0.0.1:45869"'),
     accessKey: z.string().regex(/^[0-9a-f]{64}$/i, 'expected the 64-hex-digit access key from Hydrus (services > review services > client api)'),

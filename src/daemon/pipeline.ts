@@ -11,6 +11,7 @@ import { extractStage } from '../stages/extract/extract-stage.ts';
 import { facesStage } from '../stages/faces/faces-stage.ts';
 import { probeStage } from '../stages/probe.ts';
 import { tagsStage } from '../stages/tags/tags-stage.ts';
+import type { EventSink } from '../notify/events.ts';
 import type { Stage, StagePorts } from '../stages/stage.ts';
 import { isWaiting, STAGES, type Job, type StageName } from './job.ts';
 import type { Ledger } from './ledger.ts';
@@ -30,7 +31,10 @@ export type PipelineOutcome =
   | { kind: 'waiting'; retryAt: number }
   | { kind: 'interrupted' };
 
-export type PipelinePorts = Omit<StagePorts, 'save'>;
+export type PipelinePorts = Omit<StagePorts, 'save'> & {
+  /** Told when a job is ready for review, fails, or starts waiting for disk or a model. */
+  events?: EventSink;
+};
 
 export async function runPipeline(jobId: string, ledger: Ledger, ports: PipelinePorts): Promise<PipelineOutcome> {
   const save = async (change: (job: Job) => void) => void (await ledger.update(jobId, change));
@@ -59,6 +63,7 @@ export async function runPipeline(jobId: string, ledger: Ledger, ports: Pipeline
         target.error = { code, message, at: new Date().toISOString() };
       });
       ports.log.error({ job: jobId, stage, code, file: job.source }, message);
+      ports.events?.emit({ kind: 'job-failed', source: job.source, reason: message });
       return { kind: 'failed', message };
     }
 
@@ -80,7 +85,15 @@ export async function runPipeline(jobId: string, ledger: Ledger, ports: Pipeline
           target.state = result.state;
         });
         // Logged once when the job starts waiting, not at every re-check.
-        if (previousState !== result.state) ports.log.warn({ job: jobId, stage, state: result.state }, `${job.source}: ${result.state}: ${result.reason}`);
+        if (previousState !== result.state) {
+          ports.log.warn({ job: jobId, stage, state: result.state }, `${job.source}: ${result.state}: ${result.reason}`);
+          if (result.state === 'waiting-for-model' && job.waitingFor) {
+            ports.events?.emit({ kind: 'model-missing', source: job.source, ...job.waitingFor });
+          } else if (result.state !== 'waiting-for-model' && job.disk) {
+            const { neededBytes, freeBytes, reserveBytes } = job.disk;
+            ports.events?.emit({ kind: 'waiting-for-disk', source: job.source, neededBytes, freeBytes, reserveBytes });
+          }
+        }
         return { kind: 'waiting', retryAt: Date.now() + result.retryAfterMs };
       }
       case 'interrupted':
@@ -93,5 +106,9 @@ export async function runPipeline(jobId: string, ledger: Ledger, ports: Pipeline
     { job: jobId, frames: job.extract?.framesDone, kept: job.extract?.kept, duplicates: job.extract?.duplicates, withFaces: job.faces?.framesWithFaces, tagged: job.tags?.framesDone, dir: job.extract?.dir },
     `${job.source}: ready for review`,
   );
+  ports.events?.emit({
+    kind: 'ready-for-review', source: job.source, frames: job.extract?.framesDone ?? 0, kept: job.extract?.kept ?? 0,
+    withFaces: job.faces?.framesWithFaces ?? null, tagged: job.tags?.framesDone ?? null,
+  });
   return { kind: 'done' };
 }

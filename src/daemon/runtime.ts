@@ -12,6 +12,8 @@ import { MediaRepository } from '../adapters/media.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { ModelCache } from '../models/model-cache.ts';
+import { notifierFor } from '../notify/channels-from-config.ts';
+import type { Notifier } from '../notify/notifier.ts';
 import { systemIdleProbe } from '../adapters/idle-probe.ts';
 import { exportQuery } from '../stages/export/export-query.ts';
 import { runTrainingLoop } from '../training/training-loop.ts';
@@ -39,6 +41,7 @@ export class Runtime {
   readonly models = new ModelCache();
   /** Overnight training, when the configuration has a `train` section. */
   training: TrainingSupervisor | null = null;
+  readonly notifier: Notifier;
   readonly #trainingLoop: { wake?: () => void } = {};
   readonly #abort: AbortController;
   readonly #lock: Lock;
@@ -52,6 +55,7 @@ export class Runtime {
     this.#abort = new AbortController();
     this.media = new MediaRepository(resolveFfmpegBinaries(config.ffmpeg));
     this.images = createImageWorkers(config.inference.workers);
+    this.notifier = notifierFor(config, log);
     this.scheduler = new Scheduler(ledger, {
       config: () => this.config,
       media: this.media,
@@ -59,6 +63,7 @@ export class Runtime {
       catalog,
       images: this.images,
       models: this.models,
+      events: this.notifier,
       log,
       signal: this.#abort.signal,
     });
@@ -96,6 +101,9 @@ export class Runtime {
       clock: () => new Date(),
       idle: systemIdleProbe,
       log: this.log,
+      onEvent: (event) => {
+        if (event.kind !== 'started') this.notifier.emit({ kind: 'training', outcome: event.kind, message: event.message });
+      },
       prepareDataset: async (out) => {
         const result = await exportQuery(this.catalog, this.config, this.config.train!.query, out);
         return { datasetConfig: result.datasetConfig, images: result.images };
@@ -126,6 +134,7 @@ export class Runtime {
   }
 
   async release(): Promise<void> {
+    await this.notifier.flush();
     await this.images.close();
     this.catalog.close();
     await this.#lock.release();

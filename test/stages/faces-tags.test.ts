@@ -26,6 +26,7 @@ import { tagsStage } from '../../src/stages/tags/tags-stage.ts';
 import { binaries } from '../fixtures/clips.ts';
 import { makeFacesClip } from '../fixtures/faces-clip.ts';
 import { FileServer } from '../fixtures/file-server.ts';
+import { RecordServer } from '../fixtures/record-server.ts';
 import { CASCADE_FILE, writeModelFolder } from '../fixtures/model-folder.ts';
 import { readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
 
@@ -98,7 +99,9 @@ test('process: faces found, subject tags only on frames with a face, tags in the
 });
 
 test('a missing model holds the job at its stage with the fetch command; fetching it and a SIGHUP let it finish', async (t) => {
-  const { dir, configFile, models, library, cli } = setup(t);
+  const hook = await RecordServer.start();
+  t.after(() => hook.stop());
+  const { dir, configFile, models, library, cli } = setup(t, { notify: { desktop: false, webhook: { url: `${hook.url}/hook` }, groupSeconds: 0 } });
   const cascade = readFileSync(CASCADE_FILE);
   const server = await FileServer.start({ body: cascade });
   t.after(() => server.stop());
@@ -130,6 +133,11 @@ test('a missing model holds the job at its stage with the fetch command; fetchin
   assert.equal(ready.tags?.framesDone, 3);
   assert.equal(ready.waitingFor, undefined);
   assert.match(daemon.output(), /the models are there now; continuing/);
+  const events = await waitFor('two notifications', () => (hook.requests.length >= 2 ? hook.requests.map((request) => JSON.parse(request.body)) : false));
+  assert.deepEqual(events.map((event) => event.events[0].kind), ['model-missing', 'ready-for-review']);
+  assert.equal(events[0].message, 'run: celforge models fetch lbpcascade-animeface');
+  assert.equal(events[1].title, 'Ready for review: Stills 01.m2ts');
+  assert.match(events[1].message, /^3 frames kept of 36; 2 with faces, 3 tagged$/);
 });
 
 test('celforge faces and celforge tags --json on pictures: boxes with scores, tags with probabilities and each tagger\'s word', async (t) => {
