@@ -23,11 +23,13 @@ export const FRAMES_ONLY = { faces: { detector: 'none' }, tags: { taggers: [] } 
 
 /**
  * Writes a daemon.config.ts in `dir` with this object as its default export.
- * Unless the config names `faces` or `tags`, those stages are off (FRAMES_ONLY).
+ * Unless the config names them, the faces and tags stages are off
+ * (FRAMES_ONLY) and the review page takes a free port (daemons of tests
+ * running side by side).
  */
 export function writeConfig(dir: string, config: Record<string, unknown>): string {
   const file = path.join(dir, 'daemon.config.ts');
-  writeFileSync(file, `export default ${JSON.stringify({ ...FRAMES_ONLY, ...config }, null, 2)};\n`);
+  writeFileSync(file, `export default ${JSON.stringify({ ...FRAMES_ONLY, review: { port: 0 }, ...config }, null, 2)};\n`);
   return file;
 }
 

@@ -153,6 +153,15 @@ export class Catalog {
     return (this.#sql(`SELECT count(*) AS n FROM images WHERE id IN (${sql}) AND rejected_at IS NULL`).get(...params) as { n: number }).n;
   }
 
+  /** The most common tags among the images a query finds, with how many carry each. */
+  tagCounts(query: string, limit = 50): { tag: string; count: number }[] {
+    const { sql, params } = compile(parseQuery(query));
+    const rows = this.#sql(`SELECT t.namespace, t.name, count(*) AS count FROM effective e JOIN tags t ON t.id = e.tag_id
+      WHERE e.image_id IN (SELECT id FROM images WHERE id IN (${sql}) AND rejected_at IS NULL)
+      GROUP BY e.tag_id ORDER BY count DESC, t.namespace, t.name LIMIT ?`).all(...params, limit) as (Tag & { count: number })[];
+    return rows.map((row) => ({ tag: formatTag(row), count: row.count }));
+  }
+
   get(hash: string): CatalogImage | undefined {
     const row = this.#sql('SELECT * FROM images WHERE hash = ?').get(hash) as ImageRow | undefined;
     return row && toImage(row);

@@ -33,8 +33,9 @@ const queryCommand = (name: string, description: string, queryHelp = 'which imag
 
 program
   .command('start')
-  .description('run the daemon in the foreground: watch the inbox and process what arrives')
-  .action(async (_options, command: Command) => startCommand(globals(command)));
+  .description('run the daemon in the foreground: watch the inbox, process what arrives, serve the review page')
+  .option('--port <n>', 'port of the review page (default review.port, 8642; 0 picks a free one)')
+  .action(async (_options, command: Command) => startCommand(globals(command) as GlobalOptions & { port?: string }));
 
 program
   .command('process')

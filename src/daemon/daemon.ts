@@ -5,7 +5,9 @@
  * leaves the ledger saved and releases the library. SIGHUP reloads the
  * configuration file and makes a training request (`celforge train`) seen at once.
  */
+import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/schema.ts';
+import { startReviewServer, type ReviewServer } from '../review/review-server.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { InboxWatcher } from './inbox-watcher.ts';
@@ -16,10 +18,26 @@ export interface DaemonOptions {
   config: Config;
   log: Logger;
   reloadConfig: () => Promise<Config>;
+  /** The review page's port, over the configured one. */
+  port?: number;
 }
 
-export async function runDaemon({ config, log, reloadConfig }: DaemonOptions): Promise<void> {
+export async function runDaemon({ config, log, reloadConfig, port }: DaemonOptions): Promise<void> {
   const runtime = await Runtime.open({ config, log, command: 'start' });
+  let review: ReviewServer | null = null;
+  if (config.review.enabled) {
+    try {
+      review = await startReviewServer(
+        { config: () => runtime.config, ledger: runtime.ledger, catalog: runtime.catalog, training: runtime.training, wakeTraining: () => runtime.wakeTraining() },
+        { host: config.review.host, port: port ?? config.review.port, token: randomBytes(24).toString('hex'), log },
+      );
+    } catch (error) {
+      await runtime.release();
+      throw error;
+    }
+    runtime.notifier.reviewUrl = review.url;
+    log.info({ url: review.url }, `review page: ${review.url}`);
+  }
   let intakeQueue = Promise.resolve();
   const watcher = new InboxWatcher({
     config,
@@ -60,6 +78,7 @@ export async function runDaemon({ config, log, reloadConfig }: DaemonOptions): P
     process.off('SIGINT', onStop);
     process.off('SIGHUP', onReload);
     await watcher.close();
+    await review?.close();
     await intakeQueue;
     await runtime.release();
     log.info('stopped');

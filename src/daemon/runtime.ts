@@ -117,6 +117,11 @@ export class Runtime {
     await runTrainingLoop({ supervisor: this.training, train: () => this.config.train, signal: this.#abort.signal, log: this.log, until, handle: this.#trainingLoop });
   }
 
+  /** Makes the training loop look at a new request now. */
+  wakeTraining(): void {
+    this.#trainingLoop.wake?.();
+  }
+
   get signal(): AbortSignal {
     return this.#abort.signal;
   }
