@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Catalog } from '../adapters/catalog-store.ts';
+import type { TagSource } from '../catalog/tags.ts';
 import { resolveFfmpegBinaries } from '../adapters/ffmpeg-binaries.ts';
 import { readFrameMap, rewriteFrameMap, type FrameRecord } from '../adapters/frame-map-file.ts';
 import { writeFramePng } from '../adapters/image-writer.ts';
@@ -34,6 +35,7 @@ export async function restoreFrames(job: Job, frames: readonly string[], config:
     const records = await readFrameMap(layout.frameMap);
     const wanted = parseFrames(frames, records, job);
     const alreadyKept = new Set(wanted.filter((record) => record.status === 'kept').map((record) => record.frame));
+    const originals = new Map(wanted.map((record) => [record.frame, record.duplicateOf === null ? undefined : records[record.duplicateOf]]));
     const toDecode: FrameRecord[] = [];
     let bytes = 0;
     for (const record of wanted) {
@@ -51,7 +53,7 @@ export async function restoreFrames(job: Job, frames: readonly string[], config:
     bytes += await decodeAgain(job, toDecode, layout, config);
     await rewriteFrameMap(layout.frameMap, records);
     await updateReport(layout, records, bytes);
-    if (catalog) await catalogRestored(job, wanted.filter((record) => !alreadyKept.has(record.frame)), config, catalog);
+    if (catalog) await catalogRestored(job, wanted.filter((record) => !alreadyKept.has(record.frame)), originals, config, catalog);
     await rewriteFrameMap(layout.frameMap, records);
     return wanted.map((record) => ({ frame: record.frame, file: record.file!, alreadyKept: alreadyKept.has(record.frame) }));
   } finally {
@@ -59,7 +61,13 @@ export async function restoreFrames(job: Job, frames: readonly string[], config:
   }
 }
 
-async function catalogRestored(job: Job, records: FrameRecord[], config: Config, catalog: Catalog): Promise<void> {
+/**
+ * Restored frames enter the catalog as pipeline frames do, with the
+ * automatic tags (faces, taggers, face gate) of the frame they repeated:
+ * the same drawing as far as dedup could tell. A person's edits of that
+ * frame are not copied.
+ */
+async function catalogRestored(job: Job, records: FrameRecord[], originals: Map<number, FrameRecord | undefined>, config: Config, catalog: Catalog): Promise<void> {
   for (const record of records) {
     const file = path.join(config.library, record.file!);
     record.sha256 ??= await sha256Of(file);
@@ -73,6 +81,14 @@ async function catalogRestored(job: Job, records: FrameRecord[], config: Config,
     );
     // A frame a person once marked as a duplicate comes back into the dataset.
     catalog.markKept(record.sha256, record.file!);
+    const original = originals.get(record.frame);
+    if (original?.sha256 && catalog.get(original.sha256)) {
+      const bySource = new Map<string, string[]>();
+      for (const { tag, source } of catalog.tagSources(original.sha256)) {
+        if (source === 'faces' || source === 'face-gate' || source.startsWith('tagger:')) bySource.set(source, [...(bySource.get(source) ?? []), tag]);
+      }
+      for (const [source, tags] of bySource) catalog.setSourceTags(record.sha256, source as Exclude<TagSource, 'person'>, tags);
+    }
   }
 }
 
