@@ -59,7 +59,7 @@ async function loadDashboard() {
   const rows = status.jobs.map((job) => element('tr', { 'data-job': job.id },
     element('td', {}, job.source.split('/').at(-1)),
     element('td', {}, job.stage),
-    element('td', { class: 'state' }, job.state + (job.waitingFor?.command ? ` (run: ${job.waitingFor.command})` : '') + (job.error ? `: ${job.error.message}` : '')),
+    element('td', { class: 'state' }, job.state + (job.waitingFor?.command ? ` (run: ${job.waitingFor.command})` : '') + diskText(job) + (job.error ? `: ${job.error.message}` : '')),
     element('td', {}, job.progress ? element('progress', { max: job.progress.total || 1, value: job.progress.done }) : ''),
     element('td', {}, String(job.frames)),
     element('td', {}, String(job.kept)),
@@ -78,6 +78,13 @@ async function loadDashboard() {
       : 'No training yet.';
   drawLoss(status.loss);
   $('#models').replaceChildren(...status.models.map((model) => element('li', {}, `${model.id} (${model.kind}): ${model.state}`)));
+}
+
+const gib = (bytes) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+
+function diskText(job) {
+  if (!job.disk || (job.state !== 'waiting-for-disk' && job.state !== 'paused-disk-low')) return '';
+  return ` (needs ${gib(job.disk.neededBytes)} + ${gib(job.disk.reserveBytes)} reserve, ${gib(job.disk.freeBytes)} free)`;
 }
 
 function drawLoss(points) {
