@@ -24,6 +24,8 @@ import type { TrainingEvent } from '../../src/training/training-state.ts';
 import { tempDir, waitFor } from '../helpers.ts';
 
 const FAKE_KOHYA = path.join(import.meta.dirname, '..', 'fixtures', 'fake-kohya');
+// Enough steps (15 ms each) that a busy machine cannot finish the first night before the window closes.
+const STEPS = 200;
 
 async function setup(t: Parameters<typeof tempDir>[0], train: Record<string, unknown> = {}) {
   const dir = tempDir(t);
@@ -33,7 +35,7 @@ async function setup(t: Parameters<typeof tempDir>[0], train: Record<string, unk
     library,
     train: {
       sdScripts: FAKE_KOHYA, launcher: [process.execPath, path.join(FAKE_KOHYA, 'accelerate.mjs'), 'launch'], script: 'train_network.mjs',
-      args: { fake_step_ms: 15, max_train_steps: 999 }, maxTrainSteps: 60, saveEveryNSteps: 10, timezone: 'UTC',
+      args: { fake_step_ms: 15, max_train_steps: 999 }, maxTrainSteps: STEPS, saveEveryNSteps: 10, timezone: 'UTC',
       windows: [{ start: '0 22 * * *', hours: 2 }], ...train,
     },
   }, 'test', dir);
@@ -97,7 +99,7 @@ test('a run starts only inside a window and when idle, stops at the window end a
   assert.equal(state.status, 'running');
   const first = state.runs[0]!;
   const command = commandOf(first.log);
-  for (const [flag, value] of [['--save_every_n_steps', '10'], ['--max_train_steps', '60'], ['--output_name', 'celforge']]) {
+  for (const [flag, value] of [['--save_every_n_steps', '10'], ['--max_train_steps', String(STEPS)], ['--output_name', 'celforge']]) {
     assert.equal(command[command.indexOf(flag!) + 1], value, flag);
   }
   assert.ok(command.includes('--save_state'));
@@ -120,7 +122,7 @@ test('a run starts only inside a window and when idle, stops at the window end a
   assert.deepEqual(processesInGroup(first.pgid), [], 'the launcher and the trainer it started are both gone');
   assert.ok(state.savedSteps > savedAtRequest, `stopped at the next state save (${savedAtRequest} -> ${state.savedSteps})`);
   assert.equal(state.savedSteps % 10, 0);
-  assert.ok(state.savedSteps < 60);
+  assert.ok(state.savedSteps < STEPS);
   assert.equal(events.at(-1)!.kind, 'stopped');
   const savedFirstNight = state.savedSteps;
 
@@ -140,20 +142,20 @@ test('a run starts only inside a window and when idle, stops at the window end a
   const resumed = commandOf(second.log);
   const newest = path.join(first.dir, `celforge-step${String(savedFirstNight).padStart(8, '0')}-state`);
   assert.equal(resumed[resumed.indexOf('--resume') + 1], newest, 'resumed from the newest complete state');
-  assert.equal(resumed[resumed.indexOf('--max_train_steps') + 1], String(60 - savedFirstNight), 'only the steps left');
+  assert.equal(resumed[resumed.indexOf('--max_train_steps') + 1], String(STEPS - savedFirstNight), 'only the steps left');
   assert.equal(second.baseSteps, savedFirstNight);
 
   await waitFor('the training to finish', async () => (await supervisor.tick()).status === 'finished', 30_000);
   state = supervisor.state;
-  assert.equal(state.seenSteps, 60, 'steps counted across nights');
-  assert.equal(state.savedSteps, 60);
+  assert.equal(state.seenSteps, STEPS, 'steps counted across nights');
+  assert.equal(state.savedSteps, STEPS);
   assert.equal(state.checkpoint, path.join(second.dir, 'celforge.safetensors'));
   assert.ok(existsSync(state.checkpoint!));
   assert.equal(state.request, null);
-  assert.match(events.at(-1)!.message, /training finished: 60 steps; checkpoint .*run-0002\/celforge\.safetensors/);
+  assert.match(events.at(-1)!.message, new RegExp(`training finished: ${STEPS} steps; checkpoint .*run-0002/celforge\\.safetensors`));
   const loss = readFileSync(path.join(path.dirname(path.dirname(second.dir)), 'loss.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
   assert.ok(loss.some((point) => point.run === 1) && loss.some((point) => point.run === 2));
-  assert.equal(loss.at(-1).step, 60);
+  assert.equal(loss.at(-1).step, STEPS);
   assert.ok(loss.every((point, i) => i === 0 || point.step > loss[i - 1].step), 'the loss plot runs on in cumulative steps');
 });
 
