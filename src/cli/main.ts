@@ -12,6 +12,7 @@ import { modelsCommand } from './models.ts';
 import { rejectCommand } from './reject.ts';
 import { restoreCommand } from './restore.ts';
 import { searchCommand } from './search.ts';
+import { serviceCommand } from './service.ts';
 import { tagCommand } from './tag.ts';
 import { tagsCommand } from './tags.ts';
 import { trainCommand } from './train.ts';
@@ -123,6 +124,16 @@ program
   .option('--now', 'start now instead of in the next window (in the foreground when no daemon runs)')
   .action(async (_options, command: Command) => {
     process.exitCode = await trainCommand(globals(command) as GlobalOptions & { now?: boolean });
+  });
+
+program
+  .command('service')
+  .description('install celforge as a service that starts with the machine (systemd, launchd, Task Scheduler), remove it, or show it')
+  .argument('<action>', 'install, uninstall or status')
+  .option('--print', 'show the unit file and the commands instead of running them')
+  .option('--system', 'Linux: a system unit (headless boxes) instead of a user unit')
+  .action(async (action: string, _options, command: Command) => {
+    process.exitCode = await serviceCommand(action, globals(command) as GlobalOptions & { print?: boolean; system?: boolean });
   });
 
 program
