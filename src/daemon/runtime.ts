@@ -139,6 +139,7 @@ export class Runtime {
   }
 
   async release(): Promise<void> {
+    await this.training?.shutdown();
     await this.notifier.flush();
     await this.images.close();
     this.catalog.close();

@@ -71,6 +71,19 @@ export class TrainingSupervisor {
     await this.#save();
   }
 
+  /** celforge is stopping: a running trainer's group is stopped now, keeping its last complete state, to resume later. */
+  async shutdown(): Promise<void> {
+    const current = this.state.runs.find((run) => !run.endedAt);
+    if (!current || !groupAlive(current.pgid)) return;
+    const train = this.#options.train();
+    current.stopReason = 'celforge was stopped';
+    await stopGroup(current.pgid, this.#options.signalGraceMs);
+    await this.#follow(current, train);
+    this.#refreshSaved(train);
+    await this.#ended(current, train);
+    await this.#save();
+  }
+
   async tick(): Promise<TrainingState> {
     const request = await takeTrainingRequest(trainingRequestPath(this.#options.stateDir));
     if (request) this.#accept(request);

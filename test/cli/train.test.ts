@@ -1,6 +1,6 @@
 /** `celforge train` through the CLI, with the stand-in Kohya: in the foreground with --now, and queued with a running daemon. */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
@@ -56,4 +56,27 @@ test('train with a daemon running: queued for the next window, then --now starts
   await waitFor('the training to finish', async () => (await cli('status')).stdout.includes('training finished'), 30_000);
   assert.match(daemon.output(), /training: training run 1 started on 2 images at step 0 of 30/);
   assert.deepEqual(readJobs(path.join(dir, 'library')), []);
+  await stopDaemon(daemon);
+});
+
+test('stopping the daemon (SIGTERM) stops the trainer\'s whole process group and keeps the run resumable', async (t) => {
+  const { configFile, cli } = await setup(t);
+  writeFileSync(configFile, readFileSync(configFile, 'utf8').replace('"maxTrainSteps": 30', '"maxTrainSteps": 100000'));
+  const daemon = startDaemon(configFile);
+  t.after(() => stopDaemon(daemon));
+  await waitFor('the daemon to watch', () => daemon.output().includes('watching the inbox'));
+  assert.equal((await cli('train', '--now')).code, 0);
+  const running = await waitFor('training to run', async () => {
+    const { training } = JSON.parse((await cli('status', '--json')).stdout);
+    return training?.status === 'running' && training.savedSteps >= 10 ? training : false;
+  }, 30_000);
+  const pgid = running.runs[0].pgid;
+  daemon.child.kill('SIGTERM');
+  assert.equal(await daemon.exited, 0);
+  assert.throws(() => process.kill(-pgid, 0), 'no process of the trainer\'s group is left');
+  const { training } = JSON.parse((await cli('status', '--json')).stdout);
+  assert.equal(training.status, 'waiting-for-window');
+  assert.equal(training.runs[0].stopReason, 'celforge was stopped');
+  assert.ok(training.savedSteps >= 10);
+  assert.ok(training.request, 'still queued: the next start resumes it');
 });

@@ -183,3 +183,27 @@ test('extraction pauses when free space falls under the reserve, keeps nothing p
   assertSameAsReference(job.extract!.dir);
   assert.match(readFileSync(path.join(library, 'logs', 'celforge.log'), 'utf8'), /paused-disk-low: .* under the 4000\.0 TiB reserve/);
 });
+
+test('SIGTERM mid-video (as a service manager stops it): a clean exit, the ledger saved, no ffmpeg left; a restart ends byte-identical', async (t) => {
+  assert.ok(reference, 'the reference run must pass first');
+  const { library, configFile } = daemonSetup(t);
+  const first = startDaemon(configFile);
+  t.after(() => stopDaemon(first));
+  await waitFor('extraction to be under way', () => recordedFrames(library) >= 40, 120_000);
+  first.child.kill('SIGTERM');
+  assert.equal(await first.exited, 0, first.output());
+  const stopped = readJobs(library)[0]!;
+  assert.equal(stopped.state, 'queued', 'left to resume');
+  assert.equal(stopped.stage, 'extract');
+  const recorded = recordedFrames(library);
+  assert.ok(recorded >= 40 && recorded < clip.frameCount, `${recorded} frames recorded`);
+  assert.ok(stopped.extract!.framesDone <= recorded, 'the ledger never claims more than the frame map holds');
+  const ffmpeg = stopped.extract!.pid;
+  if (ffmpeg) assert.throws(() => process.kill(ffmpeg, 0), 'ffmpeg is gone');
+  assert.deepEqual(filesOnDisk(library).filter((name) => name.endsWith('.tmp')), [], 'nothing half-written kept');
+
+  const second = startDaemon(configFile);
+  t.after(() => stopDaemon(second));
+  const job = await waitFor('the job to finish after the restart', () => readJobs(library).find((j) => j.state === 'ready-for-review'), 120_000);
+  assertSameAsReference(job.extract!.dir);
+});
