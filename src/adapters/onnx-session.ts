@@ -59,3 +59,17 @@ function unreadable(file: string, error: unknown): CelforgeError {
 function firstLine(error: unknown): string {
   return errorMessage(error).split('\n')[0]!.slice(0, 300);
 }
+
+/** A one-node model (Identity), to see whether an execution provider loads without any model file. */
+const PROBE_MODEL = Buffer.from('CAcSD2NlbGZvcmdlLWRvY3Rvcjo+ChAKAXgSAXkiCElkZW50aXR5EghpZGVudGl0eVoPCgF4EgoKCAgBEgQKAggBYg8KAXkSCgoICAESBAoCCAFCBAoAEA0=', 'base64');
+
+/** Whether ONNX Runtime can start a session on this execution provider alone; the reason when not. */
+export async function providerLoads(provider: string): Promise<string | null> {
+  try {
+    const session = await ort.InferenceSession.create(PROBE_MODEL, { executionProviders: [provider] });
+    await session.release();
+    return null;
+  } catch (error) {
+    return firstLine(error);
+  }
+}

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { CelforgeError } from '../errors.ts';
 import type { GlobalOptions } from './context.ts';
+import { doctorCommand } from './doctor.ts';
 import { facesCommand } from './faces.ts';
 import { framesCommand } from './frames.ts';
 import { processCommand } from './process.ts';
@@ -127,6 +128,13 @@ program
   });
 
 program
+  .command('doctor')
+  .description('check ffmpeg, disk space, models, ONNX providers, notifications, Kohya and the configuration; say what to fix')
+  .action(async (_options, command: Command) => {
+    process.exitCode = await doctorCommand(globals(command));
+  });
+
+program
   .command('service')
   .description('install celforge as a service that starts with the machine (systemd, launchd, Task Scheduler), remove it, or show it')
   .argument('<action>', 'install, uninstall or status')
@@ -143,6 +151,12 @@ program
   .argument('<direction>', 'push or pull')
   .argument('<query>', 'which images')
   .action(async (direction: string, query: string, _options, command: Command) => hydrusCommand(direction, query, globals(command)));
+
+// Output piped into `head` and cut short is not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
 
 try {
   await program.parseAsync(process.argv);

@@ -54,6 +54,8 @@ export const configSchema = z.strictObject({
     rescanMinutes: z.number().positive().max(10_080).default(10),
     polling: z.boolean().default(false),
     pollIntervalSeconds: z.number().positive().max(3_600).default(5),
+    /** The inbox is on a network share: wait until it is mounted (a different file system from /) instead of reading an empty mount point. */
+    waitForMount: z.boolean().default(false),
   }).prefault({}),
   naming: z.strictObject({
     patterns: z.array(regexSchema).min(1).default(DEFAULT_NAME_PATTERNS),

@@ -70,14 +70,16 @@ export async function runDaemon({ config, log, reloadConfig, port }: DaemonOptio
   process.on('SIGTERM', onStop);
   process.on('SIGINT', onStop);
   process.on('SIGHUP', onReload);
+  // The watcher may wait for a network share; jobs already queued and training go on meanwhile.
+  const watching = watcher.start().catch((error: unknown) => log.error(`inbox watcher: ${errorMessage(error)}`));
   try {
-    await watcher.start();
     await Promise.all([runtime.scheduler.run(), runtime.runTraining()]);
   } finally {
     process.off('SIGTERM', onStop);
     process.off('SIGINT', onStop);
     process.off('SIGHUP', onReload);
     await watcher.close();
+    await watching;
     await review?.close();
     await intakeQueue;
     await runtime.release();

@@ -3,14 +3,26 @@
  * reports each one once it is completely written. Files present at start-up
  * go through the same settle check; a periodic full rescan catches events the
  * OS dropped; polling serves network shares. Hidden, partial and temporary
- * files are ignored, and so is the library if it sits inside an inbox.
+ * files are ignored, and so is the library if it sits inside an inbox. With
+ * `watch.waitForMount` an inbox on a network share is waited for until it is
+ * mounted.
  */
+import { statSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { SettleTracker } from './settle.ts';
+
+/** Mounted: the folder exists on another file system than the root one. */
+export function isMounted(folder: string): boolean {
+  try {
+    return statSync(folder).dev !== statSync(path.parse(path.resolve(folder)).root).dev;
+  } catch {
+    return false;
+  }
+}
 
 const PARTIAL_SUFFIXES = ['.part', '.partial', '.tmp', '.temp', '.crdownload', '.download', '.filepart', '.!qb', '~'];
 
@@ -26,6 +38,8 @@ export class InboxWatcher {
   readonly #tracker: SettleTracker;
   #watcher: FSWatcher | null = null;
   #rescanTimer: NodeJS.Timeout | null = null;
+  #closed = false;
+  #wakeMountWait: (() => void) | null = null;
 
   constructor({ config, log, onVideo }: InboxWatcherOptions) {
     this.#config = config;
@@ -35,7 +49,11 @@ export class InboxWatcher {
 
   async start(): Promise<void> {
     const { inbox, watch: settings } = this.#config;
-    await Promise.all(inbox.map((folder) => mkdir(folder, { recursive: true })));
+    if (settings.waitForMount) {
+      if (!(await this.#waitForMounts())) return;
+    } else {
+      await Promise.all(inbox.map((folder) => mkdir(folder, { recursive: true })));
+    }
     this.#watcher = watch(inbox, {
       ignored: (file, stats) => this.#ignored(file, stats?.isFile() ?? false),
       ignoreInitial: false,
@@ -51,6 +69,10 @@ export class InboxWatcher {
     this.#watcher.on('unlink', (file) => this.#tracker.forget(path.resolve(file)));
     this.#watcher.on('error', (error) => this.#log.error({ err: error }, 'inbox watcher error'));
     await new Promise<void>((resolve) => this.#watcher!.once('ready', () => resolve()));
+    if (this.#closed) {
+      await this.#watcher.close();
+      return;
+    }
     this.#rescanTimer = setInterval(() => void this.rescan(), settings.rescanMinutes * 60_000);
     this.#log.info({ inbox, settleSeconds: settings.settleSeconds, polling: settings.polling }, 'watching the inbox');
   }
@@ -63,6 +85,8 @@ export class InboxWatcher {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    this.#wakeMountWait?.();
     if (this.#rescanTimer) clearInterval(this.#rescanTimer);
     this.#tracker.close();
     await this.#watcher?.close();
@@ -91,6 +115,34 @@ export class InboxWatcher {
       .filter((entry) => entry.isFile())
       .map((entry) => path.join(entry.parentPath, entry.name))
       .filter((file) => this.isVideo(file) && !this.#hiddenFolderBetween(folder, file));
+  }
+
+  /**
+   * An inbox on a network share that is not mounted is a missing folder, or
+   * an empty mount point on the root file system: neither is read as an empty
+   * inbox, and nothing is created there. Returns false when closed first.
+   */
+  async #waitForMounts(): Promise<boolean> {
+    const reported = new Set<string>();
+    for (;;) {
+      const waiting = this.#config.inbox.filter((folder) => !isMounted(folder));
+      if (waiting.length === 0) {
+        if (reported.size) this.#log.info({ inbox: this.#config.inbox }, 'the inbox is mounted now');
+        return true;
+      }
+      for (const folder of waiting.filter((folder) => !reported.has(folder))) {
+        reported.add(folder);
+        this.#log.warn({ folder }, `${folder}: the inbox is not mounted; waiting for it`);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.#config.watch.pollIntervalSeconds * 1000);
+        this.#wakeMountWait = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      if (this.#closed) return false;
+    }
   }
 
   #hiddenFolderBetween(inbox: string, file: string): boolean {
