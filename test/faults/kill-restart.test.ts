@@ -1,0 +1,108 @@
+/**
+ * SIGKILL at random points of every stage, then a restart: the job
+ * completes and everything (frames, captions, faces, every tag with its
+ * source) matches an uninterrupted run, each exactly once. The same for an
+ * export and a person's bulk tag edit killed midway. `npm test` kills once
+ * per stage; `npm run test:faults` (CELFORGE_FAULT_ROUNDS) many times more.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { Catalog } from '../../src/adapters/catalog-store.ts';
+import { makeFacesClip } from '../fixtures/faces-clip.ts';
+import { writeModelFolder } from '../fixtures/model-folder.ts';
+import { hashTree, projectRoot, readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
+import { snapshotLibrary, type LibrarySnapshot } from './library-snapshot.ts';
+
+const ROUNDS = Number(process.env.CELFORGE_FAULT_ROUNDS ?? 1);
+const STAGES = ['extract', 'catalog', 'faces', 'tags'] as const;
+const clip = await makeFacesClip();
+
+function setup(t: Parameters<typeof tempDir>[0]) {
+  const dir = tempDir(t);
+  const models = writeModelFolder(dir, { taggers: [{ id: 'tagger-a', blueSky: 1 }, { id: 'tagger-b', blueSky: 0.5 }], cascade: true });
+  mkdirSync(path.join(dir, 'inbox', 'Stills'), { recursive: true });
+  const configFile = writeConfig(dir, {
+    inbox: './inbox', library: './library', disk: { reserve: 0 }, watch: { settleSeconds: 0.1 },
+    models: { dir: models.dir, manifest: models.manifest }, faces: { detector: 'cascade' }, tags: { taggers: ['tagger-a', 'tagger-b'] },
+    // One picture at a time: the faces and tags stages last long enough to be hit.
+    inference: { batchSize: 1, workers: 1 }, notify: { desktop: false },
+  });
+  return { dir, configFile, library: path.join(dir, 'library'), cli: (...args: string[]) => runCli(['--config', configFile, ...args], { cwd: dir }) };
+}
+
+let reference: LibrarySnapshot | undefined;
+let referenceExport: ReturnType<typeof exportTree> | undefined;
+
+/** A dataset folder by file hash; dataset_config.toml names the folder, so its text is compared with the folder taken out. */
+function exportTree(out: string) {
+  const files = hashTree(out);
+  files.delete('dataset_config.toml');
+  return { files, config: readFileSync(path.join(out, 'dataset_config.toml'), 'utf8').replaceAll(out, '<out>') };
+}
+
+test('reference: an uninterrupted run and export', async (t) => {
+  const { dir, library, cli } = setup(t);
+  copyFileSync(clip.file, path.join(dir, 'inbox', 'Stills', 'Stills 01.m2ts'));
+  assert.equal((await cli('process', path.join(dir, 'inbox', 'Stills', 'Stills 01.m2ts'))).code, 0);
+  reference = snapshotLibrary(library);
+  assert.equal(Object.keys(reference.catalog).length, 3);
+  assert.equal((await cli('export', 'series:*', '--out', path.join(dir, 'export'))).code, 0);
+  referenceExport = exportTree(path.join(dir, 'export'));
+});
+
+for (const stage of STAGES) {
+  for (let round = 1; round <= ROUNDS; round += 1) {
+    test(`SIGKILL during ${stage} (round ${round}), restart: the same frames, faces, captions and tags as without it`, async (t) => {
+      assert.ok(reference, 'the reference run must pass first');
+      const { dir, configFile, library } = setup(t);
+      copyFileSync(clip.file, path.join(dir, 'inbox', 'Stills', 'Stills 01.m2ts'));
+      const first = startDaemon(configFile);
+      t.after(() => stopDaemon(first));
+      const hit = await waitFor(`the job to reach ${stage}`, () => {
+        const job = readJobs(library)[0];
+        if (!job) return false;
+        if (job.state === 'ready-for-review') return 'after the end';
+        return job.stage === stage && job.state === 'running' ? stage : false;
+      }, 60_000, 5);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 150));
+      first.child.kill('SIGKILL');
+      await first.exited;
+      const killedAt = readJobs(library)[0]!;
+      t.diagnostic(`killed in ${killedAt.stage}/${killedAt.state} (seen: ${hit})`);
+
+      const second = startDaemon(configFile);
+      t.after(() => stopDaemon(second));
+      await waitFor('the job to finish after the restart', () => readJobs(library)[0]?.state === 'ready-for-review', 120_000);
+      await stopDaemon(second);
+      assert.deepEqual(snapshotLibrary(library), reference);
+    });
+  }
+}
+
+test('an export killed midway and run again gives the same dataset; a killed bulk edit applies entirely or not at all', async (t) => {
+  assert.ok(referenceExport, 'the reference run must pass first');
+  const { dir, cli, configFile, library } = setup(t);
+  copyFileSync(clip.file, path.join(dir, 'inbox', 'Stills', 'Stills 01.m2ts'));
+  assert.equal((await cli('process', path.join(dir, 'inbox', 'Stills', 'Stills 01.m2ts'))).code, 0);
+  const out = path.join(dir, 'export');
+  for (let round = 0; round < ROUNDS; round += 1) {
+    const child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'celforge.js'), '--config', configFile, 'export', 'series:*', '--out', out], { cwd: dir, stdio: 'ignore' });
+    await new Promise((resolve) => setTimeout(resolve, 300 + Math.random() * 700));
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.on('exit', resolve));
+  }
+  assert.equal((await cli('export', 'series:*', '--out', out)).code, 0);
+  assert.deepEqual(exportTree(out), referenceExport);
+
+  const edit = spawn(process.execPath, [path.join(projectRoot, 'bin', 'celforge.js'), '--config', configFile, 'tag', 'series:*', '--add', 'checked', '--remove', 'long_hair'], { cwd: dir, stdio: 'ignore' });
+  await new Promise((resolve) => setTimeout(resolve, 200 + Math.random() * 600));
+  edit.kill('SIGKILL');
+  await new Promise((resolve) => edit.on('exit', resolve));
+  const catalog = Catalog.open(path.join(library, 'catalog.sqlite'));
+  t.after(() => catalog.close());
+  const [checked, longHair] = [catalog.count('checked'), catalog.count('long_hair')];
+  assert.ok((checked === 0 && longHair === 3) || (checked === 3 && longHair === 0), `a half-applied edit: ${checked} checked, ${longHair} long_hair`);
+});
