@@ -5,7 +5,7 @@
  * The same pixels always give the same PNG bytes, which restore relies on.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, rename, writeFile } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 
@@ -34,24 +34,32 @@ function fromRaw(image: RawImage) {
 export async function writeFramePng(image: RawImage, file: string, compression: PngCompression): Promise<{ bytes: number; sha256: string }> {
   const bytes = await fromRaw(image).png(PNG_OPTIONS[compression]).toBuffer();
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  await mkdir(path.dirname(file), { recursive: true });
-  const temporary = `${file}.tmp`;
-  const handle = await open(temporary, 'w');
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temporary, file);
+  await writeWhole(file, bytes, true);
   return { bytes: bytes.length, sha256 };
 }
 
 /** Returns the bytes written. */
 export async function writePreview(image: RawImage, file: string, width: number): Promise<number> {
   const bytes = await fromRaw(image).resize({ width }).jpeg({ quality: 75 }).toBuffer();
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(`${file}.tmp`, bytes);
-  await rename(`${file}.tmp`, file);
+  await writeWhole(file, bytes, false);
   return bytes.length;
+}
+
+/** Writes `<file>.tmp` and renames it; a write that fails (a full disk) leaves nothing behind. */
+async function writeWhole(file: string, bytes: Buffer, sync: boolean): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const temporary = `${file}.tmp`;
+  try {
+    const handle = await open(temporary, 'w');
+    try {
+      await handle.writeFile(bytes);
+      if (sync) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, file);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
 }
