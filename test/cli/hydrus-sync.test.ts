@@ -1,6 +1,6 @@
 /** Hydrus sync through the CLI against the fake Hydrus server: push, corrections pulled back as a person's edits, a closed Hydrus. */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
@@ -60,4 +60,9 @@ test('a closed Hydrus gives a clear message without the key, and loses nothing',
   assert.match(push.stderr, /Hydrus does not answer \(is its client open\?\)\. Nothing was lost/);
   assert.doesNotMatch(push.stderr + push.stdout, new RegExp(fake.accessKey));
   assert.equal((await cli('search', 'sky')).stdout.trim().split('\n').length, 1);
+  const verbose = await cli('--verbose', 'hydrus', 'push', 'sky');
+  assert.doesNotMatch(verbose.stderr + verbose.stdout, new RegExp(fake.accessKey), 'not even with --verbose');
+  const logs = path.join(dir, 'library', 'logs');
+  const logText = existsSync(logs) ? readdirSync(logs).map((name) => readFileSync(path.join(logs, name), 'utf8')).join('') : '';
+  assert.doesNotMatch(logText, new RegExp(fake.accessKey), 'nor in the log files');
 });
