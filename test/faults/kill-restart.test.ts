@@ -90,19 +90,54 @@ test('an export killed midway and run again gives the same dataset; a killed bul
   const out = path.join(dir, 'export');
   for (let round = 0; round < ROUNDS; round += 1) {
     const child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'celforge.js'), '--config', configFile, 'export', 'series:*', '--out', out], { cwd: dir, stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
     await new Promise((resolve) => setTimeout(resolve, 300 + Math.random() * 700));
     child.kill('SIGKILL');
-    await new Promise((resolve) => child.on('exit', resolve));
+    await exited;
   }
   assert.equal((await cli('export', 'series:*', '--out', out)).code, 0);
   assert.deepEqual(exportTree(out), referenceExport);
 
   const edit = spawn(process.execPath, [path.join(projectRoot, 'bin', 'celforge.js'), '--config', configFile, 'tag', 'series:*', '--add', 'checked', '--remove', 'long_hair'], { cwd: dir, stdio: 'ignore' });
+  const edited = new Promise((resolve) => edit.on('exit', resolve));
   await new Promise((resolve) => setTimeout(resolve, 200 + Math.random() * 600));
   edit.kill('SIGKILL');
-  await new Promise((resolve) => edit.on('exit', resolve));
+  await edited;
   const catalog = Catalog.open(path.join(library, 'catalog.sqlite'));
   t.after(() => catalog.close());
   const [checked, longHair] = [catalog.count('checked'), catalog.count('long_hair')];
   assert.ok((checked === 0 && longHair === 3) || (checked === 3 && longHair === 0), `a half-applied edit: ${checked} checked, ${longHair} long_hair`);
+});
+
+test("a person's edit made while the daemon works survives a SIGKILL during tagging and the re-tagging after the restart", async (t) => {
+  assert.ok(reference, 'the reference run must pass first');
+  const { dir, configFile, library, cli } = setup(t);
+  copyFileSync(clip.file, path.join(dir, 'inbox', 'Stills', 'Stills 01.m2ts'));
+  const first = startDaemon(configFile);
+  t.after(() => stopDaemon(first));
+  await waitFor('the faces stage', () => readJobs(library)[0]?.stage === 'faces', 60_000, 5);
+  const edit = await cli('tag', 'series:*', '--remove', 'long_hair', '--add', 'person_checked');
+  assert.equal(edit.code, 0, edit.stderr);
+  await waitFor('the tags stage', () => readJobs(library)[0]?.stage === 'tags' || readJobs(library)[0]?.state === 'ready-for-review', 60_000, 5);
+  first.child.kill('SIGKILL');
+  await first.exited;
+  const second = startDaemon(configFile);
+  t.after(() => stopDaemon(second));
+  await waitFor('the job to finish after the restart', () => readJobs(library)[0]?.state === 'ready-for-review', 120_000);
+  await stopDaemon(second);
+
+  const result = snapshotLibrary(library);
+  for (const [hash, expected] of Object.entries(reference.catalog)) {
+    const wanted = [...expected.tags.filter((tag) => tag !== 'long_hair'), 'person_checked'].sort();
+    assert.deepEqual([...result.catalog[hash]!.tags].sort(), wanted, `${hash}: the person's edit, once, and nothing else changed`);
+    assert.equal(result.catalog[hash]!.sources.filter((source) => source === 'person:person_checked').length, 1);
+  }
+  for (const [name, hash] of Object.entries(reference.files)) {
+    if (name.endsWith('.txt')) {
+      const caption = readFileSync(path.join(readJobs(library)[0]!.extract!.dir, name), 'utf8');
+      assert.ok(!caption.includes('long hair') && caption.includes('person checked'), `${name}: ${caption}`);
+    } else {
+      assert.equal(result.files[name], hash, name);
+    }
+  }
 });
