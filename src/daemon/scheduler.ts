@@ -9,7 +9,8 @@ import { isFinished, type Job } from './job.ts';
 import type { Ledger } from './ledger.ts';
 import { runPipeline, type PipelinePorts } from './pipeline.ts';
 
-const LEDGER_RETRY_MS = 60_000;
+/** At most this long before trying again when the ledger could not be written (a full disk frees up as partial files go). */
+const LEDGER_RETRY_MAX_MS = 60_000;
 
 export interface SchedulerOptions {
   /** Return once every job (or every job in `only`) is done or failed. */
@@ -53,8 +54,9 @@ export class Scheduler {
           else this.#retryAt.delete(job.id);
         } catch (error) {
           // The ledger itself could not be written (a full or failing disk): keep the daemon up and try later.
-          this.#log.error({ job: job.id, err: error }, `${job.source}: ${errorMessage(error)}; retrying in a minute`);
-          this.#retryAt.set(job.id, Date.now() + LEDGER_RETRY_MS);
+          const retryMs = Math.min(LEDGER_RETRY_MAX_MS, this.#ports.config().disk.recheckSeconds * 1000);
+          this.#log.error({ job: job.id, err: error }, `${job.source}: ${errorMessage(error)}; retrying in ${Math.round(retryMs / 1000)} s`);
+          this.#retryAt.set(job.id, Date.now() + retryMs);
         }
         continue;
       }

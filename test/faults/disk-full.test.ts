@@ -47,7 +47,7 @@ test('a full library volume pauses extraction, keeps nothing partial, and resume
   t.after(() => stopDaemon(daemon));
   await waitFor('the daemon to watch', () => daemon.output().includes('watching the inbox'));
   execFileSync('cp', [clip, path.join(dir, 'inbox', 'Full 01.m2ts')]);
-  const paused = await waitFor('extraction to pause on a full disk', () => readJobs(library).find((job) => job.state === 'paused-disk-low'), 60_000);
+  const paused = await waitFor('extraction to pause on a full disk', () => readJobs(library).find((job) => job.state === 'paused-disk-low'), 90_000);
   assert.match(daemon.output(), /paused-disk-low: the library volume is full \(no space left on device\)/);
   const partial = readdirSync(paused.extract!.dir, { recursive: true }).map(String).filter((name) => name.endsWith('.tmp') || name.endsWith('.partial'));
   assert.deepEqual(partial, [], 'nothing half-written is kept');
