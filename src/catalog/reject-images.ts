@@ -8,6 +8,7 @@ import { mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { Catalog, CatalogImage } from '../adapters/catalog-store.ts';
 import { trashDir } from '../daemon/library-paths.ts';
+import { captionPathOf } from './sidecars.ts';
 
 export async function rejectImages(catalog: Catalog, library: string, images: readonly CatalogImage[]): Promise<void> {
   for (const image of images) {
@@ -23,10 +24,6 @@ export async function rejectImages(catalog: Catalog, library: string, images: re
 export async function moveWithCaption(from: string, to: string): Promise<void> {
   await mkdir(path.dirname(to), { recursive: true });
   if (existsSync(from)) await rename(from, to);
-  const caption = captionOf(from);
-  if (existsSync(caption)) await rename(caption, captionOf(to));
-}
-
-function captionOf(image: string): string {
-  return path.join(path.dirname(image), `${path.parse(image).name}.txt`);
+  const caption = captionPathOf(from);
+  if (existsSync(caption)) await rename(caption, captionPathOf(to));
 }

@@ -19,7 +19,7 @@ export interface Sidecar {
 /** The sidecar of an image, Hydrus form first (its name is the more specific). */
 export async function readSidecar(image: string): Promise<Sidecar | null> {
   const hydrus = `${image}.txt`;
-  const kohya = path.join(path.dirname(image), `${path.parse(image).name}.txt`);
+  const kohya = captionPathOf(image);
   for (const [file, kind] of [[hydrus, 'hydrus'], [kohya, 'kohya']] as const) {
     if (!existsSync(file)) continue;
     const bytes = await readFile(file);
@@ -34,6 +34,11 @@ export async function readSidecar(image: string): Promise<Sidecar | null> {
     return { file, kind, tags: kind === 'hydrus' ? parseHydrusSidecar(content) : parseKohyaCaption(content) };
   }
   return null;
+}
+
+/** The Kohya caption beside a picture: `frame.png` -> `frame.txt`. */
+export function captionPathOf(image: string): string {
+  return path.join(path.dirname(image), `${path.parse(image).name}.txt`);
 }
 
 export function parseKohyaCaption(text: string): string[] {

@@ -9,9 +9,9 @@
  * recorded, and a change of taggers starts over.
  */
 import { rename, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { readFaces } from '../../adapters/faces-file.ts';
 import { captionFor } from '../../catalog/captions.ts';
+import { captionPathOf } from '../../catalog/sidecars.ts';
 import { formatTag, parseTag } from '../../catalog/tags.ts';
 import type { Config } from '../../config/schema.ts';
 import { videoLayoutOf } from '../../daemon/library-paths.ts';
@@ -90,7 +90,7 @@ async function writeSidecar(frame: KeptFrame, hash: string, result: PictureTags,
     .filter((tag) => has.has(tag));
   const rest = [...has].filter((tag) => !ranked.includes(tag));
   const caption = captionFor([...ranked, ...rest], { triggerWords: [], keepTokens: 0, underscoresToSpaces: config.tags.underscoresToSpaces });
-  const target = path.join(path.dirname(frame.absolute), `${path.parse(frame.absolute).name}.txt`);
+  const target = captionPathOf(frame.absolute);
   await writeFile(`${target}.tmp`, `${caption}\n`);
   await rename(`${target}.tmp`, target);
 }
