@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { CelforgeError } from '../errors.ts';
 import type { GreyPicture } from './image-tensors.ts';
+import { ModelCache } from '../models/model-cache.ts';
 import { loadOpenCv, type OpenCv } from './opencv.ts';
 
 export interface Rect {
@@ -15,30 +16,24 @@ export interface Rect {
   height: number;
 }
 
-const loaded = new Map<string, Promise<{ cv: OpenCv; classifier: OpenCv }>>();
+const loaded = new ModelCache();
 let files = 0;
 
 function loadCascade(xmlFile: string): Promise<{ cv: OpenCv; classifier: OpenCv }> {
-  let loading = loaded.get(xmlFile);
-  if (!loading) {
-    loading = (async () => {
-      const { cv } = await loadOpenCv();
-      const data = await readFile(xmlFile).catch(() => {
-        throw new CelforgeError('FILE_NOT_FOUND', `${xmlFile}: cascade file missing; run "celforge models fetch lbpcascade-animeface"`, { file: xmlFile });
-      });
-      const name = `cascade-${(files += 1)}.xml`;
-      cv.FS_createDataFile('/', name, data, true, false, false);
-      const classifier = new cv.CascadeClassifier();
-      if (!classifier.load(name)) {
-        classifier.delete();
-        throw new CelforgeError('CONFIG_INVALID', `${xmlFile}: OpenCV cannot read this cascade`, { file: xmlFile });
-      }
-      return { cv, classifier };
-    })();
-    loading.catch(() => loaded.delete(xmlFile));
-    loaded.set(xmlFile, loading);
-  }
-  return loading;
+  return loaded.get(xmlFile, async () => {
+    const { cv } = await loadOpenCv();
+    const data = await readFile(xmlFile).catch(() => {
+      throw new CelforgeError('FILE_NOT_FOUND', `${xmlFile}: cascade file missing; run "celforge models fetch lbpcascade-animeface"`, { file: xmlFile });
+    });
+    const name = `cascade-${(files += 1)}.xml`;
+    cv.FS_createDataFile('/', name, data, true, false, false);
+    const classifier = new cv.CascadeClassifier();
+    if (!classifier.load(name)) {
+      classifier.delete();
+      throw new CelforgeError('CONFIG_INVALID', `${xmlFile}: OpenCV cannot read this cascade`, { file: xmlFile });
+    }
+    return { cv, classifier };
+  });
 }
 
 /** Faces in picture pixels (the grey picture's scale undone). */

@@ -51,10 +51,12 @@ export async function restoreFrames(job: Job, frames: readonly string[], config:
       }
     }
     bytes += await decodeAgain(job, toDecode, layout, config);
+    const restored = wanted.filter((record) => !alreadyKept.has(record.frame));
+    // Decoded frames have their hash from the write; a moved one may be from before hashes were recorded.
+    for (const record of restored) record.sha256 ??= await sha256Of(path.join(config.library, record.file!));
     await rewriteFrameMap(layout.frameMap, records);
     await updateReport(layout, records, bytes);
-    if (catalog) await catalogRestored(job, wanted.filter((record) => !alreadyKept.has(record.frame)), originals, config, catalog);
-    await rewriteFrameMap(layout.frameMap, records);
+    if (catalog) await catalogRestored(job, restored, originals, config, catalog);
     return wanted.map((record) => ({ frame: record.frame, file: record.file!, alreadyKept: alreadyKept.has(record.frame) }));
   } finally {
     await lock.release();
@@ -70,24 +72,23 @@ export async function restoreFrames(job: Job, frames: readonly string[], config:
 async function catalogRestored(job: Job, records: FrameRecord[], originals: Map<number, FrameRecord | undefined>, config: Config, catalog: Catalog): Promise<void> {
   for (const record of records) {
     const file = path.join(config.library, record.file!);
-    record.sha256 ??= await sha256Of(file);
     catalog.addImage(
       {
-        hash: record.sha256, path: record.file!, size: (await stat(file)).size, width: job.probe!.width, height: job.probe!.height,
+        hash: record.sha256!, path: record.file!, size: (await stat(file)).size, width: job.probe!.width, height: job.probe!.height,
         series: job.series, episode: job.episode, scene: record.scene, frame: record.frame, source: job.source,
       },
       [`series:${job.series}`, `episode:${job.episode}`, `scene:${String(record.scene).padStart(4, '0')}`],
       'pipeline',
     );
     // A frame a person once marked as a duplicate comes back into the dataset.
-    catalog.markKept(record.sha256, record.file!);
+    catalog.markKept(record.sha256!, record.file!);
     const original = originals.get(record.frame);
     if (original?.sha256 && catalog.get(original.sha256)) {
       const bySource = new Map<string, string[]>();
       for (const { tag, source } of catalog.tagSources(original.sha256)) {
         if (source === 'faces' || source === 'face-gate' || source.startsWith('tagger:')) bySource.set(source, [...(bySource.get(source) ?? []), tag]);
       }
-      for (const [source, tags] of bySource) catalog.setSourceTags(record.sha256, source as Exclude<TagSource, 'person'>, tags);
+      for (const [source, tags] of bySource) catalog.setSourceTags(record.sha256!, source as Exclude<TagSource, 'person'>, tags);
     }
   }
 }
