@@ -1,5 +1,5 @@
 /** fsync helpers: what must survive a power cut is synced, with its folder. */
-import { open } from 'node:fs/promises';
+import { open, rename } from 'node:fs/promises';
 import path from 'node:path';
 
 export async function fsyncFile(file: string): Promise<void> {
@@ -15,4 +15,18 @@ export async function fsyncFile(file: string): Promise<void> {
 export async function fsyncDir(dir: string): Promise<void> {
   if (process.platform === 'win32') return;
   await fsyncFile(path.resolve(dir));
+}
+
+/** Replaces a file whole: written to `<file>.tmp`, synced, renamed over it, the folder synced. */
+export async function replaceFileDurably(file: string, data: string | Uint8Array): Promise<void> {
+  const temporary = `${file}.tmp`;
+  const handle = await open(temporary, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temporary, file);
+  await fsyncDir(path.dirname(file));
 }

@@ -5,10 +5,10 @@
  * away on read.
  */
 import { createReadStream, existsSync } from 'node:fs';
-import { open, rename, truncate, type FileHandle } from 'node:fs/promises';
+import { open, truncate, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { fsyncDir } from './durable-file.ts';
+import { fsyncDir, replaceFileDurably } from './durable-file.ts';
 
 /** Reads the records, truncating the file after the last one `accept` takes. */
 export async function readJsonLines<T>(file: string, accept: (record: T, index: number) => boolean): Promise<T[]> {
@@ -61,15 +61,6 @@ export class JsonLinesWriter<T> {
 }
 
 /** Replaces the whole file atomically (a change in the middle). */
-export async function rewriteJsonLines<T>(file: string, records: readonly T[]): Promise<void> {
-  const temporary = `${file}.tmp`;
-  const handle = await open(temporary, 'w');
-  try {
-    await handle.writeFile(records.map((record) => `${JSON.stringify(record)}\n`).join(''));
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temporary, file);
-  await fsyncDir(path.dirname(file));
+export function rewriteJsonLines<T>(file: string, records: readonly T[]): Promise<void> {
+  return replaceFileDurably(file, records.map((record) => `${JSON.stringify(record)}\n`).join(''));
 }

@@ -7,9 +7,9 @@
  * `train-request.json` beside it, for the daemon to take.
  */
 import { existsSync } from 'node:fs';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { fsyncDir, fsyncFile } from '../adapters/durable-file.ts';
+import { replaceFileDurably } from '../adapters/durable-file.ts';
 import { CelforgeError, errorMessage } from '../errors.ts';
 import type { TrainerProgress } from './tqdm-progress.ts';
 
@@ -87,12 +87,8 @@ export async function readTrainingState(file: string): Promise<TrainingState | n
   }
 }
 
-export async function writeJsonDurably(file: string, value: unknown): Promise<void> {
-  const temporary = `${file}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(value, null, 2)}\n`);
-  await fsyncFile(temporary);
-  await rename(temporary, file);
-  await fsyncDir(path.dirname(file));
+export function writeJsonDurably(file: string, value: unknown): Promise<void> {
+  return replaceFileDurably(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 export async function takeTrainingRequest(file: string): Promise<TrainingRequest | null> {
