@@ -220,6 +220,10 @@ export const configSchema = z.strictObject({
     host: z.string().min(1).default('127.0.0.1'),
     enabled: z.boolean().default(true),
   }).prefault({}),
+  catalog: z.strictObject({
+    /** `reject` asks first (or needs --yes) when its query takes more than this share of the library's images. */
+    rejectConfirmShare: z.number().min(0).max(1).default(0.2),
+  }).prefault({}),
   hydrus: z.strictObject({
     url: z.string().url('expected the Client API address, such as "http://127.0.0.1:45869"'),
     accessKey: z.string().regex(/^[0-9a-f]{64}$/i, 'expected the 64-hex-digit access key from Hydrus (services > review services > client api)'),
