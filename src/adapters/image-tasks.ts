@@ -6,16 +6,16 @@
  */
 import { CelforgeError, errorMessage } from '../errors.ts';
 import { detectCascadeFaces, type Rect } from './face-cascade.ts';
-import { greyPicture, letterboxTensor, wd14Tensor, type Letterbox } from './image-tensors.ts';
+import { greyPicture, wd14Tensor, yoloTensor, type YoloInput, type YoloResize } from './image-tensors.ts';
 
 export type ImageTask =
   | { kind: 'wd14'; image: string; size: number }
-  | { kind: 'letterbox'; image: string; size: number }
+  | { kind: 'yolo'; image: string; width: number; height: number; resize: YoloResize }
   | { kind: 'cascade'; image: string; cascade: string; maxSide: number };
 
 export interface ImageTaskResults {
   wd14: Float32Array;
-  letterbox: Letterbox;
+  yolo: YoloInput;
   cascade: Rect[];
 }
 
@@ -34,8 +34,8 @@ async function perform<T extends ImageTask>(task: T): Promise<ImageTaskResult<T>
   switch (task.kind) {
     case 'wd14':
       return (await wd14Tensor(task.image, task.size)) as ImageTaskResult<T>;
-    case 'letterbox':
-      return (await letterboxTensor(task.image, task.size)) as ImageTaskResult<T>;
+    case 'yolo':
+      return (await yoloTensor(task.image, task.width, task.height, task.resize)) as ImageTaskResult<T>;
     case 'cascade':
       return (await detectCascadeFaces(task.cascade, await greyPicture(task.image, task.maxSide))) as ImageTaskResult<T>;
   }

@@ -133,6 +133,8 @@ export const configSchema = z.strictObject({
     /** YOLO: the lowest face score kept, and the overlap above which the weaker box is dropped (NMS). */
     score: z.number().min(0).max(1).default(0.25),
     iou: z.number().min(0).max(1).default(0.7),
+    /** YOLO: how a picture reaches the model's input size: `letterbox` (aspect kept, as ultralytics) or `stretch` (as imgutils); bench/yolo-resize.bench.ts measures both. */
+    resize: z.enum(['letterbox', 'stretch']).default('letterbox'),
   }).prefault({}),
   tags: z.strictObject({
     /** Manifest ids of the taggers averaged together; an empty list turns tagging off. */

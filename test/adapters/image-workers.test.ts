@@ -20,13 +20,14 @@ test('worker threads give the same tensors and faces as inline work', async (t) 
   t.after(() => pool.close());
   const tasks = [
     { kind: 'wd14', image: picture, size: 64 },
-    { kind: 'letterbox', image: picture, size: 96 },
+    { kind: 'yolo', image: picture, width: 128, height: 96, resize: 'letterbox' },
+    { kind: 'yolo', image: picture, width: 96, height: 96, resize: 'stretch' },
     { kind: 'cascade', image: GRID, cascade: CASCADE_FILE, maxSide: 1536 },
   ] as const;
   const [threaded, direct] = await Promise.all([Promise.all(tasks.map((task) => pool.run(task))), Promise.all(tasks.map((task) => inline.run(task)))]);
   assert.ok(threaded[0] instanceof Float32Array && threaded[0].length === 64 * 64 * 3);
   assert.deepEqual(threaded, direct);
-  assert.ok((threaded[2] as unknown[]).length >= 30, 'the cascade finds the grid\'s faces in a worker');
+  assert.ok((threaded[3] as unknown[]).length >= 30, 'the cascade finds the grid\'s faces in a worker');
 });
 
 test('a picture that cannot be read is named; the pool goes on', async (t) => {

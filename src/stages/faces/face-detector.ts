@@ -1,9 +1,9 @@
 /**
  * The configured face detector, loaded once, and faces found on a list of
  * pictures: the cascade runs whole in the image workers; YOLO has its
- * letterboxing done there and runs batched on ONNX Runtime.
+ * pictures brought to its input size there and runs batched on ONNX Runtime.
  */
-import type { Letterbox } from '../../adapters/image-tensors.ts';
+import type { YoloInput, YoloResize } from '../../adapters/image-tensors.ts';
 import type { ImageWorkers } from '../../adapters/image-workers.ts';
 import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../log.ts';
@@ -20,7 +20,7 @@ export const DETECTOR_KINDS = { cascade: 'face-cascade', yolo: 'face-yolo' } as 
 
 export type FaceDetector =
   | { kind: 'cascade'; id: string; xml: string }
-  | { kind: 'yolo'; id: string; yolo: YoloDetector };
+  | { kind: 'yolo'; id: string; yolo: YoloDetector; resize: YoloResize };
 
 export interface DetectorPorts {
   images: ImageWorkers;
@@ -38,11 +38,11 @@ export async function loadFaceDetector(config: Config, model: AvailableModel, po
   if (config.faces.detector !== 'yolo') return { kind: 'cascade', id: model.entry.id, xml: file };
   const providers = config.inference.providers;
   const yolo = await ports.models.get(`yolo:${file}:${providers.join(',')}`, () => loadYoloDetector(file, providers, ports.log));
-  return { kind: 'yolo', id: model.entry.id, yolo };
+  return { kind: 'yolo', id: model.entry.id, yolo, resize: config.faces.resize };
 }
 
-/** What can run in the image workers: the whole cascade, or YOLO's letterboxing. */
-export type PreparedFaces = { kind: 'found'; faces: FaceBox[][] } | { kind: 'letterboxed'; pictures: Letterbox[] };
+/** What can run in the image workers: the whole cascade, or YOLO's input. */
+export type PreparedFaces = { kind: 'found'; faces: FaceBox[][] } | { kind: 'yolo'; pictures: YoloInput[] };
 
 export async function prepareFaces(detector: FaceDetector, images: readonly string[], workers: ImageWorkers): Promise<PreparedFaces> {
   if (detector.kind === 'cascade') {
@@ -50,11 +50,12 @@ export async function prepareFaces(detector: FaceDetector, images: readonly stri
     // The cascade gives no score; every box it keeps counts as a face.
     return { kind: 'found', faces: found.map((rects) => rects.map((rect) => ({ ...rect, score: 1 }))) };
   }
-  return { kind: 'letterboxed', pictures: await Promise.all(images.map((image) => workers.run({ kind: 'letterbox', image, size: detector.yolo.size }))) };
+  const { width, height } = detector.yolo;
+  return { kind: 'yolo', pictures: await Promise.all(images.map((image) => workers.run({ kind: 'yolo', image, width, height, resize: detector.resize }))) };
 }
 
 export async function finishFaces(detector: FaceDetector, prepared: PreparedFaces, config: Config): Promise<FaceBox[][]> {
   if (prepared.kind === 'found') return prepared.faces;
-  if (detector.kind !== 'yolo') throw new Error('letterboxed pictures need a YOLO detector');
+  if (detector.kind !== 'yolo') throw new Error('pictures prepared for YOLO need a YOLO detector');
   return detectYolo(detector.yolo, prepared.pictures, { score: config.faces.score, iou: config.faces.iou }, config.inference.batchSize);
 }
