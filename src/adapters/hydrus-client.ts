@@ -20,6 +20,11 @@
  *
  * Hydrus cleans every tag it is given (lower case, runs of spaces collapsed,
  * leading hyphens dropped), so tags read back may differ from those sent.
+ * One of its rules would turn a catalog tag into another: a tag that starts
+ * with a single colon and holds no other (the emoticons `:d`, `:o`, `:3`) is
+ * stored as `::d`, so that its colon is not read as an empty namespace. This
+ * adapter sends `::d` for `:d` and reads `::d` back as `:d`, as Hydrus's own
+ * sidecar exporter does, so that the catalog never sees the doubled form.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -89,6 +94,19 @@ export const METADATA_BATCH = 256;
 /** POST /add_files/add_file: "file imports for large files may take several seconds, and longer if the client is busy". */
 const DEFAULT_TIMEOUT_MS = 60_000;
 const ACCESS_KEY_HEADER = 'Hydrus-Client-API-Access-Key';
+/**
+ * HydrusTags.CleanTag (hydrus/core/HydrusTags.py lines 100-104 at
+ * hydrusnetwork/hydrus 62a6fa0c) prefixes a colon where
+ * HydrusText.re_leading_single_colon_and_no_more_colons, `^:(?=[^:]+$)`,
+ * matches: ":D -> ::D".
+ */
+const HYDRUS_DOUBLES_COLON = /^:(?=[^:]+$)/;
+/**
+ * The way back: HydrusText.re_leading_double_colon, `^::(?!:)`, which
+ * ClientMetadataMigrationImporters.py line 247 uses when it writes tags out
+ * ("turning ::) into :)").
+ */
+const HYDRUS_DOUBLED_COLON = /^::(?!:)/;
 /** Busy or shutting down (503), out of bandwidth (509): the same request can succeed later. */
 const RETRYABLE_STATUSES = new Set([503, 509]);
 const STATUS_HINTS: Record<number, string> = {
@@ -163,11 +181,9 @@ export class HydrusClient {
    */
   async tagServiceKey(): Promise<string> {
     if (this.#tagServiceKey) return this.#tagServiceKey;
-    const reply = (await this.#call('GET', '/get_services')) as { services?: Record<string, { name: string; type: number; type_pretty?: string }> };
-    if (!reply?.services || typeof reply.services !== 'object') {
-      throw this.#unreadable('GET', '/get_services', reply, 'no "services" object (Hydrus may be too old)');
-    }
-    const services = Object.entries(reply.services);
+    const reply = await this.#call('GET', '/get_services');
+    const services = servicesOf(reply);
+    if (!services) throw this.#unreadable('GET', '/get_services', reply, 'neither a "services_v2" list nor a "services" object (Hydrus may be too old)');
     const wanted = this.#tagService;
     const matches = services.filter(([key, service]) => service.name === wanted || key === wanted.toLowerCase());
     const local = matches.find(([, service]) => service.type === LOCAL_TAG_SERVICE);
@@ -218,8 +234,8 @@ export class HydrusClient {
     if (hashes.length === 0 || (add.length === 0 && remove.length === 0)) return;
     const serviceKey = await this.tagServiceKey();
     const actions: Record<string, string[]> = {};
-    if (add.length) actions[ACTION_ADD] = add;
-    if (remove.length) actions[ACTION_DELETE] = remove;
+    if (add.length) actions[ACTION_ADD] = add.map(toHydrusTag);
+    if (remove.length) actions[ACTION_DELETE] = remove.map(toHydrusTag);
     await this.#call('POST', '/add_tags/add_tags', {
       json: { hashes, service_keys_to_actions_to_tags: { [serviceKey]: actions } },
       about: `${hashes.length} file(s)`,
@@ -261,7 +277,7 @@ export class HydrusClient {
         if (row.file_id === null || row.file_id === undefined) continue;
         if (!row.tags) throw this.#unreadable('GET', '/get_files/file_metadata', row, `no "tags" for ${row.hash} (Hydrus may be too old)`);
         const storage = row.tags[serviceKey]?.storage_tags ?? {};
-        result.set(row.hash, { current: storage[STATUS_CURRENT] ?? [], deleted: storage[STATUS_DELETED] ?? [] });
+        result.set(row.hash, { current: (storage[STATUS_CURRENT] ?? []).map(fromHydrusTag), deleted: (storage[STATUS_DELETED] ?? []).map(fromHydrusTag) });
       }
     }
     return result;
@@ -322,6 +338,43 @@ interface MetadataRow {
   file_id?: number | null;
   hash: string;
   tags?: Record<string, { storage_tags?: Record<string, string[]> }>;
+}
+
+interface ServiceEntry {
+  name: string;
+  type: number;
+  type_pretty?: string;
+}
+
+/**
+ * The Services Object as [key, service] pairs, from either generation of
+ * /get_services: the list `services_v2` (each with its `service_key`), which
+ * Hydrus sends since v668 and the Client API docs steer to, or the older
+ * dict `services` keyed by service key, which is all that Hydrus before v668
+ * sends (docs/developer_api.md "The Services Object"; docs/old_changelog.html,
+ * version 668). Null when the reply holds neither.
+ */
+function servicesOf(reply: unknown): Array<[string, ServiceEntry]> | null {
+  const { services_v2: list, services: dict } = (reply ?? {}) as { services_v2?: unknown; services?: unknown };
+  const valid = (service: unknown): service is ServiceEntry =>
+    Boolean(service) && typeof (service as ServiceEntry).name === 'string' && typeof (service as ServiceEntry).type === 'number';
+  if (Array.isArray(list)) {
+    return list
+      .filter((service): service is ServiceEntry & { service_key: string } => valid(service) && typeof (service as { service_key?: unknown }).service_key === 'string')
+      .map((service) => [service.service_key.toLowerCase(), service]);
+  }
+  if (dict && typeof dict === 'object' && !Array.isArray(dict)) {
+    return Object.entries(dict as Record<string, unknown>).filter((entry): entry is [string, ServiceEntry] => valid(entry[1]));
+  }
+  return null;
+}
+
+function toHydrusTag(tag: string): string {
+  return HYDRUS_DOUBLES_COLON.test(tag) ? `:${tag}` : tag;
+}
+
+function fromHydrusTag(tag: string): string {
+  return tag.replace(HYDRUS_DOUBLED_COLON, ':');
 }
 
 function baseUrl(url: string): string {

@@ -136,6 +136,36 @@ test('tags added and removed read back; removed ones are deleted', async (t) => 
   assert.deepEqual((await client.tagsOf([a])).get(a), { current: ['1girl', 'blue hair', 'series:fate', 'smile'], deleted: [] });
 });
 
+test('emoticon tags: Hydrus stores ":d" as "::d", and the client sends and reads them as ":d"', async (t) => {
+  const { fake, client } = await hydrus(t);
+  const a = (await client.addFile(writeFile(tempDir(t), 'a.png', 'a'))).hash!;
+
+  await client.addTags([a], [':d', ':o', ':3', ':weird:stuff', '1girl'], []);
+  assert.deepEqual(fake.tagsOn('my tags', a).current, ['::3', '::d', '::o', ':weird:stuff', '1girl'].sort((x, y) => x.localeCompare(y, 'en', { numeric: true })));
+  const sent = JSON.parse(fake.requestsTo('/add_tags/add_tags')[0].body.toString());
+  assert.deepEqual(sent.service_keys_to_actions_to_tags[MY_TAGS]['0'], ['::d', '::o', '::3', ':weird:stuff', '1girl']);
+  assert.deepEqual((await client.tagsOf([a])).get(a)?.current.sort(), [':3', ':d', ':o', ':weird:stuff', '1girl'].sort());
+
+  await client.addTags([a], [], [':o']);
+  assert.deepEqual(fake.tagsOn('my tags', a).deleted, ['::o']);
+  assert.deepEqual((await client.tagsOf([a])).get(a)?.deleted, [':o']);
+  assert.deepEqual(await client.searchFiles([':d']), [a], 'Hydrus cleans search tags by the same rule');
+});
+
+test('the fake cleans tags as HydrusTags.CleanTag does, whoever sends them', async (t) => {
+  const { fake } = await hydrus(t);
+  const hash = sha256('x');
+  // " :p": the space hides the colon from the doubling rule, so Hydrus reads an empty namespace and keeps "p"
+  const tags = [':D', '::d', ':3', ' :p', ':weird:stuff', 'Series : Fate', '-flower', 'system:wew', 'blue \t eyes', 'empty:', ':'];
+  const response = await fetch(`${fake.url}/add_tags/add_tags`, {
+    method: 'POST',
+    headers: { 'Hydrus-Client-API-Access-Key': fake.accessKey, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ hash, service_keys_to_tags: { [MY_TAGS]: tags } }),
+  });
+  assert.equal(response.status, 200);
+  assert.deepEqual(fake.tagsOn('my tags', hash).current.sort(), ['::3', '::d', ':weird:stuff', 'blue eyes', 'flower', 'p', 'series:fate', 'wew'].sort());
+});
+
 test('search: every tag must match, and "-tag" excludes', async (t) => {
   const { client } = await hydrus(t);
   const dir = tempDir(t);
@@ -217,6 +247,39 @@ test('the tag service is found by name, once', async (t) => {
   assert.equal(fake.requestsTo('/get_services').length, 1);
   const byKey = new HydrusClient({ url: fake.url, accessKey: fake.accessKey, tagService: fake.serviceKey('downloader tags') });
   assert.equal(await byKey.tagServiceKey(), fake.serviceKey('downloader tags'));
+});
+
+test('the tag service is found in both generations of /get_services: services_v2 and the legacy services dict', async (t) => {
+  for (const servicesForms of [['services', 'services_v2'], ['services_v2'], ['services']] as const) {
+    const { fake, client } = await hydrus(t, { servicesForms: [...servicesForms] });
+    assert.equal(await client.tagServiceKey(), MY_TAGS, servicesForms.join(' and '));
+    const byKey = new HydrusClient({ url: fake.url, accessKey: fake.accessKey, tagService: fake.serviceKey('downloader tags').toUpperCase() });
+    assert.equal(await byKey.tagServiceKey(), fake.serviceKey('downloader tags'), servicesForms.join(' and '));
+    await assert.rejects(
+      new HydrusClient({ url: fake.url, accessKey: fake.accessKey, tagService: 'example tag repo' }).tagServiceKey(),
+      /"example tag repo" is a hydrus tag repository, not a local tag service/,
+    );
+  }
+  const { client } = await hydrus(t, { servicesForms: [] });
+  await assert.rejects(client.tagServiceKey(), (error: unknown) => {
+    assert.ok(error instanceof HydrusRefused, String(error));
+    assert.match(error.message, /neither a "services_v2" list nor a "services" object/);
+    return true;
+  });
+});
+
+test('services_v2 is read when both forms are sent', async () => {
+  const accessKey = 'cd'.repeat(32);
+  // Hydrus >= v668 sends both; here they disagree, to show which one is read.
+  const both = (async () =>
+    Response.json({
+      services: { '6c6f63616c2074616773': { name: 'old name', type: 5, type_pretty: 'local tag domain' } },
+      services_v2: [{ name: 'my tags', service_key: '6c6f63616c2074616773', type: 5, type_pretty: 'local tag domain' }],
+      version: 95,
+      hydrus_version: 682,
+    })) as typeof fetch;
+  const client = new HydrusClient({ url: 'http://127.0.0.1:45869', accessKey, tagService: 'my tags' }, both);
+  assert.equal(await client.tagServiceKey(), MY_TAGS);
 });
 
 test('an unknown tag service name lists the local tag services', async (t) => {

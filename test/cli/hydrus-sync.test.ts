@@ -66,3 +66,38 @@ test('a closed Hydrus gives a clear message without the key, and loses nothing',
   const logText = existsSync(logs) ? readdirSync(logs).map((name) => readFileSync(path.join(logs, name), 'utf8')).join('') : '';
   assert.doesNotMatch(logText, new RegExp(fake.accessKey), 'nor in the log files');
 });
+
+test('emoticon tags survive a push and a pull: Hydrus\'s "::d" comes back as ":d", never as a second tag in the caption', async (t) => {
+  const fake = await FakeHydrus.start();
+  t.after(() => fake.stop());
+  const dir = tempDir(t);
+  const configFile = writeConfig(dir, { disk: { reserve: 0 }, hydrus: { url: fake.url, accessKey: fake.accessKey, tagService: 'my tags' } });
+  const cli = (...args: string[]) => runCli(['--config', configFile, ...args], { cwd: dir });
+  const drop = path.join(dir, 'drop');
+  mkdirSync(drop);
+  await sharp({ create: { width: 32, height: 32, channels: 3, background: '#336699' } }).png().toFile(path.join(drop, 'a.png'));
+  writeFileSync(path.join(drop, 'a.txt'), '1girl, :d, :o, :3');
+  await cli('import', drop);
+  const [hash] = (await cli('search', '1girl', '--json')).stdout.trim().split('\n').map((line) => JSON.parse(line).hash as string);
+
+  assert.match((await cli('hydrus', 'push', '1girl')).stdout, /push: 1 images, 4 tags added/);
+  assert.deepEqual(fake.tagsOn('my tags', hash!).current, ['::3', '::d', '::o', '1girl'], 'Hydrus keeps them with a doubled colon');
+  assert.match((await cli('hydrus', 'push', '1girl')).stdout, /push: 1 images, 0 tags added/, 'a second push finds them there');
+
+  const person = new HydrusClient({ url: fake.url, accessKey: fake.accessKey, tagService: 'my tags' });
+  await person.addTags([hash!], [], [':o']); // a person in Hydrus: the mouth is not open
+  const pull = await cli('hydrus', 'pull', '1girl');
+  assert.equal(pull.code, 0, pull.stderr);
+  assert.match(pull.stdout, /pull: 1 images, 0 tags added, 1 removed/);
+  const tags = JSON.parse((await cli('search', '1girl', '--json')).stdout.trim()).tags as string[];
+  assert.deepEqual([...tags].sort(), ['1girl', ':3', ':d']);
+
+  const out = path.join(dir, 'out');
+  const exported = await cli('export', '1girl', '--out', out);
+  assert.equal(exported.code, 0, exported.stderr);
+  const captions = readdirSync(out, { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.txt'));
+  assert.equal(captions.length, 1, String(captions));
+  const caption = readFileSync(path.join(out, captions[0]!), 'utf8').split(',').map((token) => token.trim());
+  assert.ok(caption.includes(':d') && caption.includes(':3'), caption.join(', '));
+  assert.ok(!caption.some((token) => token.startsWith('::') || token === ':o'), caption.join(', '));
+});
