@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'VIDEO_TRUNCATED'
   | 'NO_VIDEO_STREAM'
   | 'EXTRACT_FAILED'
+  | 'OUTPUT_FOLDER_TAKEN'
   | 'DISK_FULL'
   | 'LEDGER_CORRUPT'
   | 'LIBRARY_LOCKED'

@@ -97,11 +97,11 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | fals
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-/** Relative path -> SHA-256 of every file below a folder, except the report (it names the source path). */
+/** Relative path -> SHA-256 of every file below a folder, except the report and the owner marker (they name the source path). */
 export function hashTree(dir: string): Map<string, string> {
   const hashes = new Map<string, string>();
   const files = readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile() && entry.name !== 'report.json')
+    .filter((entry) => entry.isFile() && entry.name !== 'report.json' && entry.name !== '.owner.json')
     .map((entry) => path.relative(dir, path.join(entry.parentPath, entry.name)))
     .sort();
   for (const file of files) hashes.set(file, createHash('sha256').update(readFileSync(path.join(dir, file))).digest('hex'));

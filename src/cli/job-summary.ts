@@ -13,6 +13,7 @@ export function describeJob(job: Job): string {
   }
   if (job.state === 'waiting-for-model' && job.waitingFor) parts.push(job.waitingFor.reason);
   if (job.state === 'failed' && job.error) parts.push(`error: ${job.error.message}`);
+  for (const note of job.notes ?? []) parts.push(`note: ${note.message}`);
   parts.push(job.source);
   return parts.join('  ');
 }

@@ -10,6 +10,7 @@ import type { Logger } from '../log.ts';
 import type { Job } from './job.ts';
 import type { Ledger } from './ledger.ts';
 import { seriesAndEpisode } from './naming.ts';
+import { chooseEpisodeFolder, displacedNote } from './output-folder.ts';
 
 export interface Intake {
   job: Job;
@@ -35,11 +36,14 @@ export async function intakeVideo(file: string, ledger: Ledger, config: Config, 
   }
   const now = new Date().toISOString();
   const { series, episode } = seriesAndEpisode(source, config.inbox, config.naming.patterns);
+  const choice = await chooseEpisodeFolder({ id, source, series, episode }, ledger.jobs(), config.library);
   const job: Job = {
-    id, source, seenAs: [source], sizeBytes, series, episode,
+    id, source, seenAs: [source], sizeBytes, series, episode, folder: choice.folder,
     stage: 'probe', state: 'queued', progress: null, timings: {}, createdAt: now, updatedAt: now,
   };
+  if (choice.takenBy) job.notes = [displacedNote(job, choice)];
   await ledger.add(job);
-  log.info({ job: id, file: source, series, episode }, `${source}: new job`);
+  log.info({ job: id, file: source, series, episode, folder: choice.folder }, `${source}: new job`);
+  if (choice.takenBy) log.warn({ job: id, file: source, folder: `${series}/${choice.folder}` }, job.notes![0]!.message);
   return { job, isNew: true };
 }

@@ -86,6 +86,12 @@ export interface JobError {
   at: string;
 }
 
+export interface JobNote {
+  code: string;
+  message: string;
+  at: string;
+}
+
 export interface Job {
   /** Content fingerprint: size plus a hash of the file's head and tail. */
   id: string;
@@ -95,6 +101,15 @@ export interface Job {
   sizeBytes: number;
   series: string;
   episode: string;
+  /**
+   * The episode folder under the series folder, chosen at intake and kept for
+   * the job's life: the episode, or the episode with a fingerprint suffix when
+   * another video already owns that name. Absent in ledgers of older versions
+   * (then it is the episode).
+   */
+  folder?: string;
+  /** What a person should know about the job (shown by `status` and the review page). */
+  notes?: JobNote[];
   stage: StageName;
   state: JobState;
   progress: { done: number; total: number } | null;

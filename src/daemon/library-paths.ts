@@ -42,6 +42,8 @@ export interface VideoLayout {
   report: string;
   /** Held while extraction or a restore writes this video's output. */
   lock: string;
+  /** Names the one source (by fingerprint) whose frames this folder holds. */
+  owner: string;
   /** Relative to the library. */
   keptFile(scene: number, frame: number): string;
   duplicateFile(scene: number, frame: number): string;
@@ -58,14 +60,20 @@ export function videoLayout(library: string, series: string, episode: string): V
     faces: path.join(library, dir, 'faces.jsonl'),
     report: path.join(library, dir, 'report.json'),
     lock: path.join(library, dir, '.lock'),
+    owner: path.join(library, dir, '.owner.json'),
     keptFile: (scene, frame) => path.join(dir, 'frames', sceneFolder(scene), frameName(frame, 'png')),
     duplicateFile: (scene, frame) => path.join(dir, 'duplicates', sceneFolder(scene), frameName(frame, 'png')),
     previewFile: (scene, frame) => path.join(dir, 'previews', sceneFolder(scene), frameName(frame, 'jpg')),
   };
 }
 
-export function videoLayoutOf(job: Pick<Job, 'series' | 'episode'>, library: string): VideoLayout {
-  return videoLayout(library, job.series, job.episode);
+export function videoLayoutOf(job: Pick<Job, 'series' | 'episode' | 'folder'>, library: string): VideoLayout {
+  return videoLayout(library, job.series, episodeFolderOf(job));
+}
+
+/** The job's episode folder: as recorded at intake, or (ledgers of older versions) the episode. */
+export function episodeFolderOf(job: Pick<Job, 'episode' | 'folder'>): string {
+  return job.folder ?? job.episode;
 }
 
 export function sceneFolder(scene: number): string {

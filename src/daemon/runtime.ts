@@ -21,6 +21,7 @@ import { TrainingSupervisor } from '../training/training-supervisor.ts';
 import { STAGES } from './job.ts';
 import { Ledger } from './ledger.ts';
 import { catalogPath, ledgerPath, lockPath, stateDir } from './library-paths.ts';
+import { separateSharedFolders } from './output-folder.ts';
 import { Scheduler } from './scheduler.ts';
 
 export interface RuntimeOptions {
@@ -73,6 +74,7 @@ export class Runtime {
     const lock = await acquireLock(lockPath(config.library), command, `${config.library}: the library`);
     try {
       const ledger = await Ledger.open(ledgerPath(config.library));
+      await separateSharedFolders(ledger, config.library, log);
       for (const job of ledger.jobs()) {
         if (job.state === 'running') {
           await ledger.update(job.id, (target) => void (target.state = 'queued'));

@@ -19,6 +19,7 @@ import { sha256Of } from '../adapters/file-hash.ts';
 import type { Config } from '../config/schema.ts';
 import { videoLayoutOf, type VideoLayout } from '../daemon/library-paths.ts';
 import type { Job } from '../daemon/job.ts';
+import { claimVideoFolder } from '../daemon/output-folder.ts';
 import { CelforgeError } from '../errors.ts';
 
 export interface RestoreOutcome {
@@ -32,6 +33,7 @@ export async function restoreFrames(job: Job, frames: readonly string[], config:
   const layout = videoLayoutOf(job, config.library);
   const lock = await acquireLock(layout.lock, 'restore', `${job.source}: its frames`);
   try {
+    await claimVideoFolder(job, layout, { mark: false }); // frames are decoded again from job.source: it must be theirs
     const records = await readFrameMap(layout.frameMap);
     const wanted = parseFrames(frames, records, job);
     const alreadyKept = new Set(wanted.filter((record) => record.status === 'kept').map((record) => record.frame));

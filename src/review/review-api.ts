@@ -16,7 +16,7 @@ import { readFrameMap } from '../adapters/frame-map-file.ts';
 import { rejectImages } from '../catalog/reject-images.ts';
 import type { Config } from '../config/schema.ts';
 import type { Ledger } from '../daemon/ledger.ts';
-import { videoLayoutOf } from '../daemon/library-paths.ts';
+import { episodeFolderOf, videoLayoutOf } from '../daemon/library-paths.ts';
 import type { Job } from '../daemon/job.ts';
 import { markDuplicate } from '../frames/mark-duplicate.ts';
 import { restoreFrames } from '../frames/restore-frames.ts';
@@ -92,8 +92,8 @@ async function status(context: ReviewContext): Promise<ApiResult> {
     loss = points.filter((_, index) => index % every === 0 || index === points.length - 1).map(({ step, loss: value }) => ({ step, loss: value }));
   }
   const jobs = context.ledger.jobs().map((job) => ({
-    id: job.id, source: job.source, series: job.series, episode: job.episode, stage: job.stage, state: job.state, progress: job.progress,
-    disk: job.disk ?? null, waitingFor: job.waitingFor ?? null, error: job.error ?? null,
+    id: job.id, source: job.source, series: job.series, episode: job.episode, folder: episodeFolderOf(job), stage: job.stage, state: job.state, progress: job.progress,
+    disk: job.disk ?? null, waitingFor: job.waitingFor ?? null, error: job.error ?? null, notes: job.notes ?? [],
     frames: job.extract?.framesDone ?? 0, kept: job.extract?.kept ?? 0, duplicates: job.extract?.duplicates ?? 0, scenes: job.extract?.scenes ?? 0,
     withFaces: job.faces?.framesWithFaces ?? null, tagged: job.tags?.framesDone ?? null,
   }));

@@ -59,7 +59,7 @@ async function loadDashboard() {
   const rows = status.jobs.map((job) => element('tr', { 'data-job': job.id },
     element('td', {}, job.source.split('/').at(-1)),
     element('td', {}, job.stage),
-    element('td', { class: 'state' }, job.state + (job.waitingFor?.command ? ` (run: ${job.waitingFor.command})` : '') + diskText(job) + (job.error ? `: ${job.error.message}` : '')),
+    element('td', { class: 'state' }, job.state + (job.waitingFor?.command ? ` (run: ${job.waitingFor.command})` : '') + diskText(job) + (job.error ? `: ${job.error.message}` : '') + (job.notes ?? []).map((note) => ` (note: ${note.message})`).join('')),
     element('td', {}, job.progress ? element('progress', { max: job.progress.total || 1, value: job.progress.done }) : ''),
     element('td', {}, String(job.frames)),
     element('td', {}, String(job.kept)),
@@ -119,7 +119,7 @@ async function loadDedupJobs() {
   if (!status) return;
   const select = $('#dedup-job');
   const jobs = status.jobs.filter((job) => job.frames > 0);
-  select.replaceChildren(...jobs.map((job) => element('option', { value: job.id }, `${job.series} ${job.episode}`)));
+  select.replaceChildren(...jobs.map((job) => element('option', { value: job.id }, `${job.series} ${job.folder ?? job.episode}`)));
   if (selectedJob && jobs.some((job) => job.id === selectedJob)) select.value = selectedJob;
   selectedJob = select.value || null;
   if (selectedJob) loadScenes();

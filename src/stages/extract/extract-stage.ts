@@ -19,6 +19,7 @@ import { killOrphan } from '../../adapters/processes.ts';
 import { formatSize } from '../../config/size.ts';
 import type { Job } from '../../daemon/job.ts';
 import { tempDir, videoLayoutOf, type VideoLayout } from '../../daemon/library-paths.ts';
+import { claimVideoFolder } from '../../daemon/output-folder.ts';
 import { CelforgeError } from '../../errors.ts';
 import type { Stage, StagePorts, StageResult } from '../stage.ts';
 import { Deduplicator } from './deduplicator.ts';
@@ -37,6 +38,7 @@ export const extractStage: Stage = async (job, ports) => {
   await mkdir(videoDir, { recursive: true });
   const lock = await acquireLock(layout.lock, 'extract', `${job.source}: its frames`);
   try {
+    await claimVideoFolder(job, layout, { mark: true });
     return await extractVideo(job, ports, layout, videoDir);
   } finally {
     await lock.release();
