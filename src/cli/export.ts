@@ -1,7 +1,9 @@
 /**
  * `celforge export "<query>" --out DIR`: the images a query finds as a Kohya
  * sd-scripts dataset (images hard-linked or copied, `.txt` captions,
- * dataset_config.toml, bucket_report.json). With Hydrus configured, a
+ * dataset_config.toml, bucket_report.json). A file in the folder that
+ * celforge did not write, or that a person changed since, stops the export
+ * before anything is written (EXPORT_CONFLICT). With Hydrus configured, a
  * person's corrections there are pulled first; a closed Hydrus stops the
  * export rather than train on tags a person already fixed (--skip-hydrus
  * exports anyway).
@@ -33,7 +35,7 @@ export async function exportCommand(query: string, options: ExportCommandOptions
     }
     const result = await exportQuery(catalog, config, query, path.resolve(options.out));
     process.stdout.write(`${result.images} images (${result.linked} linked, ${result.copied} copied), ${result.removed} no longer selected removed\n`);
-    process.stdout.write(`dataset config: ${result.datasetConfig}\n`);
+    process.stdout.write(`dataset config: ${result.datasetConfig} (${result.form === 'fine-tuning' ? 'fine-tuning form: captions in meta_cap.json' : 'DreamBooth form: captions beside the images'})\n`);
     for (const bucket of result.bucketReport.buckets) process.stdout.write(`  bucket ${bucket.resolution[0]}x${bucket.resolution[1]}: ${bucket.count}\n`);
     process.stdout.write(`  mean aspect error ${result.bucketReport.meanAspectError.toFixed(4)}\n`);
     if (result.metadataFile) process.stdout.write(`fine-tune metadata: ${result.metadataFile}\n`);

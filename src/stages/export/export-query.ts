@@ -1,8 +1,13 @@
-/** The images a catalog query finds, exported as a Kohya dataset with the configured export settings. */
+/**
+ * The images a catalog query finds, exported as a Kohya dataset with the
+ * configured export settings, in the dataset form the configured training
+ * script accepts.
+ */
 import path from 'node:path';
 import type { Catalog } from '../../adapters/catalog-store.ts';
 import type { Config } from '../../config/schema.ts';
 import { CelforgeError } from '../../errors.ts';
+import { datasetFormFor } from './kohya-dataset-form.ts';
 import { exportKohyaDataset, type ExportResult } from './kohya-export.ts';
 
 export async function exportQuery(catalog: Catalog, config: Config, query: string, out: string): Promise<ExportResult> {
@@ -21,6 +26,7 @@ export async function exportQuery(catalog: Catalog, config: Config, query: strin
     numRepeats: settings.numRepeats,
     batchSize: settings.batchSize,
     link: settings.link,
+    form: datasetFormFor(config.train?.script),
     fineTuneMetadata: settings.fineTuneMetadata,
   });
 }

@@ -3,33 +3,45 @@
  *
  *   <out>/images/<hash>.<ext>    the image, hard-linked to the library (or copied)
  *   <out>/images/<hash>.txt      its caption (caption_extension ".txt")
- *   <out>/dataset_config.toml    for --dataset_config; num_repeats is in the subset,
- *                                so the folder needs no "<repeats>_<name>" DreamBooth name
+ *   <out>/dataset_config.toml    for --dataset_config, in the form the training
+ *                                script accepts (kohya-dataset-form.ts); num_repeats
+ *                                is in the subset, so the folder needs no
+ *                                "<repeats>_<name>" DreamBooth name
  *   <out>/bucket_report.json     which bucket each image will train in (BucketReport)
- *   <out>/meta_cap.json          with fineTuneMetadata: captions for fine_tune.py
- *   <out>/.celforge-export.json  what this exporter wrote, for the next run
+ *   <out>/meta_cap.json          captions and sizes for the fine-tuning form (its
+ *                                metadata_file), or with fineTuneMetadata for --in_json
+ *   <out>/.celforge-export.json  what this exporter wrote, for the next run (export-manifest.ts)
  *
  * Exporting again into the same folder leaves it as if exported once: a
  * caption is rewritten only when its text changed, an image already in place
  * is kept. An image this exporter wrote earlier that is no longer selected is
  * removed with its caption, because a DreamBooth subset trains on every image
  * in image_dir (`library/train_util.py` `load_dreambooth_dir` globs the
- * folder): left there, it would be trained on. Files this exporter did not
- * write are never touched; images among them are listed in `foreign`, since
- * Kohya will train on them too. Kohya's own caches beside the images
- * (`<hash>.npz`, `metadata_cache.json`) are left alone.
+ * folder): left there, it would be trained on.
  *
- * Each file is written to a temporary name and renamed into place. Images are
- * keyed by the SHA-256 of their bytes (the catalog's hash), so a file named
- * `<hash>.<ext>` of the source's size already holds that image.
+ * A file this exporter did not write, or that was changed after it wrote it
+ * (a caption edited by hand, a person's own dataset_config.toml), is never
+ * overwritten or removed: every file the export would write or remove is
+ * checked first, and if any of them belongs to a person the export stops
+ * with the list before writing anything (EXPORT_CONFLICT). A file that
+ * already holds exactly what would be written is taken over, since nothing
+ * is lost. Other files a person keeps there are left alone; images among them
+ * are listed in `foreign`, since Kohya will train on them too. Kohya's own
+ * caches beside the images (`<hash>_<w>x<h>_sd.npz`, `metadata_cache.json`)
+ * are left alone.
+ *
+ * Each file is written to a temporary name and renamed into place.
  */
-import { constants } from 'node:fs';
-import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { copyFile, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { sha256Of } from '../../adapters/file-hash.ts';
 import { CelforgeError, errorMessage } from '../../errors.ts';
 import { captionFor, checkCaptionOptions, type CaptionOptions } from '../../catalog/captions.ts';
 import { bucketReport, checkBucketSettings, type BucketReport, type BucketSettings } from './kohya-buckets.ts';
+import type { DatasetForm } from './kohya-dataset-form.ts';
 import { datasetConfigToml, type DatasetConfig } from './kohya-toml.ts';
+import { mayReplace, readManifest, statFingerprint, textFingerprint, writeManifest, type Fingerprint, type Manifest } from './export-manifest.ts';
 
 export interface ExportImage {
   /** SHA-256 of the image's bytes: the file name in the dataset. */
@@ -49,7 +61,9 @@ export interface ExportOptions {
   batchSize: number;
   /** auto: a hard link, or a copy where linking fails (another volume: EXDEV; a file system without links: EPERM). */
   link: 'hardlink' | 'copy' | 'auto';
-  /** Also write meta_cap.json for fine_tune.py (`--in_json`, with `--train_data_dir <out>/images`). */
+  /** The dataset_config.toml form the training script accepts; dreambooth when not given. */
+  form?: DatasetForm;
+  /** Also write meta_cap.json with the DreamBooth form, for fine_tune.py's `--in_json`. */
   fineTuneMetadata?: boolean;
 }
 
@@ -61,6 +75,7 @@ export interface ExportResult {
   copied: number;
   /** Path of dataset_config.toml. */
   datasetConfig: string;
+  form: DatasetForm;
   bucketReport: BucketReport;
   /** Path of meta_cap.json, or null. */
   metadataFile: string | null;
@@ -74,8 +89,9 @@ export interface ExportResult {
 const KOHYA_IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.bmp']);
 const CAPTION_EXTENSION = '.txt';
 const IMAGES_DIR = 'images';
-const MANIFEST = '.celforge-export.json';
-const MANIFEST_FORMAT = 'celforge-kohya-export/1';
+const DATASET_CONFIG = 'dataset_config.toml';
+const BUCKET_REPORT = 'bucket_report.json';
+const METADATA_FILE = 'meta_cap.json';
 /** Hex or base-36 hashes; no "_", which Kohya's face-crop naming splits file names on. */
 const SAFE_HASH = /^[A-Za-z0-9-]{1,128}$/;
 /**
@@ -85,91 +101,159 @@ const SAFE_HASH = /^[A-Za-z0-9-]{1,128}$/;
  */
 const LINK_UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EMLINK']);
 const TEMPORARY_SUFFIX = '.celforge-tmp';
+/** How many conflicting paths the error lists before "and N more". */
+const CONFLICTS_LISTED = 20;
 
-interface Manifest {
-  format: typeof MANIFEST_FORMAT;
-  /** File names in images/ (image and caption) this exporter wrote. */
-  images: string[];
-  metadataFile: boolean;
-}
+/** One file the export writes, by its path relative to <out> ("/"-separated). */
+type Planned = { name: string; text: string } | { name: string; image: ExportImage };
 
 export async function exportKohyaDataset(images: ExportImage[], options: ExportOptions): Promise<ExportResult> {
   checkOptions(images, options);
   const out = path.resolve(options.out);
   const imagesDir = path.join(out, IMAGES_DIR);
+  const form = options.form ?? 'dreambooth';
+  const withMetadata = form === 'fine-tuning' || Boolean(options.fineTuneMetadata);
   // Everything that can be refused is worked out, and every source looked at,
-  // before anything is written: a refusal leaves no half-made folder.
-  const planned = images.map((image) => ({
-    image,
-    file: `${image.hash}${path.extname(image.path)}`,
-    caption: captionFor(image.tags, options.caption),
-  }));
+  // before anything is written: a refusal leaves the folder as it was.
+  const selected = images.map((image) => ({ image, file: `${image.hash}${path.extname(image.path)}`, caption: captionFor(image.tags, options.caption) }));
   const report = bucketReport(options.buckets, images);
-  const configText = datasetConfigToml(configFor(imagesDir, options));
   for (const image of images) await sourceStat(image.path);
+
+  const planned: Planned[] = selected.flatMap(({ image, file, caption }): Planned[] => [
+    { name: `${IMAGES_DIR}/${file}`, image },
+    // One line with a newline, as the WD14 tagger writes; Kohya refuses an empty caption file.
+    { name: `${IMAGES_DIR}/${image.hash}${CAPTION_EXTENSION}`, text: `${caption}\n` },
+  ]);
+  if (withMetadata) {
+    // FineTuningDataset (library/train_util.py at 48d368f, lines 2275-2284) joins image_dir and a relative
+    // key with no extension search since c6bc632e (v0.10.0); before it, a key was tried as a path and then
+    // as a file stem in image_dir (glob_images). An absolute path is found by both. image_size, [width,
+    // height], spares it opening every image for its size (lines 2304, 2349-2351).
+    const metadata = Object.fromEntries(selected.map(({ image, file, caption }) => [
+      path.join(imagesDir, file), { caption, image_size: [image.width, image.height] },
+    ]));
+    planned.push({ name: METADATA_FILE, text: `${JSON.stringify(metadata, null, 2)}\n` });
+  }
+  planned.push(
+    { name: BUCKET_REPORT, text: `${JSON.stringify(report, null, 2)}\n` },
+    { name: DATASET_CONFIG, text: datasetConfigToml(configFor(out, form, options)) },
+  );
+
+  const previous = await readManifest(out);
+  const wanted = new Set(planned.map((p) => p.name));
+  const stale = [...previous.files.keys()].filter((name) => !wanted.has(name));
+  await refuseConflicts(out, planned, stale, previous);
 
   await mkdir(imagesDir, { recursive: true });
   await removeTemporaries(out);
   await removeTemporaries(imagesDir);
-  const wanted = new Set(planned.flatMap((p) => [p.file, `${p.image.hash}${CAPTION_EXTENSION}`]));
-  const previous = await readManifest(out);
+  // Recorded before anything is placed, with what each text file will hold,
+  // so that a run cut short still knows what it wrote.
+  const pending: Manifest = { files: new Map(previous.files) };
+  for (const p of planned) {
+    if ('text' in p) pending.files.set(p.name, [...(previous.files.get(p.name) ?? []), textFingerprint(p.text)]);
+    else if (!pending.files.has(p.name)) pending.files.set(p.name, []);
+  }
+  await writeManifest(out, pending);
 
-  // Recorded before anything is placed, so that a run cut short still knows what it wrote.
-  await writeManifest(out, { format: MANIFEST_FORMAT, images: [...new Set([...previous.images, ...wanted])].sort(), metadataFile: previous.metadataFile || Boolean(options.fineTuneMetadata) });
-
+  const written: Manifest = { files: new Map() };
   let linked = 0;
   let copied = 0;
-  for (const { image, file, caption } of planned) {
-    const how = await placeImage(image.path, path.join(imagesDir, file), options.link);
-    if (how === 'linked') linked += 1;
-    else copied += 1;
-    // One line with a newline, as the WD14 tagger writes; Kohya refuses an empty caption file.
-    await writeIfChanged(path.join(imagesDir, `${image.hash}${CAPTION_EXTENSION}`), `${caption}\n`);
+  for (const p of planned) {
+    const file = path.join(out, p.name);
+    let fingerprint: Fingerprint;
+    if ('text' in p) {
+      await writeIfChanged(file, p.text);
+      fingerprint = textFingerprint(p.text);
+    } else {
+      const how = await placeImage(p.image.path, file, options.link);
+      if (how === 'linked') linked += 1;
+      else copied += 1;
+      fingerprint = statFingerprint(await stat(file));
+    }
+    written.files.set(p.name, [fingerprint]);
   }
 
-  const stale = previous.images.filter((name) => !wanted.has(name));
-  for (const name of stale) await rm(path.join(imagesDir, name), { force: true });
-  const removed = stale.filter((name) => KOHYA_IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase())).length;
+  for (const name of stale) await rm(path.join(out, name), { force: true });
+  const removed = stale.filter((name) => name.startsWith(`${IMAGES_DIR}/`) && isKohyaImage(name)).length;
 
-  const metadataFile = path.join(out, 'meta_cap.json');
-  if (options.fineTuneMetadata) {
-    // merge_captions_to_metadata.py keys images by file stem unless --full_path;
-    // FineTuningDataset finds `<image_dir>/<stem>.<ext>` for such a key.
-    const metadata = Object.fromEntries(planned.map((p) => [p.image.hash, { caption: p.caption }]));
-    await writeIfChanged(metadataFile, `${JSON.stringify(metadata, null, 2)}\n`);
-  } else if (previous.metadataFile) {
-    await rm(metadataFile, { force: true });
-  }
+  await writeManifest(out, written);
 
-  await writeIfChanged(path.join(out, 'bucket_report.json'), `${JSON.stringify(report, null, 2)}\n`);
-  const datasetConfig = path.join(out, 'dataset_config.toml');
-  await writeIfChanged(datasetConfig, configText);
-
-  await writeManifest(out, { format: MANIFEST_FORMAT, images: [...wanted].sort(), metadataFile: Boolean(options.fineTuneMetadata) });
-
-  const foreign = (await readdir(imagesDir))
-    .filter((name) => KOHYA_IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase()) && !wanted.has(name))
-    .sort();
+  const foreign = (await readdir(imagesDir)).filter((name) => isKohyaImage(name) && !wanted.has(`${IMAGES_DIR}/${name}`)).sort();
 
   return {
-    images: planned.length,
+    images: selected.length,
     linked,
     copied,
-    datasetConfig,
+    datasetConfig: path.join(out, DATASET_CONFIG),
+    form,
     bucketReport: report,
-    metadataFile: options.fineTuneMetadata ? metadataFile : null,
+    metadataFile: withMetadata ? path.join(out, METADATA_FILE) : null,
     removed,
     foreign,
   };
 }
 
-function configFor(imagesDir: string, options: ExportOptions): DatasetConfig {
+/**
+ * Stops the export, before anything is written, when a file it would
+ * overwrite or remove is not what this exporter left there.
+ */
+async function refuseConflicts(out: string, planned: Planned[], stale: string[], manifest: Manifest): Promise<void> {
+  const conflicts: string[] = [];
+  const imagesInfo = await lstat(path.join(out, IMAGES_DIR)).catch(() => null);
+  const imagesBlocked = imagesInfo !== null && !imagesInfo.isDirectory();
+  if (imagesBlocked) conflicts.push(`${IMAGES_DIR} (not a folder)`);
+  const checked = (name: string) => !(imagesBlocked && name.startsWith(`${IMAGES_DIR}/`));
+  for (const p of planned.filter((p) => checked(p.name))) {
+    const file = path.join(out, p.name);
+    const same = 'text' in p
+      ? async () => (await readFile(file, 'utf8').catch(() => null)) === p.text
+      : (info: Stats) => holdsSameBytes(file, info, p.image.path);
+    if (!(await mayReplace(file, manifest.files.get(p.name), same))) conflicts.push(p.name);
+  }
+  for (const name of stale.filter(checked)) {
+    const file = path.join(out, name);
+    // A recorded image whose bytes still hash to its name is the catalog's image, as written.
+    const hash = path.basename(name, path.extname(name));
+    const same = isKohyaImage(name) ? async () => (await sha256Of(file)) === hash.toLowerCase() : undefined;
+    if (!(await mayReplace(file, manifest.files.get(name), same))) conflicts.push(name);
+  }
+  if (conflicts.length === 0) return;
+  const listed = conflicts.slice(0, CONFLICTS_LISTED).map((name) => `  ${name}`);
+  if (conflicts.length > CONFLICTS_LISTED) listed.push(`  ... and ${conflicts.length - CONFLICTS_LISTED} more`);
+  throw new CelforgeError('EXPORT_CONFLICT', [
+    `${out}: ${conflicts.length === 1 ? 'this file was' : `these ${conflicts.length} files were`} not written by celforge, or changed after celforge wrote ${conflicts.length === 1 ? 'it' : 'them'}, and the export would overwrite or remove ${conflicts.length === 1 ? 'it' : 'them'}:`,
+    ...listed,
+    `Nothing was written. Move ${conflicts.length === 1 ? 'it' : 'them'} out of ${out} and export again (a caption corrected by hand belongs in the catalog: celforge tag), or export to another folder with --out.`,
+  ].join('\n'), { file: out });
+}
+
+/** The image at `file` is the source: the same file (a hard link), or a copy of the same bytes. */
+async function holdsSameBytes(file: string, info: Stats, source: string): Promise<boolean> {
+  const sourceInfo = await stat(source);
+  if (info.dev === sourceInfo.dev && info.ino === sourceInfo.ino) return true;
+  return info.size === sourceInfo.size && (await sha256Of(file)) === (await sha256Of(source));
+}
+
+function isKohyaImage(name: string): boolean {
+  return KOHYA_IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase());
+}
+
+/**
+ * The keys each form may hold are those of library/config_util.py's schemas
+ * (48d368f): caption_extension and class_tokens only where the script
+ * supports DreamBooth (lines 209-213, 349), metadata_file required in a
+ * fine-tuning subset (lines 220-224); see kohya-dataset-form.ts.
+ */
+function configFor(out: string, form: DatasetForm, options: ExportOptions): DatasetConfig {
   const [width, height] = options.buckets.resolution;
   const triggers = [...new Set(options.caption.triggerWords.map((w) => w.trim()))];
+  // Absolute: Kohya resolves a relative path against the trainer's working folder, not this file.
+  const imageDir = path.join(out, IMAGES_DIR);
   return {
     general: {
       enable_bucket: true,
-      caption_extension: CAPTION_EXTENSION,
+      ...(form === 'dreambooth' ? { caption_extension: CAPTION_EXTENSION } : {}),
       // keep_tokens pins the trigger words only while the rest is shuffled.
       shuffle_caption: true,
       keep_tokens: options.caption.keepTokens,
@@ -181,13 +265,14 @@ function configFor(imagesDir: string, options: ExportOptions): DatasetConfig {
       max_bucket_reso: options.buckets.maxBucketReso,
       bucket_reso_steps: options.buckets.bucketResoSteps,
       bucket_no_upscale: Boolean(options.buckets.noUpscale),
-      subsets: [{
-        // Absolute: Kohya resolves a relative image_dir against the trainer's working folder, not this file.
-        image_dir: imagesDir,
-        num_repeats: options.numRepeats,
-        // Used by Kohya only for an image without a caption file.
-        ...(triggers.length > 0 ? { class_tokens: triggers.join(', ') } : {}),
-      }],
+      subsets: [form === 'fine-tuning'
+        ? { metadata_file: path.join(out, METADATA_FILE), image_dir: imageDir, num_repeats: options.numRepeats }
+        : {
+          image_dir: imageDir,
+          num_repeats: options.numRepeats,
+          // Used by Kohya only for an image without a caption file.
+          ...(triggers.length > 0 ? { class_tokens: triggers.join(', ') } : {}),
+        }],
     }],
   };
 }
@@ -284,23 +369,4 @@ async function writeIfChanged(file: string, content: string): Promise<void> {
       await handle.close();
     }
   });
-}
-
-async function readManifest(out: string): Promise<Manifest> {
-  const file = path.join(out, MANIFEST);
-  const text = await readFile(file, 'utf8').catch(() => null);
-  if (text === null) return { format: MANIFEST_FORMAT, images: [], metadataFile: false };
-  try {
-    const manifest = JSON.parse(text) as Partial<Manifest>;
-    if (manifest.format !== MANIFEST_FORMAT || !Array.isArray(manifest.images)) throw new Error('not a celforge export manifest');
-    // Only plain names inside images/: a hand-edited manifest must not reach outside it.
-    const images = manifest.images.filter((name): name is string => typeof name === 'string' && name === path.basename(name) && name !== '..' && name !== '.');
-    return { format: MANIFEST_FORMAT, images, metadataFile: manifest.metadataFile === true };
-  } catch (error) {
-    throw new CelforgeError('CONFIG_INVALID', `${file}: cannot read the record of an earlier export (${errorMessage(error)}); delete the file to treat everything in ${out} as not ours, or export to a new folder.`, { file, cause: error });
-  }
-}
-
-async function writeManifest(out: string, manifest: Manifest): Promise<void> {
-  await writeIfChanged(path.join(out, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
 }

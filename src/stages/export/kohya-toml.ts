@@ -11,8 +11,13 @@
  */
 import { CelforgeError } from '../../errors.ts';
 
+/**
+ * Both forms sd-scripts' `library/config_util.py` ConfigSanitizer accepts
+ * (see kohya-dataset-form.ts): caption_extension and class_tokens belong to
+ * the DreamBooth form only, metadata_file to the fine-tuning form.
+ */
 export interface DatasetConfig {
-  general: { enable_bucket: boolean; caption_extension: string; shuffle_caption: boolean; keep_tokens: number };
+  general: { enable_bucket: boolean; caption_extension?: string; shuffle_caption: boolean; keep_tokens: number };
   datasets: {
     resolution: number | [number, number];
     batch_size: number;
@@ -20,9 +25,14 @@ export interface DatasetConfig {
     max_bucket_reso: number;
     bucket_reso_steps: number;
     bucket_no_upscale: boolean;
-    subsets: { image_dir: string; num_repeats: number; class_tokens?: string }[];
+    subsets: (DreamBoothSubset | FineTuningSubset)[];
   }[];
 }
+
+/** Trains on every image in image_dir, its caption from the file beside it. */
+export type DreamBoothSubset = { image_dir: string; num_repeats: number; class_tokens?: string };
+/** Trains on the images metadata_file names, with the captions in it. */
+export type FineTuningSubset = { metadata_file: string; image_dir: string; num_repeats: number };
 
 type Scalar = string | number | boolean | number[];
 

@@ -61,6 +61,7 @@ test('an export: linked images, caption sidecars, dataset_config.toml, bucket re
   assert.deepEqual(result.foreign, []);
   assert.equal(result.datasetConfig, path.join(out, 'dataset_config.toml'));
   assert.equal(result.metadataFile, path.join(out, 'meta_cap.json'));
+  assert.equal(result.form, 'dreambooth');
 
   assert.deepEqual(readdirSync(imagesDir).sort(), [
     `${wide.hash}.png`, `${wide.hash}.txt`, `${tall.hash}.png`, `${tall.hash}.txt`, `${tv.hash}.webp`, `${tv.hash}.txt`,
@@ -98,11 +99,11 @@ test('an export: linked images, caption sidecars, dataset_config.toml, bucket re
   assert.ok(Math.abs(result.bucketReport.meanAspectError - expectedReport.meanAspectError) < 1e-12);
   assert.deepEqual(JSON.parse(readText(path.join(out, 'bucket_report.json'))), result.bucketReport);
 
-  // Keyed by file stem, as merge_captions_to_metadata.py writes without --full_path.
+  // Keyed by absolute path, which sd-scripts finds before and after v0.10.0 (see kohya-dataset-form.test.ts), with [width, height].
   assert.deepEqual(JSON.parse(readText(path.join(out, 'meta_cap.json'))), {
-    [wide.hash]: { caption: 'celchar, saber (fate), 1girl, long hair, general' },
-    [tall.hash]: { caption: 'celchar, 1girl, standing, ^_^' },
-    [tv.hash]: { caption: 'celchar, sky' },
+    [path.join(imagesDir, `${wide.hash}.png`)]: { caption: 'celchar, saber (fate), 1girl, long hair, general', image_size: [64, 36] },
+    [path.join(imagesDir, `${tall.hash}.png`)]: { caption: 'celchar, 1girl, standing, ^_^', image_size: [36, 64] },
+    [path.join(imagesDir, `${tv.hash}.webp`)]: { caption: 'celchar, sky', image_size: [48, 36] },
   });
   assert.deepEqual(readdirSync(out).sort(), ['.celforge-export.json', 'bucket_report.json', 'dataset_config.toml', 'images', 'meta_cap.json']);
 });
