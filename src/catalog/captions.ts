@@ -15,8 +15,8 @@
  *   LoRAs and their users' prompts use;
  * - every other namespace (`series:`, `episode:`, `scene:`, Hydrus's
  *   `creator:` ...) is organisation, not description, and is left out. The
- *   namespace is read as the catalog reads it (src/catalog/tags.ts, Hydrus's
- *   rule: text before the first colon), so `re:zero_...` is namespace `re`.
+ *   namespace is read as the catalog reads it (src/catalog/tags.ts): only a
+ *   known namespace is one, so `>:(` and `re:zero_...` are plain tags.
  *
  * With `underscoresToSpaces`, `long_hair` becomes `long hair` except in
  * kaomoji (see isKaomoji). A tag written twice (`saber` and `character:saber`,

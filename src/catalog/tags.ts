@@ -1,8 +1,8 @@
 /**
  * Tags as the catalog stores them, booru-style: lower case, words joined by
  * underscores (`long_hair`), an optional namespace before the first colon
- * (`series:fate`, `episode:03`), as Hydrus reads them. A leading colon is part
- * of the tag (`:d`), not an empty namespace.
+ * (`series:fate`, `episode:03`) when it is one of NAMESPACES. A leading colon
+ * is part of the tag (`:d`), not an empty namespace.
  */
 export interface Tag {
   namespace: string;
@@ -13,11 +13,25 @@ export function parseTag(text: string): Tag | null {
   const normal = text.trim().toLowerCase().replace(/\s+/g, '_');
   if (!normal) return null;
   const colon = normal.indexOf(':');
-  if (colon > 0 && colon < normal.length - 1) {
+  if (colon > 0 && colon < normal.length - 1 && NAMESPACES.has(normal.slice(0, colon))) {
     return { namespace: normal.slice(0, colon), name: normal.slice(colon + 1) };
   }
   return { namespace: '', name: normal };
 }
+
+/**
+ * The namespaces there are; text before a colon is a namespace only when it
+ * is one of them, so that WD14's general tags `>:(`, `>:)`,
+ * `2b_(nier:automata)_(cosplay)` or `re:zero_kara_hajimeru_isekai_seikatsu`
+ * stay whole. celforge writes `series:`, `episode:`, `scene:`, `faces:`,
+ * `character:` and `rating:`; Hydrus's defaults add `creator:`, `studio:`,
+ * `person:`, `meta:` (its namespace colours) and `title:`, `volume:`,
+ * `chapter:`, `page:` (its namespace sort), hydrus/client/ClientDefaults.py.
+ */
+export const NAMESPACES: ReadonlySet<string> = new Set([
+  'series', 'episode', 'scene', 'faces', 'character', 'rating',
+  'creator', 'studio', 'person', 'meta', 'title', 'volume', 'chapter', 'page',
+]);
 
 export function formatTag(tag: Tag): string {
   return tag.namespace ? `${tag.namespace}:${tag.name}` : tag.name;

@@ -12,7 +12,10 @@ import sharp from 'sharp';
 import { openOnnxModel } from '../../src/adapters/onnx-session.ts';
 import { CelforgeError } from '../../src/errors.ts';
 import { averageTaggers, mcutThreshold, selectTags } from '../../src/stages/tags/ensemble.ts';
-import { loadWd14Tagger, runWd14 } from '../../src/stages/tags/wd14.ts';
+import { loadWd14Tagger, parseSelectedTags, runWd14 } from '../../src/stages/tags/wd14.ts';
+import { Catalog } from '../../src/adapters/catalog-store.ts';
+import { captionFor } from '../../src/catalog/captions.ts';
+import { parseTag } from '../../src/catalog/tags.ts';
 import { wd14Tensor as wd14Input } from '../../src/adapters/image-tensors.ts';
 import { writeTaggerModel, type TaggerSpec } from '../fixtures/onnx-models.ts';
 import { tempDir } from '../helpers.ts';
@@ -120,4 +123,60 @@ test('a provider that cannot load falls back to CPU with one log line; a broken 
     return true;
   });
   await assert.rejects(openOnnxModel(path.join(dir, 'absent.onnx'), ['cpu'], log), /absent\.onnx: model file missing; run "celforge models fetch"/);
+});
+
+test('selected_tags.csv is read as CSV: quoted names with commas and doubled quotes, CRLF, a BOM', async (t) => {
+  const dir = tempDir(t);
+  const names = ['hello,_world', 'say_"hi"', '>:(', '2b_(nier:automata)_(cosplay)', 'general'];
+  const modelFile = path.join(dir, 'tagger.onnx');
+  writeTaggerModel(modelFile, { size: 16, tags: names.map((_, i) => ({ blue: 0, green: 0, red: 0, bias: i / 10 })) });
+  const tagsFile = path.join(dir, 'selected_tags.csv');
+  // As Python's csv module writes a name with a comma or a quote (QUOTE_MINIMAL).
+  writeFileSync(tagsFile, '\ufefftag_id,name,category,count\r\n1,"hello,_world",0,5\r\n2,"say_""hi""",0,3\r\n3,>:(,0,7\r\n4,2b_(nier:automata)_(cosplay),0,2\r\n"5",general,9,100\r\n');
+  const tagger = await loadWd14Tagger('t', modelFile, tagsFile, ['cpu'], silent);
+  assert.deepEqual(tagger.labels, [
+    { name: 'hello,_world', category: 'general' },
+    { name: 'say_"hi"', category: 'general' },
+    { name: '>:(', category: 'general' },
+    { name: '2b_(nier:automata)_(cosplay)', category: 'general' },
+    { name: 'general', category: 'rating' },
+  ]);
+  const [probabilities] = await runWd14(tagger, [new Float32Array(16 * 16 * 3)], 1);
+  assert.equal(probabilities!.length, names.length, 'one score per label');
+});
+
+test('a selected_tags.csv that is not CSV, or a row short of fields, is refused naming the file and where', () => {
+  assert.throws(() => parseSelectedTags('tag_id,name,category,count\n1,"open,0,5\n', '/m/selected_tags.csv'), (error: unknown) => {
+    assert.ok(error instanceof CelforgeError);
+    assert.equal(error.code, 'CONFIG_INVALID');
+    assert.match(error.message, /\/m\/selected_tags\.csv: not a readable selected_tags\.csv \(line 2: a quoted field is never closed\)/);
+    return true;
+  });
+  assert.throws(() => parseSelectedTags('tag_id,name,category,count\n1,"a"b,0,5\n', 'x.csv'), /x\.csv: .*line 2: a quoted field is followed by "b"/);
+  assert.throws(() => parseSelectedTags('tag_id,name,category,count\n1,solo,0,5\n2,smile\n', 'x.csv'), /x\.csv: row 3 has 2 fields where the header has 4/);
+});
+
+test('general tags with an inner colon are tags, not namespaces, and reach the caption', (t) => {
+  for (const tag of ['>:(', '>:)', '2b_(nier:automata)_(cosplay)', 're:zero_kara_hajimeru_isekai_seikatsu', ':d']) {
+    assert.deepEqual(parseTag(tag), { namespace: '', name: tag }, tag);
+  }
+  for (const [text, namespace, name] of [['series:fate', 'series', 'fate'], ['character:2b_(nier:automata)', 'character', '2b_(nier:automata)'], ['rating:general', 'rating', 'general'], ['creator:ufotable', 'creator', 'ufotable']]) {
+    assert.deepEqual(parseTag(text!), { namespace, name }, text);
+  }
+  // What the tags stage does with a picture's tags: selected, into the catalog (real SQLite), out as a caption.
+  const labels = [
+    { name: '>:(', category: 'general' as const }, { name: '>:)', category: 'general' as const },
+    { name: '2b_(nier:automata)_(cosplay)', category: 'general' as const }, { name: '2b_(nier:automata)', category: 'character' as const },
+    { name: 'general', category: 'rating' as const },
+  ];
+  const selected = selectTags(averageTaggers([{ labels, probabilities: new Float32Array([0.9, 0.8, 0.7, 0.95, 0.9]) }]), { general: 0.35, character: 0.85, mcut: false, blacklist: [] });
+  const catalog = Catalog.open(path.join(tempDir(t), 'catalog.sqlite'));
+  t.after(() => catalog.close());
+  const hash = 'a'.repeat(64);
+  catalog.addImage({ hash, path: 'x.png', size: 1, width: 1, height: 1, series: 'show', episode: '01', scene: 1, frame: 0, source: null }, ['series:show', 'episode:01'], 'pipeline');
+  catalog.setSourceTags(hash, 'tagger:ensemble', selected.map((tag) => tag.tag));
+  assert.equal(catalog.count('>:('), 1, 'searchable as the tag it is');
+  assert.equal(catalog.count('2b_(nier:automata)_(cosplay)'), 1);
+  const caption = captionFor(selected.map((tag) => tag.tag).filter((tag) => catalog.tagsOf(hash).includes(tag)), { triggerWords: [], keepTokens: 0, underscoresToSpaces: true });
+  assert.equal(caption, '2b (nier:automata), >:(, general, >:), 2b (nier:automata) (cosplay)');
 });

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { openOnnxModel, runOnnx, type OnnxModel } from '../../adapters/onnx-session.ts';
 import { CelforgeError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
+import { CsvError, parseCsv } from './csv.ts';
 
 export type TagCategory = 'general' | 'character' | 'rating' | 'copyright' | 'other';
 
@@ -36,16 +37,25 @@ export async function loadWd14Tagger(id: string, modelFile: string, tagsFile: st
 }
 
 export function parseSelectedTags(text: string, file: string): TagLabel[] {
-  const lines = text.split(/\r?\n/).filter(Boolean);
-  const header = lines.shift()?.split(',') ?? [];
+  let rows: string[][];
+  try {
+    rows = parseCsv(text);
+  } catch (error) {
+    if (!(error instanceof CsvError)) throw error;
+    throw new CelforgeError('CONFIG_INVALID', `${file}: not a readable selected_tags.csv (${error.message}); fetch it again with "celforge models fetch"`, { file });
+  }
+  const header = rows.shift() ?? [];
   const nameColumn = header.indexOf('name');
   const categoryColumn = header.indexOf('category');
   if (nameColumn < 0 || categoryColumn < 0) {
     throw new CelforgeError('CONFIG_INVALID', `${file}: not a selected_tags.csv (no name and category columns)`, { file });
   }
-  return lines.map((line) => {
-    const cells = line.split(',');
-    return { name: cells[nameColumn]!, category: CATEGORIES[cells[categoryColumn]!] ?? 'other' };
+  return rows.map((cells, index) => {
+    const [name, category] = [cells[nameColumn], cells[categoryColumn]];
+    if (cells.length !== header.length || !name || !category) {
+      throw new CelforgeError('CONFIG_INVALID', `${file}: row ${index + 2} has ${cells.length} fields where the header has ${header.length}, or no name or category; fetch it again with "celforge models fetch"`, { file });
+    }
+    return { name, category: CATEGORIES[category] ?? 'other' };
   });
 }
 
