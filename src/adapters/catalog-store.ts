@@ -17,7 +17,8 @@ import { CelforgeError, errorMessage } from '../errors.ts';
 const CURRENT = 0;
 /** Hydrus's number for a deleted tag. */
 const DELETED = 2;
-const SCHEMA_VERSION = 1;
+/** 1: the first schema; 2: `rejected_from`, where a rejected image was, so that `unreject` can put it back. */
+const SCHEMA_VERSION = 2;
 
 export interface CatalogImage {
   id: number;
@@ -33,9 +34,11 @@ export interface CatalogImage {
   frame: number | null;
   source: string | null;
   rejectedAt: string | null;
+  /** Where a rejected image was before it went to the trash (relative to the library); null when it is not there by `reject`. */
+  rejectedFrom: string | null;
 }
 
-export type NewImage = Omit<CatalogImage, 'id' | 'rejectedAt'>;
+export type NewImage = Omit<CatalogImage, 'id' | 'rejectedAt' | 'rejectedFrom'>;
 
 export class Catalog {
   readonly file: string;
@@ -141,9 +144,11 @@ export class Catalog {
     })();
   }
 
-  search(query: string, options: { limit?: number; offset?: number } = {}): CatalogImage[] {
+  /** The images a query finds in the dataset, or with `rejected`, among those taken out of it. */
+  search(query: string, options: { limit?: number; offset?: number; rejected?: boolean } = {}): CatalogImage[] {
     const { sql, params } = compile(parseQuery(query));
-    const rows = this.#sql(`SELECT * FROM images WHERE id IN (${sql}) AND rejected_at IS NULL ORDER BY id LIMIT ? OFFSET ?`)
+    const state = options.rejected ? 'rejected_at IS NOT NULL' : 'rejected_at IS NULL';
+    const rows = this.#sql(`SELECT * FROM images WHERE id IN (${sql}) AND ${state} ORDER BY id LIMIT ? OFFSET ?`)
       .all(...params, options.limit ?? -1, options.offset ?? 0) as ImageRow[];
     return rows.map(toImage);
   }
@@ -188,12 +193,12 @@ export class Catalog {
 
   /** Takes an image back into the dataset, at its place in the library. */
   markKept(hash: string, filePath: string): void {
-    this.#sql('UPDATE images SET rejected_at = NULL, path = ? WHERE hash = ?').run(filePath, hash);
+    this.#sql('UPDATE images SET rejected_at = NULL, rejected_from = NULL, path = ? WHERE hash = ?').run(filePath, hash);
   }
 
-  /** Marks an image rejected, at its new place in the trash. */
-  markRejected(hash: string, trashPath: string): void {
-    this.#sql('UPDATE images SET rejected_at = ?, path = ? WHERE hash = ?').run(now(), trashPath, hash);
+  /** Marks an image rejected, at its new place (the trash, or duplicates/); `from` is where `unreject` puts it back. */
+  markRejected(hash: string, newPath: string, from: string | null = null): void {
+    this.#sql('UPDATE images SET rejected_at = ?, path = ?, rejected_from = ? WHERE hash = ?').run(now(), newPath, from, hash);
   }
 
   #addTag(imageId: number, text: string, source: TagSource): void {
@@ -255,12 +260,13 @@ export class Catalog {
 
 interface ImageRow {
   id: number; hash: string; path: string; size: number; width: number; height: number;
-  series: string | null; episode: string | null; scene: number | null; frame: number | null; source: string | null; rejected_at: string | null;
+  series: string | null; episode: string | null; scene: number | null; frame: number | null; source: string | null;
+  rejected_at: string | null; rejected_from: string | null;
 }
 
 function toImage(row: ImageRow): CatalogImage {
-  const { rejected_at, ...rest } = row;
-  return { ...rest, rejectedAt: rejected_at };
+  const { rejected_at, rejected_from, ...rest } = row;
+  return { ...rest, rejectedAt: rejected_at, rejectedFrom: rejected_from };
 }
 
 /** A compound SELECT of image ids: positive terms intersected, negative ones taken away. */
@@ -279,6 +285,16 @@ function migrate(db: Database.Database): void {
   const version = db.pragma('user_version', { simple: true }) as number;
   if (version > SCHEMA_VERSION) throw new Error(`its schema version ${version} is newer than this celforge (${SCHEMA_VERSION})`);
   if (version === SCHEMA_VERSION) return;
+  if (version === 0) createSchemaVersion1(db);
+  db.transaction(() => {
+    db.exec('ALTER TABLE images ADD COLUMN rejected_from TEXT');
+    // Before version 2, `reject` moved a file to the same relative path under trash/.
+    db.exec("UPDATE images SET rejected_from = substr(path, 7) WHERE rejected_at IS NOT NULL AND path LIKE 'trash/%' AND path NOT LIKE 'trash/outside/%'");
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  })();
+}
+
+function createSchemaVersion1(db: Database.Database): void {
   db.exec(`
     CREATE TABLE images (
       id INTEGER PRIMARY KEY,
@@ -302,7 +318,7 @@ function migrate(db: Database.Database): void {
     ) WITHOUT ROWID;
     CREATE TABLE effective (tag_id INTEGER NOT NULL, image_id INTEGER NOT NULL, PRIMARY KEY (tag_id, image_id)) WITHOUT ROWID;
     CREATE INDEX effective_by_image ON effective (image_id, tag_id);
-    PRAGMA user_version = ${SCHEMA_VERSION};
+    PRAGMA user_version = 1;
   `);
 }
 

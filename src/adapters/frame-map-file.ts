@@ -8,7 +8,8 @@ import { JsonLinesWriter, readJsonLines, rewriteJsonLines } from './json-lines-f
 
 export interface FrameRecord {
   frame: number;
-  status: 'kept' | 'duplicate';
+  /** `rejected`: a kept frame a person took out of the dataset (`celforge reject`); `file` is its place in the trash. */
+  status: 'kept' | 'duplicate' | 'rejected';
   duplicateOf: number | null;
   scene: number;
   /** The full-size image, relative to the library; null for a duplicate kept by reference. */

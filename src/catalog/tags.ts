@@ -2,7 +2,8 @@
  * Tags as the catalog stores them, booru-style: lower case, words joined by
  * underscores (`long_hair`), an optional namespace before the first colon
  * (`series:fate`, `episode:03`) when it is one of NAMESPACES. A leading colon
- * is part of the tag (`:d`), not an empty namespace.
+ * is part of the tag (`:d`), not an empty namespace. The numbered namespaces are
+ * zero-padded as the pipeline writes them, so `episode:3` is `episode:03`.
  */
 export interface Tag {
   namespace: string;
@@ -14,9 +15,23 @@ export function parseTag(text: string): Tag | null {
   if (!normal) return null;
   const colon = normal.indexOf(':');
   if (colon > 0 && colon < normal.length - 1 && NAMESPACES.has(normal.slice(0, colon))) {
-    return { namespace: normal.slice(0, colon), name: normal.slice(colon + 1) };
+    const namespace = normal.slice(0, colon);
+    return { namespace, name: padNumber(namespace, normal.slice(colon + 1)) };
   }
   return { namespace: '', name: normal };
+}
+
+/**
+ * Digits the pipeline pads each numbered namespace to: `episode:` as
+ * src/daemon/naming.ts normaliseEpisode writes it (`03`), `scene:` as
+ * src/stages/catalog/catalog-stage.ts writes it (`0001`).
+ */
+const PADDED_NAMESPACES: Readonly<Record<string, number>> = { episode: 2, scene: 4 };
+
+function padNumber(namespace: string, name: string): string {
+  const width = PADDED_NAMESPACES[namespace];
+  if (width === undefined || !/^\d+$/.test(name)) return name;
+  return name.replace(/^0+(?=\d)/, '').padStart(width, '0');
 }
 
 /**

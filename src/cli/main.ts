@@ -10,7 +10,7 @@ import { exportCommand, type ExportCommandOptions } from './export.ts';
 import { hydrusCommand } from './hydrus.ts';
 import { importCommand } from './import.ts';
 import { modelsCommand } from './models.ts';
-import { rejectCommand } from './reject.ts';
+import { rejectCommand, unrejectCommand } from './reject.ts';
 import { restoreCommand } from './restore.ts';
 import { searchCommand } from './search.ts';
 import { serviceCommand } from './service.ts';
@@ -86,7 +86,15 @@ program
   });
 
 queryCommand('reject', "take images out of the dataset: their files move to the library's trash/, nothing is deleted")
-  .action(async (query: string, _options, command: Command) => rejectCommand(query, globals(command)));
+  .option('--yes', 'do not ask, even when the query takes more than catalog.rejectConfirmShare of the library')
+  .action(async (query: string, _options, command: Command) => {
+    process.exitCode = await rejectCommand(query, globals(command) as GlobalOptions & { yes?: boolean });
+  });
+
+queryCommand('unreject', 'bring rejected images back from the trash to where they were, into the dataset')
+  .action(async (query: string, _options, command: Command) => {
+    process.exitCode = await unrejectCommand(query, globals(command));
+  });
 
 queryCommand('export', 'the images a query finds as a Kohya sd-scripts dataset (captions, dataset_config.toml, bucket report)')
   .requiredOption('--out <dir>', 'dataset folder')

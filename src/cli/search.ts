@@ -12,7 +12,7 @@ export async function searchCommand(query: string, options: GlobalOptions & { js
         process.stdout.write(`${file}\n`);
         continue;
       }
-      const { id: _id, rejectedAt: _rejected, ...rest } = image;
+      const { id: _id, rejectedAt: _rejected, rejectedFrom: _from, ...rest } = image;
       process.stdout.write(`${JSON.stringify({ ...rest, path: file, tags: catalog.tagsOf(image.hash) })}\n`);
     }
   });

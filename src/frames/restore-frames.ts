@@ -36,6 +36,7 @@ export async function restoreFrames(job: Job, frames: readonly string[], config:
     await claimVideoFolder(job, layout, { mark: false }); // frames are decoded again from job.source: it must be theirs
     const records = await readFrameMap(layout.frameMap);
     const wanted = parseFrames(frames, records, job);
+    refuseRejected(wanted, job, config);
     const alreadyKept = new Set(wanted.filter((record) => record.status === 'kept').map((record) => record.frame));
     const originals = new Map(wanted.map((record) => [record.frame, record.duplicateOf === null ? undefined : records[record.duplicateOf]]));
     const toDecode: FrameRecord[] = [];
@@ -103,6 +104,14 @@ function parseFrames(args: readonly string[], records: FrameRecord[], job: Job):
     }
     return records[frame]!;
   }).sort((a, b) => a.frame - b.frame);
+}
+
+/** A rejected frame goes back with its caption and catalog entry by `unreject`, not as a restored duplicate. */
+function refuseRejected(records: FrameRecord[], job: Job, config: Config): void {
+  const rejected = records.filter((record) => record.status === 'rejected');
+  if (rejected.length === 0) return;
+  const named = rejected.map((record) => `frame ${record.frame} (now ${path.join(config.library, record.file!)})`).join(', ');
+  throw new CelforgeError('CONFIG_INVALID', `${job.source}: ${named} ${rejected.length === 1 ? 'was' : 'were'} rejected, not set aside as duplicates; \`celforge unreject "<query>"\` brings rejected images back. Nothing was restored.`, { file: job.source });
 }
 
 async function decodeAgain(job: Job, records: FrameRecord[], layout: VideoLayout, config: Config): Promise<number> {

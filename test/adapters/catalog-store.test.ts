@@ -101,3 +101,37 @@ test('the query parser reads negation, quotes and wildcards', () => {
   ]);
   assert.deepEqual(parseQuery(':d'), [{ kind: 'tag', tag: { namespace: '', name: ':d' }, negated: false }]);
 });
+
+test('episode:3 finds episode:03 and scene:1 finds scene:0001, as the pipeline stores them', (t) => {
+  const catalog = open(t);
+  catalog.addImage(image(1), ['series:ubw', 'episode:03', 'scene:0001'], 'pipeline');
+  catalog.addImage(image(2, { frame: 2 }), ['series:ubw', 'episode:13', 'scene:0012'], 'pipeline');
+  catalog.addImage(image(3, { frame: 3 }), ['series:ubw', 'episode:sp1'], 'pipeline');
+  const frames = (query: string) => catalog.search(query).map((img) => img.frame);
+  assert.deepEqual(frames('episode:3'), [1]);
+  assert.deepEqual(frames('episode:003'), [1]);
+  assert.deepEqual(frames('episode:03 scene:1'), [1]);
+  assert.deepEqual(frames('episode:13 scene:12'), [2]);
+  assert.deepEqual(frames('episode:SP1'), [3], 'a named episode is left as it is');
+  assert.deepEqual(frames('-episode:3 series:ubw'), [2, 3]);
+});
+
+test('a catalog of schema 1 is upgraded in place: images rejected into the trash remember where they were', async (t) => {
+  const file = path.join(tempDir(t), 'catalog.sqlite');
+  const catalog = Catalog.open(file);
+  catalog.addImage(image(1), ['1girl'], 'import');
+  catalog.addImage(image(2), ['1girl'], 'import');
+  catalog.markRejected(image(1).hash, `trash/${image(1).path}`);
+  catalog.close();
+  const { default: Database } = await import('better-sqlite3');
+  const db = new Database(file);
+  db.exec('ALTER TABLE images DROP COLUMN rejected_from; PRAGMA user_version = 1;');
+  db.close();
+
+  const upgraded = Catalog.open(file);
+  t.after(() => upgraded.close());
+  assert.equal(upgraded.get(image(1).hash)!.rejectedFrom, image(1).path);
+  assert.equal(upgraded.get(image(2).hash)!.rejectedFrom, null);
+  assert.deepEqual(upgraded.search('1girl', { rejected: true }).map((img) => img.hash), [image(1).hash]);
+  assert.deepEqual(upgraded.search('1girl').map((img) => img.hash), [image(2).hash]);
+});

@@ -56,10 +56,13 @@ export class Deduplicator {
       : { frame, status: 'kept', duplicateOf: null, scene: this.#scene };
   }
 
-  /** Rebuilds the state of an earlier run from its recorded decision (resuming after a crash). */
-  replay(recorded: FrameDecision, features: FrameFeatures): void {
+  /**
+   * Rebuilds the state of an earlier run from its recorded decision (resuming after a crash).
+   * A frame a person rejected since was still the first of its drawing.
+   */
+  replay(recorded: Omit<FrameDecision, 'status'> & { status: FrameDecision['status'] | 'rejected' }, features: FrameFeatures): void {
     this.#scene = recorded.scene;
-    const drawing = recorded.status === 'kept'
+    const drawing = recorded.status !== 'duplicate'
       ? this.#remember(recorded.frame, features)
       : this.#byFrame.get(recorded.duplicateOf!) ?? this.#remember(recorded.frame, features);
     this.#previous = { features, drawing };
