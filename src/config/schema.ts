@@ -8,6 +8,7 @@ import cron from 'node-cron';
 import { z } from 'zod';
 import { DEFAULT_THRESHOLDS } from '../stages/extract/compare.ts';
 import { DEFAULT_SUBJECT_TAGS } from '../stages/tags/subject-gate.ts';
+import { isLoopbackHost } from './loopback-host.ts';
 import { parseSize } from './size.ts';
 
 const sizeSchema = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -218,9 +219,18 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   review: z.strictObject({
     port: z.number().int().min(0).max(65_535).default(8642),
-    /** Loopback only unless set, e.g. to "0.0.0.0" on a headless box (mutations still need the page's token). */
+    /** Loopback only unless set, e.g. to "0.0.0.0" on a headless box; beyond loopback, allowedHosts and password are required. */
     host: z.string().min(1).default('127.0.0.1'),
+    /** Beyond loopback: the host names or addresses the page is opened by (the browser's Host header); any other is refused (DNS rebinding). */
+    allowedHosts: z.array(z.string().regex(/^[a-z0-9.-]+$|^\[?[0-9a-f:.]+\]?$/i, 'expected a host name or address without scheme or port, such as "nas.local" or "192.168.1.20"')).min(1).optional(),
+    /** Beyond loopback: the password the login form asks for. A secret: never logged; only its scrypt hash is kept in memory. */
+    password: z.string().min(12, 'expected a password of at least 12 characters').optional(),
     enabled: z.boolean().default(true),
+  }).superRefine((review, ctx) => {
+    if (!review.enabled || isLoopbackHost(review.host)) return;
+    const beyond = `required when review.host is "${review.host}", which reaches beyond this machine`;
+    if (!review.allowedHosts) ctx.addIssue({ code: 'custom', path: ['allowedHosts'], message: `${beyond}: list the names the page is opened by, such as ["nas.local", "192.168.1.20"]` });
+    if (!review.password) ctx.addIssue({ code: 'custom', path: ['password'], message: `${beyond}: the password (12 characters or more) that the page's login asks for` });
   }).prefault({}),
   catalog: z.strictObject({
     /** `reject` asks first (or needs --yes) when its query takes more than this share of the library's images. */

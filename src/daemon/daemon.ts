@@ -29,7 +29,7 @@ export async function runDaemon({ config, log, reloadConfig, port }: DaemonOptio
     try {
       review = await startReviewServer(
         { config: () => runtime.config, ledger: runtime.ledger, catalog: runtime.catalog, training: runtime.training, wakeTraining: () => runtime.wakeTraining() },
-        { host: config.review.host, port: port ?? config.review.port, token: randomBytes(24).toString('hex'), log },
+        { ...config.review, port: port ?? config.review.port, token: randomBytes(24).toString('hex'), log },
       );
     } catch (error) {
       await runtime.release();

@@ -5,11 +5,14 @@
  * checks the token first): restore a duplicate, mark a kept frame as a
  * duplicate, reject an image, a person's tag edit on a selection or one
  * image, an export, a training request. Pictures are found by hash in the
- * catalog, or by job id and frame number in the frame map.
+ * catalog, or by job id and frame number in the frame map. Every POST route
+ * declares the body it takes (a zod schema); anything else is a 400 naming
+ * the field and what was expected.
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { z } from 'zod';
 import type { Catalog } from '../adapters/catalog-store.ts';
 import { readFaces } from '../adapters/faces-file.ts';
 import { readFrameMap } from '../adapters/frame-map-file.ts';
@@ -23,6 +26,7 @@ import { restoreFrames } from '../frames/restore-frames.ts';
 import { BUNDLED_MANIFEST, loadManifest, modelState } from '../models/manifest.ts';
 import { exportQuery } from '../stages/export/export-query.ts';
 import type { TrainingSupervisor } from '../training/training-supervisor.ts';
+import { readLibraryPicture } from './library-picture.ts';
 
 export interface ReviewContext {
   config: () => Config;
@@ -42,7 +46,7 @@ export class ApiError extends Error {
   }
 }
 
-export type ApiResult = { kind: 'json'; value: unknown } | { kind: 'file'; file: string; type: string };
+export type ApiResult = { kind: 'json'; value: unknown } | { kind: 'picture'; bytes: Buffer; type: string };
 
 const HASH = '([0-9a-f]{64})';
 const JOB = '([0-9a-f]{6,64})';
@@ -51,20 +55,56 @@ const LOSS_POINTS = 500;
 
 type Handler = (context: ReviewContext, match: string[], url: URL, body: unknown) => Promise<ApiResult>;
 
+const tag = z.string().max(200, 'a tag is at most 200 characters').refine((value) => value.trim().length > 0, 'a tag cannot be empty');
+const tagEdit = { add: z.array(tag).default([]), remove: z.array(tag).default([]) };
+const someTags = (edit: { add: string[]; remove: string[] }) => edit.add.length + edit.remove.length > 0;
+const BODIES = {
+  none: z.strictObject({}),
+  duplicate: z.strictObject({ of: z.number().int().min(0) }),
+  tags: z.strictObject(tagEdit).refine(someTags, 'expected "add" and/or "remove": lists of tags'),
+  bulkTags: z.strictObject({ hashes: z.array(z.string().regex(/^[0-9a-f]{64}$/, 'expected an image hash (64 hex digits)')).min(1), ...tagEdit })
+    .refine(someTags, 'expected "add" and/or "remove": lists of tags'),
+  export: z.strictObject({
+    query: z.string(),
+    name: z.string().regex(/^[\w.-]{1,64}$/, 'expected a folder name: letters, digits, . _ -').refine((name) => !name.startsWith('.'), 'a folder name cannot start with "."'),
+  }),
+  train: z.strictObject({ now: z.boolean().default(false) }),
+};
+const USAGE: Record<keyof typeof BODIES, string> = {
+  none: '{}',
+  duplicate: '{"of": <the kept frame it repeats>}',
+  tags: '{"add": [...], "remove": [...]}',
+  bulkTags: '{"hashes": [...], "add": [...], "remove": [...]}',
+  export: '{"query": "<catalog query>", "name": "<folder name>"}',
+  train: '{"now": true|false}',
+};
+
+/** A POST route: its handler sees only a body that passed the route's schema. */
+function withBody<K extends keyof typeof BODIES>(kind: K, handler: (context: ReviewContext, match: string[], body: z.output<(typeof BODIES)[K]>) => Promise<ApiResult>): Handler {
+  return (context, match, _url, body) => {
+    const parsed = BODIES[kind].safeParse(body);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : 'the body'}: ${issue.message}`);
+      throw new ApiError(400, `${problems.join('; ')} (expected ${USAGE[kind]})`);
+    }
+    return handler(context, match, parsed.data as z.output<(typeof BODIES)[K]>);
+  };
+}
+
 const ROUTES: [string, RegExp, Handler][] = [
   ['GET', /^\/api\/status$/, status],
   ['GET', new RegExp(`^/api/jobs/${JOB}/scenes$`), scenes],
   ['GET', new RegExp(`^/api/jobs/${JOB}/frames/(\\d+)/picture$`), framePicture],
-  ['POST', new RegExp(`^/api/jobs/${JOB}/frames/(\\d+)/restore$`), restore],
-  ['POST', new RegExp(`^/api/jobs/${JOB}/frames/(\\d+)/duplicate$`), duplicate],
+  ['POST', new RegExp(`^/api/jobs/${JOB}/frames/(\\d+)/restore$`), withBody('none', restore)],
+  ['POST', new RegExp(`^/api/jobs/${JOB}/frames/(\\d+)/duplicate$`), withBody('duplicate', duplicate)],
   ['GET', /^\/api\/search$/, search],
   ['GET', new RegExp(`^/api/images/${HASH}$`), imageFile],
   ['GET', new RegExp(`^/api/images/${HASH}/tags$`), imageTags],
-  ['POST', new RegExp(`^/api/images/${HASH}/tags$`), editImageTags],
-  ['POST', new RegExp(`^/api/images/${HASH}/reject$`), reject],
-  ['POST', /^\/api\/tags$/, bulkTags],
-  ['POST', /^\/api\/export$/, exportDataset],
-  ['POST', /^\/api\/train$/, train],
+  ['POST', new RegExp(`^/api/images/${HASH}/tags$`), withBody('tags', editImageTags)],
+  ['POST', new RegExp(`^/api/images/${HASH}/reject$`), withBody('none', reject)],
+  ['POST', /^\/api\/tags$/, withBody('bulkTags', bulkTags)],
+  ['POST', /^\/api\/export$/, withBody('export', exportDataset)],
+  ['POST', /^\/api\/train$/, withBody('train', train)],
 ];
 
 export async function routeApi(context: ReviewContext, method: string, url: URL, body: unknown): Promise<ApiResult> {
@@ -139,9 +179,7 @@ async function restore(context: ReviewContext, [id, frame]: string[]): Promise<A
   return json(outcome);
 }
 
-async function duplicate(context: ReviewContext, [id, frame]: string[], _url: URL, body: unknown): Promise<ApiResult> {
-  const of = (body as { of?: unknown }).of;
-  if (typeof of !== 'number' || !Number.isInteger(of)) throw new ApiError(400, 'expected {"of": <the kept frame it repeats>}');
+async function duplicate(context: ReviewContext, [id, frame]: string[], { of }: { of: number }): Promise<ApiResult> {
   await markDuplicate(jobOf(context, id!), Number(frame), of, context.config(), context.catalog);
   return json({ frame: Number(frame), duplicateOf: of });
 }
@@ -175,22 +213,16 @@ async function imageTags(context: ReviewContext, [hash]: string[]): Promise<ApiR
   return json({ hash, tags: context.catalog.tagsOf(hash!), sources: context.catalog.tagSources(hash!), deleted: context.catalog.deletedTagsOf(hash!) });
 }
 
-async function editImageTags(context: ReviewContext, [hash]: string[], _url: URL, body: unknown): Promise<ApiResult> {
+async function editImageTags(context: ReviewContext, [hash]: string[], { add, remove }: { add: string[]; remove: string[] }): Promise<ApiResult> {
   imageOf(context, hash!);
-  const { add, remove } = tagLists(body);
   context.catalog.personEditImage(hash!, add, remove);
   return json({ hash, tags: context.catalog.tagsOf(hash!) });
 }
 
-async function bulkTags(context: ReviewContext, _match: string[], _url: URL, body: unknown): Promise<ApiResult> {
-  const hashes = (body as { hashes?: unknown }).hashes;
-  if (!Array.isArray(hashes) || hashes.length === 0 || !hashes.every((hash) => typeof hash === 'string' && /^[0-9a-f]{64}$/.test(hash))) {
-    throw new ApiError(400, 'expected {"hashes": [...], "add": [...], "remove": [...]}');
-  }
-  const { add, remove } = tagLists(body);
-  for (const hash of hashes as string[]) imageOf(context, hash);
+async function bulkTags(context: ReviewContext, _match: string[], { hashes, add, remove }: { hashes: string[]; add: string[]; remove: string[] }): Promise<ApiResult> {
+  for (const hash of hashes) imageOf(context, hash);
   context.catalog.batch(() => {
-    for (const hash of hashes as string[]) context.catalog.personEditImage(hash, add, remove);
+    for (const hash of hashes) context.catalog.personEditImage(hash, add, remove);
   });
   return json({ images: hashes.length, add, remove });
 }
@@ -201,34 +233,23 @@ async function reject(context: ReviewContext, [hash]: string[]): Promise<ApiResu
   return json({ hash, rejected: true });
 }
 
-async function exportDataset(context: ReviewContext, _match: string[], _url: URL, body: unknown): Promise<ApiResult> {
-  const { query, name } = body as { query?: unknown; name?: unknown };
-  if (typeof query !== 'string' || typeof name !== 'string' || !/^[\w.-]{1,64}$/.test(name) || name.startsWith('.')) {
-    throw new ApiError(400, 'expected {"query": "<catalog query>", "name": "<folder name: letters, digits, . _ ->"}');
-  }
+async function exportDataset(context: ReviewContext, _match: string[], { query, name }: { query: string; name: string }): Promise<ApiResult> {
   const config = context.config();
   const out = path.join(config.library, 'exports', name);
   const result = await exportQuery(context.catalog, config, query, out);
   return json({ out, images: result.images, datasetConfig: result.datasetConfig, removed: result.removed });
 }
 
-async function train(context: ReviewContext, _match: string[], _url: URL, body: unknown): Promise<ApiResult> {
+async function train(context: ReviewContext, _match: string[], { now }: { now: boolean }): Promise<ApiResult> {
   if (!context.training) throw new ApiError(409, 'training is not configured (no train section in the configuration)');
-  await context.training.request(Boolean((body as { now?: unknown }).now));
+  await context.training.request(now);
   context.wakeTraining();
   return json({ queued: true, status: context.training.state.status });
 }
 
-function tagLists(body: unknown): { add: string[]; remove: string[] } {
-  const { add = [], remove = [] } = body as { add?: unknown; remove?: unknown };
-  const valid = (list: unknown): list is string[] => Array.isArray(list) && list.every((tag) => typeof tag === 'string' && tag.trim().length > 0 && tag.length <= 200);
-  if (!valid(add) || !valid(remove) || add.length + remove.length === 0) throw new ApiError(400, 'expected "add" and/or "remove": lists of tags');
-  return { add, remove };
-}
-
-function pictureFile(library: string, stored: string): ApiResult {
-  const file = path.resolve(library, stored);
-  const type = IMAGE_TYPES[path.extname(file).toLowerCase()];
-  if (!type || !existsSync(file)) throw new ApiError(404, 'the picture is not there');
-  return { kind: 'file', file, type };
+async function pictureFile(library: string, stored: string): Promise<ApiResult> {
+  const type = IMAGE_TYPES[path.extname(stored).toLowerCase()];
+  const bytes = type ? await readLibraryPicture(library, stored) : null;
+  if (!type || !bytes) throw new ApiError(404, 'the picture is not there');
+  return { kind: 'picture', bytes, type };
 }

@@ -1,11 +1,11 @@
 /**
- * The review page's HTTP server (node:http): the page itself, and its JSON
- * API under /api/. Loopback only unless configured otherwise. Every request
- * that changes something needs the page's token (header X-Celforge-Token),
- * whatever address it comes from, so another web page cannot make the
- * browser change the library; requests naming another host are refused
- * (DNS rebinding). Pictures are served by hash or by job and frame number,
- * never by a path taken from the request.
+ * The review page's HTTP server (node:http): the page itself, its login
+ * (beyond loopback only), and its JSON API under /api/. Loopback only unless
+ * configured otherwise; who may talk to it is ReviewAccess's rule (Host,
+ * Origin, login). Every request that changes something also needs the page's
+ * token (header X-Celforge-Token), so another web page cannot make the
+ * browser change the library. Pictures are served by hash or by job and
+ * frame number, never by a path taken from the request.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -13,8 +13,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
 import { CelforgeError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { ReviewAccess } from './review-access.ts';
 import { ApiError, routeApi, type ReviewContext } from './review-api.ts';
 
 const PAGE_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'page');
@@ -23,16 +25,31 @@ const STATIC: Record<string, { file: string; type: string }> = {
   '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
   '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
 };
+const PAGE_HEADERS = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer', 'X-Frame-Options': 'DENY' };
 const MAX_BODY = 1 << 20;
+const MAX_LOGIN_BODY = 4096;
+const loginForm = z.strictObject({ password: z.string().min(1, 'enter the password') });
+
+export interface ReviewServerOptions {
+  host: string;
+  port: number;
+  token: string;
+  log: Logger;
+  /** Required when host reaches beyond loopback (see ReviewAccess). */
+  allowedHosts?: string[] | undefined;
+  /** Required when host reaches beyond loopback; a secret, never logged. */
+  password?: string | undefined;
+}
 
 export interface ReviewServer {
   url: string;
   close(): Promise<void>;
 }
 
-export async function startReviewServer(context: ReviewContext, options: { host: string; port: number; token: string; log: Logger }): Promise<ReviewServer> {
+export async function startReviewServer(context: ReviewContext, options: ReviewServerOptions): Promise<ReviewServer> {
+  const access = await ReviewAccess.create(options);
   const server: Server = createServer((request, response) => {
-    handle(request, response, context, options).catch((error: unknown) => {
+    handle(request, response, context, options, access).catch((error: unknown) => {
       options.log.error({ url: request.url }, `review page: ${errorMessage(error)}`);
       if (!response.headersSent) sendJson(response, 500, { error: 'internal error; see the daemon log' });
       else response.end();
@@ -47,9 +64,11 @@ export async function startReviewServer(context: ReviewContext, options: { host:
     server.listen(options.port, options.host, resolve);
   });
   const { port } = server.address() as AddressInfo;
-  const shownHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host.includes(':') ? `[${options.host}]` : options.host;
+  const shownHost = options.host === '0.0.0.0' || options.host === '::'
+    ? options.allowedHosts?.[0] ?? '127.0.0.1'
+    : options.host.includes(':') ? `[${options.host}]` : options.host;
   return {
-    url: `http://${shownHost}:${port}/`,
+    url: `http://${shownHost.includes(':') && !shownHost.startsWith('[') ? `[${shownHost}]` : shownHost}:${port}/`,
     close: () => new Promise((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());
@@ -57,20 +76,43 @@ export async function startReviewServer(context: ReviewContext, options: { host:
   };
 }
 
-async function handle(request: IncomingMessage, response: ServerResponse, context: ReviewContext, options: { host: string; token: string }): Promise<void> {
-  if (!hostAllowed(request.headers.host, options.host)) return sendJson(response, 421, { error: 'this server answers to its own address only' });
+async function handle(request: IncomingMessage, response: ServerResponse, context: ReviewContext, options: ReviewServerOptions, access: ReviewAccess): Promise<void> {
+  if (!access.hostAllowed(request.headers.host)) return sendJson(response, 421, { error: 'this server answers to its own address only (review.allowedHosts)' });
   const url = new URL(request.url ?? '/', 'http://review.invalid');
   const method = request.method ?? 'GET';
+  const reads = method === 'GET' || method === 'HEAD';
+  if (!reads) {
+    const origin = access.originAllowed(header(request.headers.origin), request.headers.host);
+    if (!origin.ok) return sendJson(response, 403, { error: origin.reason });
+  }
+
+  const login = access.login;
+  const session = login?.sessionOf(request.headers.cookie) ?? null;
+  if (url.pathname === '/login' || url.pathname === '/logout') {
+    if (!login) return redirect(response, '/');
+    if (url.pathname === '/logout' && method === 'POST') {
+      response.setHeader('Set-Cookie', login.logout(session ?? ''));
+      return redirect(response, '/login');
+    }
+    if (url.pathname === '/login' && method === 'POST') return loginAttempt(request, response, access);
+    if (url.pathname === '/login' && reads) return sendLoginPage(response, 200, '');
+    return sendJson(response, 405, { error: `${method} is not allowed here` });
+  }
+
   const page = STATIC[url.pathname];
-  if (page && method === 'GET') {
+  if (login && !session && url.pathname !== '/style.css') {
+    if (page && reads) return redirect(response, '/login');
+    return sendJson(response, 401, { error: 'log in first: open the review page' });
+  }
+  if (page && reads) {
     let text = await readFile(path.join(PAGE_DIR, page.file), 'utf8');
-    if (page.file === 'index.html') text = text.replace('%TOKEN%', options.token);
-    response.writeHead(200, { 'Content-Type': page.type, 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer' });
+    if (page.file === 'index.html') text = text.replace('%TOKEN%', options.token).replace('%LOGIN%', login ? 'on' : 'off');
+    response.writeHead(200, { 'Content-Type': page.type, ...PAGE_HEADERS });
     response.end(text);
     return;
   }
   if (!url.pathname.startsWith('/api/')) return sendJson(response, 404, { error: 'not found' });
-  if (method !== 'GET' && method !== 'HEAD' && !tokenMatches(request.headers['x-celforge-token'], options.token)) {
+  if (!reads && !tokenMatches(request.headers['x-celforge-token'], options.token)) {
     return sendJson(response, 403, { error: 'missing or wrong X-Celforge-Token: reload the review page' });
   }
   let body: unknown = undefined;
@@ -83,9 +125,9 @@ async function handle(request: IncomingMessage, response: ServerResponse, contex
   }
   try {
     const result = await routeApi(context, method, url, body);
-    if (result.kind === 'file') {
+    if (result.kind === 'picture') {
       response.writeHead(200, { 'Content-Type': result.type, 'Cache-Control': 'private, max-age=3600', 'X-Content-Type-Options': 'nosniff' });
-      response.end(await readFile(result.file));
+      response.end(result.bytes);
       return;
     }
     sendJson(response, 200, result.value);
@@ -96,11 +138,38 @@ async function handle(request: IncomingMessage, response: ServerResponse, contex
   }
 }
 
-function hostAllowed(header: string | undefined, configured: string): boolean {
-  if (configured === '0.0.0.0' || configured === '::') return true;
-  if (!header) return false;
-  const name = header.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1').toLowerCase();
-  return ['localhost', '127.0.0.1', '::1', configured.toLowerCase()].includes(name);
+async function loginAttempt(request: IncomingMessage, response: ServerResponse, access: ReviewAccess): Promise<void> {
+  let text: string;
+  try {
+    text = await readBody(request, MAX_LOGIN_BODY);
+  } catch (error) {
+    return sendLoginPage(response, 400, errorMessage(error));
+  }
+  const form = loginForm.safeParse(Object.fromEntries(new URLSearchParams(text)));
+  if (!form.success) return sendLoginPage(response, 400, 'expected a form with one field, password');
+  const outcome = await access.login!.attempt(form.data.password, request.socket.remoteAddress ?? 'unknown');
+  if (outcome.kind === 'throttled') {
+    response.setHeader('Retry-After', String(outcome.retryAfterSeconds));
+    return sendLoginPage(response, 429, `Too many failed logins from this address: try again in ${Math.ceil(outcome.retryAfterSeconds / 60)} minute(s).`);
+  }
+  if (outcome.kind === 'wrong') return sendLoginPage(response, 401, 'Wrong password.');
+  response.setHeader('Set-Cookie', outcome.cookie);
+  redirect(response, '/');
+}
+
+async function sendLoginPage(response: ServerResponse, status: number, message: string): Promise<void> {
+  const text = (await readFile(path.join(PAGE_DIR, 'login.html'), 'utf8')).replace('%MESSAGE%', escapeHtml(message));
+  response.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8', ...PAGE_HEADERS });
+  response.end(text);
+}
+
+function redirect(response: ServerResponse, location: string): void {
+  response.writeHead(303, { Location: location, 'Cache-Control': 'no-store' });
+  response.end();
+}
+
+function header(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }
 
 function tokenMatches(given: string | string[] | undefined, token: string): boolean {
@@ -110,21 +179,29 @@ function tokenMatches(given: string | string[] | undefined, token: string): bool
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-async function readJson(request: IncomingMessage): Promise<unknown> {
+async function readBody(request: IncomingMessage, limit: number): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new Error('request body over 1 MiB');
+    if (size > limit) throw new Error(`request body over ${limit} bytes`);
     chunks.push(chunk as Buffer);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function readJson(request: IncomingMessage): Promise<unknown> {
+  const text = await readBody(request, MAX_BODY);
   if (!text) return {};
   try {
     return JSON.parse(text);
   } catch {
     throw new Error('the request body is not JSON');
   }
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 }
 
 function sendJson(response: ServerResponse, status: number, value: unknown): void {

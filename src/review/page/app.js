@@ -1,12 +1,16 @@
 // The review page: plain browser JavaScript, no build. Every change is a
 // POST to /api/ with the token the server put into the page.
 const token = document.querySelector('meta[name="celforge-token"]').content;
+const loginOn = document.querySelector('meta[name="celforge-login"]')?.content === 'on';
+/** How often the dashboard asks for the jobs' state while it is shown. */
+const DASHBOARD_REFRESH_MS = 3000;
 const $ = (selector) => document.querySelector(selector);
 
 async function api(path, body) {
   const response = await fetch(path, body === undefined
     ? { headers: { Accept: 'application/json' } }
     : { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Celforge-Token': token }, body: JSON.stringify(body) });
+  if (response.status === 401 && loginOn) location.assign('/login');
   const value = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(value.error ?? `${response.status} ${response.statusText}`);
   return value;
@@ -45,7 +49,7 @@ function showTab() {
   const name = (location.hash || '#dashboard').slice(1);
   for (const section of document.querySelectorAll('.tab')) section.hidden = section.id !== name;
   for (const link of document.querySelectorAll('nav a')) link.classList.toggle('active', link.dataset.tab === name);
-  if (name === 'dashboard') loadDashboard();
+  if (name === 'dashboard') refreshDashboard();
   if (name === 'dedup') loadDedupJobs();
   if (name === 'tags') runSearch();
 }
@@ -53,13 +57,33 @@ window.addEventListener('hashchange', showTab);
 
 // Dashboard
 
+let dashboardTimer = null;
+let dashboardLoading = false;
+
+/** Loads the dashboard now and again every few seconds while its tab is shown and the window visible. */
+async function refreshDashboard() {
+  clearTimeout(dashboardTimer);
+  if ((location.hash || '#dashboard') !== '#dashboard') return;
+  if (!document.hidden && !dashboardLoading) {
+    dashboardLoading = true;
+    try {
+      await loadDashboard();
+    } finally {
+      dashboardLoading = false;
+    }
+  }
+  clearTimeout(dashboardTimer);
+  dashboardTimer = setTimeout(refreshDashboard, DASHBOARD_REFRESH_MS);
+}
+document.addEventListener('visibilitychange', () => { if (!document.hidden) refreshDashboard(); });
+
 async function loadDashboard() {
   const status = await act(() => api('/api/status'));
   if (!status) return;
   const rows = status.jobs.map((job) => element('tr', { 'data-job': job.id },
     element('td', {}, job.source.split('/').at(-1)),
     element('td', {}, job.stage),
-    element('td', { class: 'state' }, job.state + (job.waitingFor?.command ? ` (run: ${job.waitingFor.command})` : '') + diskText(job) + (job.error ? `: ${job.error.message}` : '') + (job.notes ?? []).map((note) => ` (note: ${note.message})`).join('')),
+    element('td', { class: 'state' }, job.state + (job.waitingFor ? `: ${job.waitingFor.reason}` : '') + diskText(job) + (job.error ? `: ${job.error.message}` : '') + (job.notes ?? []).map((note) => ` (note: ${note.message})`).join('')),
     element('td', {}, job.progress ? element('progress', { max: job.progress.total || 1, value: job.progress.done }) : ''),
     element('td', {}, String(job.frames)),
     element('td', {}, String(job.kept)),
@@ -69,8 +93,10 @@ async function loadDashboard() {
   ));
   $('#jobs tbody').replaceChildren(...rows);
   const training = status.training;
+  // Without a train section there is nothing to queue and no loss to draw.
+  for (const node of document.querySelectorAll('.training-only')) node.hidden = !status.trainingConfigured;
   $('#training').textContent = !status.trainingConfigured
-    ? 'Training is not configured (no train section).'
+    ? 'Training is not configured (no train section in the configuration).'
     : training
       ? `${training.status}: step ${training.seenSteps} of ${training.targetSteps} (${training.savedSteps} saved)` +
         (training.progress?.rate ? `, ${training.progress.rate.toFixed(2)} steps/s` : '') +
@@ -90,6 +116,7 @@ function diskText(job) {
 function drawLoss(points) {
   const svg = $('#loss');
   svg.replaceChildren();
+  $('#loss-box').hidden = !points.length;
   if (!points.length) return;
   const steps = points.map((p) => p.step);
   const losses = points.map((p) => p.loss);
@@ -185,7 +212,8 @@ async function runSearch() {
   for (const hash of [...selection]) if (!shown.some((image) => image.hash === hash)) selection.delete(hash);
   $('#result-count').textContent = `${result.count} images${result.count > shown.length ? ` (first ${shown.length} shown)` : ''}`;
   $('#tag-counts').replaceChildren(...result.tagCounts.map(({ tag, count }) => element('li', {},
-    element('a', { href: '#tags', onclick: (event) => { event.preventDefault(); $('#query').value = `${query} ${tag}`.trim(); runSearch(); } }, tag), ` ${count}`)));
+    element('a', { href: '#tags', title: tag, onclick: (event) => { event.preventDefault(); $('#query').value = `${query} ${tag}`.trim(); runSearch(); } }, tag),
+    element('span', { class: 'count' }, String(count)))));
   renderGrid();
 }
 
@@ -250,4 +278,5 @@ $('#editor-reject').addEventListener('click', async () => {
 });
 $('#editor-close').addEventListener('click', () => { $('#editor').close(); runSearch(); });
 
+if (loginOn) $('#logout').hidden = false;
 showTab();
