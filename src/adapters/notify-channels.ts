@@ -3,12 +3,26 @@
  * Notification Center on macOS, toasts on Windows), ntfy (a POST to the
  * topic with Title, Tags and Click headers) and a generic webhook (a JSON
  * POST, optionally signed with HMAC-SHA256). Secrets go in headers only and
- * never into logs or error messages.
+ * never into logs or error messages. An ntfy message longer than ntfy's size
+ * limit is shortened in the middle, so that it stays a message.
  */
 import { createHmac } from 'node:crypto';
 import notifier from 'node-notifier';
 import type { Logger } from '../log.ts';
+import { fitUtf8Bytes } from '../notify/fit-bytes.ts';
 import type { Notification, NotificationChannel } from '../notify/notifier.ts';
+
+/**
+ * ntfy's default message size limit, DefaultMessageSizeLimit = 4096 bytes
+ * (server/config.go line 38 at binwiederhier/ntfy 81a486ad; docs/publish.md:
+ * "Each message can be up to 4,096 bytes long. Longer messages are treated as
+ * attachments"). The server peeks that many bytes and counts a body that
+ * fills them as over the limit (util/peek.go line 35, `LimitReached: read ==
+ * limit`), so the body must stay one byte under it. Over the limit, ntfy.sh
+ * turns the message into an attachment and a server without attachments
+ * refuses it with 400 "attachments not allowed" (server/server.go lines 1073-1075, 1146-1148).
+ */
+export const NTFY_MESSAGE_LIMIT_BYTES = 4096;
 
 /** Where a desktop session can show a notification; on Linux that needs a session bus (or a display). */
 export function desktopSessionAvailable(env: NodeJS.ProcessEnv = process.env, platform = process.platform): boolean {
@@ -41,7 +55,8 @@ export function ntfyChannel(options: { url: string; topic: string; token?: strin
       const headers: Record<string, string> = { Title: asciiHeader(notification.title), Tags: notification.events.map((event) => event.kind).join(',') };
       if (notification.url) headers.Click = notification.url;
       if (options.token) headers.Authorization = `Bearer ${options.token}`;
-      const response = await fetch(`${options.url.replace(/\/$/, '')}/${options.topic}`, { method: 'POST', headers, body: notification.message });
+      const body = fitUtf8Bytes(notification.message, NTFY_MESSAGE_LIMIT_BYTES - 1);
+      const response = await fetch(`${options.url.replace(/\/$/, '')}/${options.topic}`, { method: 'POST', headers, body });
       if (!response.ok) throw new Error(`${options.url}: ntfy answered ${response.status} ${response.statusText}`);
     },
   };

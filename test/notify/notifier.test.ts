@@ -92,3 +92,28 @@ test('the desktop channel runs notify-send with the title and message; without a
   assert.ok(argv.includes('Ready for review: Show 01.m2ts'), argv.join(' | '));
   assert.ok(argv.some((arg) => arg.startsWith('9120 frames kept of 34046')), argv.join(' | '));
 });
+
+test('an ntfy message over ntfy\'s 4096-byte limit is shortened to stay a message: valid UTF-8, the error line kept', async (t) => {
+  const server = await RecordServer.start();
+  t.after(() => server.stop());
+  const { log } = captureLog();
+  const notifier = new Notifier([ntfyChannel({ url: server.url, topic: 'celforge' })], { groupSeconds: 0, log });
+  // What the training supervisor sends when Kohya fails: the reason and the log's last 20 lines, here long and multi-byte.
+  const logLines = Array.from({ length: 19 }, (_, i) => `steps: ${i * 5}%|████▌     | ${i * 60}/1200 [0${i}:12<10:48, 1.52it/s, avr_loss=0.0${i}] 警告: 学習率スケジューラ ${'—'.repeat(40)}`);
+  logLines.push('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB 🙁');
+  const message = `training failed: exit code 1. Last lines of /library/training/logs/run-1.log:\n${logLines.join('\n')}`;
+  assert.ok(Buffer.byteLength(message) > 4096, `the test message is ${Buffer.byteLength(message)} bytes`);
+  notifier.emit({ kind: 'training', outcome: 'failed', message });
+  await notifier.flush();
+  assert.equal(server.requests.length, 1);
+  const { bytes, body } = server.requests[0]!;
+  assert.ok(bytes.length < 4096, `ntfy counts a body of 4096 bytes or more as an attachment; sent ${bytes.length}`);
+  assert.equal(new TextDecoder('utf-8', { fatal: true }).decode(bytes), body, 'no character split');
+  assert.ok(body.startsWith('training failed: exit code 1. Last lines of /library/training/logs/run-1.log:\n'), body.slice(0, 100));
+  assert.ok(body.endsWith('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB 🙁'), body.slice(-100));
+  assert.match(body, /\n… \d+ bytes cut …\n/);
+
+  notifier.emit({ kind: 'training', outcome: 'failed', message: 'training failed: exit code 1 ✗' });
+  await notifier.flush();
+  assert.equal(server.requests[1]!.body, 'training failed: exit code 1 ✗', 'a short message is sent as it is');
+});
