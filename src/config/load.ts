@@ -1,11 +1,13 @@
 /**
  * Finds, imports and validates the configuration. An invalid value stops the
  * caller with a CelforgeError naming the file, the key, the value and what is
- * allowed. Relative paths are resolved against the config file's folder (or
- * the working directory when there is no file); `--library` against the
- * working directory.
+ * allowed; the value of a secret (a key named like key, secret, token or
+ * password) is never shown. Relative paths are resolved against the config
+ * file's folder (or the working directory when there is no file);
+ * `--library` against the working directory, and what defaults to a place in
+ * the library (train.dir) follows it.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
@@ -27,25 +29,25 @@ export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
   const cwd = options.cwd ?? process.cwd();
   const file = findConfigFile(options.configPath ?? process.env.CELFORGE_CONFIG, cwd);
   const raw = file ? await importConfigFile(file) : {};
-  const config = validateConfig(raw, file ?? 'the default configuration', file ? path.dirname(file) : cwd);
-  if (options.library) config.library = path.resolve(cwd, options.library);
+  const library = options.library ? path.resolve(cwd, options.library) : undefined;
+  const config = validateConfig(raw, file ?? 'the default configuration', file ? path.dirname(file) : cwd, library);
   config.source = file;
   return config;
 }
 
-export function validateConfig(raw: unknown, label: string, baseDir: string): Config {
+/** `library` (absolute) replaces the configured library folder, as --library does. */
+export function validateConfig(raw: unknown, label: string, baseDir: string, library?: string): Config {
   const result = configSchema.safeParse(raw);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => describeIssue(issue, raw));
-    throw new CelforgeError('CONFIG_INVALID', `${label}: invalid configuration\n  ${problems.join('\n  ')}`, {
-      file: label,
-    });
+    throw new CelforgeError('CONFIG_INVALID', `${label}: invalid configuration\n  ${problems.join('\n  ')}`, { file: label });
   }
   const parsed = result.data;
+  const libraryDir = library ?? path.resolve(baseDir, parsed.library);
   return {
     ...parsed,
     inbox: parsed.inbox.map((folder) => path.resolve(baseDir, folder)),
-    library: path.resolve(baseDir, parsed.library),
+    library: libraryDir,
     models: {
       dir: path.resolve(baseDir, parsed.models.dir),
       manifest: parsed.models.manifest && path.resolve(baseDir, parsed.models.manifest),
@@ -57,7 +59,7 @@ export function validateConfig(raw: unknown, label: string, baseDir: string): Co
     train: parsed.train && {
       ...parsed.train,
       sdScripts: path.resolve(baseDir, parsed.train.sdScripts),
-      dir: path.resolve(baseDir, parsed.train.dir ?? path.join(parsed.library, 'training')),
+      dir: parsed.train.dir === undefined ? path.join(libraryDir, 'training') : path.resolve(baseDir, parsed.train.dir),
     },
     source: null,
   };
@@ -78,24 +80,48 @@ function findConfigFile(explicit: string | undefined, cwd: string): string | nul
 async function importConfigFile(file: string): Promise<unknown> {
   try {
     // tsImport loads the file afresh on every call, so a reload (SIGHUP) sees edits.
-    const module = unwrapCommonJs((await tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: unknown });
-    if (module.default === undefined) {
+    const config = defaultExport(file, (await tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: unknown });
+    if (config === undefined) {
       throw new Error('it has no default export; write `export default defineConfig({ ... })`');
     }
-    return module.default;
+    return config;
   } catch (error) {
-    throw new CelforgeError('CONFIG_INVALID', `${file}: cannot load the configuration: ${errorMessage(error)}`, {
+    throw new CelforgeError('CONFIG_INVALID', hideSecretAssignments(`${file}: cannot load the configuration: ${errorMessage(error)}`), {
       file,
       cause: error,
     });
   }
 }
 
-/** A config file outside an ESM package is compiled to CommonJS: its exports sit one `default` deeper. */
-function unwrapCommonJs(module: { default?: unknown }): { default?: unknown } {
-  const inner = module.default as { default?: unknown } | undefined;
-  const isExportsObject = inner !== null && typeof inner === 'object' && Object.keys(inner).length === 1 && 'default' in inner;
-  return isExportsObject ? inner : module;
+/**
+ * The file's `export default`, or undefined. Outside an ESM package a .ts
+ * file is compiled to CommonJS, and Node hands back `module.exports` as the
+ * default: esbuild marks exports compiled from ESM syntax with `__esModule`
+ * (its `__toCommonJS` helper), and their default export sits one level
+ * deeper. A CommonJS file without that mark has no `export default`, even
+ * when its `module.exports` is an (empty) object.
+ */
+function defaultExport(file: string, module: { default?: unknown }): unknown {
+  if (moduleFormatOf(file) === 'module') return module.default;
+  const exports = module.default as { __esModule?: unknown; default?: unknown } | null | undefined;
+  return exports !== null && typeof exports === 'object' && exports.__esModule === true ? exports.default : undefined;
+}
+
+/** Node's rule for the format of a file: its extension, else the `type` of the nearest package.json. */
+function moduleFormatOf(file: string): 'module' | 'commonjs' {
+  if (/\.m[jt]s$/.test(file)) return 'module';
+  if (/\.c[jt]s$/.test(file)) return 'commonjs';
+  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
+    const manifest = path.join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      try {
+        return (JSON.parse(readFileSync(manifest, 'utf8')) as { type?: unknown }).type === 'module' ? 'module' : 'commonjs';
+      } catch {
+        return 'commonjs';
+      }
+    }
+    if (path.dirname(dir) === dir) return 'commonjs';
+  }
 }
 
 function describeIssue(issue: z.core.$ZodIssue, raw: unknown): string {
@@ -105,8 +131,9 @@ function describeIssue(issue: z.core.$ZodIssue, raw: unknown): string {
     return `${keys}: unknown key${issue.keys.length > 1 ? 's' : ''} (check the spelling against the README's configuration table)`;
   }
   const key = issue.path.join('.') || '(top level)';
+  const secret = issue.path.some((part) => typeof part === 'string' && SECRET_KEY.test(part));
   const value = valueAt(raw, issue.path);
-  return `${key} = ${formatValue(value)} is not allowed: ${issue.message}`;
+  return `${key} = ${secret && value !== undefined ? HIDDEN : formatValue(value)} is not allowed: ${hideSecrets(issue.message, raw)}`;
 }
 
 function valueAt(raw: unknown, keyPath: readonly PropertyKey[]): unknown {
@@ -118,11 +145,36 @@ function valueAt(raw: unknown, keyPath: readonly PropertyKey[]): unknown {
   return current;
 }
 
+/** A value as JSON, with what sits under secret-named keys inside it hidden. */
 function formatValue(value: unknown): string {
   if (value === undefined) return '(missing)';
   try {
-    return JSON.stringify(value);
+    return JSON.stringify(value, (key, inner: unknown) => (key && SECRET_KEY.test(key) && inner !== undefined ? HIDDEN : inner));
   } catch {
     return String(value);
   }
+}
+
+const SECRET_KEY = /key|secret|token|password/i;
+const HIDDEN = '(hidden)';
+
+/** Every value under a secret-named key (an access key, a webhook secret, a token, a password), as it would be printed. */
+function secretValues(raw: unknown, underSecret = false, found: string[] = []): string[] {
+  if (typeof raw === 'string' || typeof raw === 'number' || typeof raw === 'bigint') {
+    if (underSecret) found.push(String(raw), JSON.stringify(String(raw)).slice(1, -1));
+  } else if (raw !== null && typeof raw === 'object') {
+    for (const [key, value] of Object.entries(raw)) secretValues(value, underSecret || SECRET_KEY.test(key), found);
+  }
+  return found;
+}
+
+/** Takes every secret value out of a message of zod's, which may quote what it received. */
+function hideSecrets(message: string, raw: unknown): string {
+  const secrets = [...new Set(secretValues(raw))].filter(Boolean).sort((a, b) => b.length - a.length);
+  return secrets.reduce((text, secret) => text.split(secret).join(HIDDEN), message);
+}
+
+/** A config file that cannot be compiled may be quoted in the error: blank what follows a secret-named key there. */
+function hideSecretAssignments(message: string): string {
+  return message.replace(/(\w*(?:key|secret|token|password)\w*["'`]?\s*[:=]\s*)(?:(["'`])(?:\\.|(?!\2).)*\2?|[^\s,}]+)/gi, `$1${HIDDEN}`);
 }

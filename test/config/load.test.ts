@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadConfig, validateConfig } from '../../src/config/load.ts';
 import { parseSize } from '../../src/config/size.ts';
 import { CelforgeError } from '../../src/errors.ts';
-import { runCli, tempDir, writeConfig } from '../helpers.ts';
+import { runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
 
 test('defaults work with no config file: ./inbox and ./library under the working directory', async (t) => {
   const dir = tempDir(t);
@@ -80,4 +81,81 @@ test('a config file that does not exist is named', async (t) => {
   const result = await runCli(['--config', path.join(dir, 'missing.ts'), 'status']);
   assert.equal(result.code, 1);
   assert.match(result.stderr, /missing\.ts: config file not found/);
+});
+
+test('--library moves what defaults to the library (train.dir); an explicit train.dir stays', async (t) => {
+  const dir = tempDir(t);
+  const train = { sdScripts: './kohya', maxTrainSteps: 10 };
+  const file = writeConfig(dir, { library: './library', train });
+  const overridden = await loadConfig({ configPath: file, library: 'other', cwd: dir });
+  assert.equal(overridden.library, path.join(dir, 'other'));
+  assert.equal(overridden.train!.dir, path.join(dir, 'other', 'training'));
+  assert.equal((await loadConfig({ configPath: file, cwd: dir })).train!.dir, path.join(dir, 'library', 'training'));
+  const explicit = writeConfig(dir, { library: './library', train: { ...train, dir: './runs' } });
+  assert.equal((await loadConfig({ configPath: explicit, library: 'other', cwd: dir })).train!.dir, path.join(dir, 'runs'));
+});
+
+test('a config file outside the project without `export default` is refused, as inside it', async (t) => {
+  // A temporary folder has no package.json: tsx compiles the file to CommonJS there.
+  const dir = tempDir(t);
+  const bodies = {
+    'nothing exported': `const config = { library: './elsewhere' };\n`,
+    'named exports only': `export const library = './elsewhere';\n`,
+    'module.exports': `module.exports = { library: './elsewhere' };\n`,
+  };
+  for (const [what, body] of Object.entries(bodies)) {
+    const file = path.join(dir, 'daemon.config.ts');
+    writeFileSync(file, body);
+    const result = await runCli(['--config', file, 'status'], { cwd: dir });
+    assert.equal(result.code, 1, `${what}: ${result.stdout}`);
+    assert.match(result.stderr, /daemon\.config\.ts: cannot load the configuration: it has no default export; write `export default defineConfig/, what);
+  }
+  writeFileSync(path.join(dir, 'daemon.config.ts'), `export default { library: './elsewhere' };\n`);
+  const fine = await runCli(['status'], { cwd: dir });
+  assert.equal(fine.code, 0, fine.stderr);
+  assert.match(fine.stdout, /elsewhere/);
+});
+
+test('a secret with a bad value never appears in the output or the logs, at start or on a reload', async (t) => {
+  const dir = tempDir(t);
+  const library = path.join(dir, 'library');
+  const secrets = {
+    accessKey: 'not-hex-hydrus-key-0c9a1f',
+    webhook: 'webhook-secret-7d41b2',
+    ntfy: 'ntfy-token-5e2f90',
+  };
+  const bad = {
+    library,
+    hydrus: { url: 'http://127.0.0.1:45869', accessKey: secrets.accessKey },
+    notify: { desktop: false, ntfy: { topic: 'celforge', token: [secrets.ntfy] }, webhook: { url: 'http://127.0.0.1:9/', secret: { value: secrets.webhook } } },
+  };
+  const file = writeConfig(dir, bad);
+  const seen: string[] = [];
+  for (const command of [['start'], ['status'], ['hydrus', 'pull', ''], ['--verbose', 'status']]) {
+    const result = await runCli(['--config', file, ...command], { cwd: dir });
+    assert.equal(result.code, 1, `${command.join(' ')}: ${result.stdout}`);
+    assert.match(result.stderr, /hydrus\.accessKey = \(hidden\) is not allowed: expected the 64-hex-digit access key/);
+    assert.match(result.stderr, /notify\.ntfy\.token = \(hidden\)/);
+    assert.match(result.stderr, /notify\.webhook\.secret = \(hidden\)/);
+    seen.push(result.stdout, result.stderr);
+  }
+
+  // A daemon started with good secrets is sent a bad one (SIGHUP): the rejected reload is logged without it.
+  const good = { library, notify: { desktop: false, webhook: { url: 'http://127.0.0.1:9/', secret: secrets.webhook } } };
+  writeConfig(dir, good);
+  const daemon = startDaemon(file);
+  t.after(() => stopDaemon(daemon));
+  await waitFor('the daemon to watch the inbox', () => daemon.output().includes('watching the inbox'), 60_000);
+  writeConfig(dir, { ...good, hydrus: bad.hydrus, notify: { ...good.notify, ntfy: bad.notify.ntfy } });
+  daemon.child.kill('SIGHUP');
+  await waitFor('the reload to be refused', () => daemon.output().includes('configuration not reloaded'), 60_000);
+  await stopDaemon(daemon);
+  assert.match(daemon.output(), /hydrus\.accessKey = \(hidden\)/);
+  seen.push(daemon.output());
+  const logs = path.join(library, 'logs');
+  for (const name of readdirSync(logs)) seen.push(readFileSync(path.join(logs, name), 'utf8'));
+
+  for (const text of seen) {
+    for (const secret of Object.values(secrets)) assert.ok(!text.includes(secret), `the secret ${secret} was printed:\n${text}`);
+  }
 });
