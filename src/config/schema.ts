@@ -10,6 +10,7 @@ import { DEFAULT_THRESHOLDS } from '../stages/extract/compare.ts';
 import { DEFAULT_SUBJECT_TAGS } from '../stages/tags/subject-gate.ts';
 import { isLoopbackHost } from './loopback-host.ts';
 import { parseSize } from './size.ts';
+import { refusedTrainerArgs } from '../training/trainer-args.ts';
 
 const sizeSchema = z.union([z.number(), z.string()]).transform((value, ctx) => {
   const bytes = typeof value === 'number' ? value : parseSize(value);
@@ -163,7 +164,9 @@ export const configSchema = z.strictObject({
     /** The training script, relative to sdScripts. */
     script: z.string().min(1).default('train_network.py'),
     /** Further arguments for the script: `{ learning_rate: 1e-4, xformers: true }` becomes `--learning_rate 0.0001 --xformers`, or give a list as it is. */
-    args: z.union([z.array(z.string()), z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]))]).default([]),
+    args: z.union([z.array(z.string()), z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]))]).default([]).superRefine((args, ctx) => {
+      for (const { key, message } of refusedTrainerArgs(args)) ctx.addIssue({ code: 'custom', path: [key], message });
+    }),
     /** Which images to train on (a catalog query; "" is every image). */
     query: z.string().default(''),
     /** Steps in all, across every night: celforge counts them, since Kohya restarts its count on resume. */

@@ -2,7 +2,7 @@
  * What celforge knows about training, kept in `<library>/.celforge/training.json`
  * (written to a temporary name, synced, renamed): the queued request, each
  * run (its folder, process group, where it resumed from, the steps before
- * it), the cumulative step count, the progress and the last event. A
+ * it, how it was resumed), the cumulative step count, the progress and the last event. A
  * `celforge train` from another process leaves its request in
  * `train-request.json` beside it, for the daemon to take.
  */
@@ -30,9 +30,20 @@ export interface TrainingRun {
   endedAt?: string;
   /** Cumulative steps done before this run (Kohya counts from 0 again). */
   baseSteps: number;
-  /** `--max_train_steps` given to this run. */
+  /** `--max_train_steps` given to this run: the steps left (older sd-scripts) or the whole training (sd-scripts that write train_state.json). */
   maxSteps: number;
   resumedFrom: string | null;
+  /**
+   * `--initial_step` given to this run (the state's cumulative step), when it
+   * resumed a state that holds train_state.json; absent for older states.
+   */
+  initialStep?: number;
+  /**
+   * The total of this run's `steps` bar, once seen. `maxSteps - barTotal` is
+   * the trainer's `global_step` when the bar shows 0, which names its state
+   * folders (0 except on a train_state.json resume).
+   */
+  barTotal?: number;
   /** Why celforge stopped it, when it did. */
   stopReason?: string;
   exit?: { code: number | null; signal: string | null };

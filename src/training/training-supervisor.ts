@@ -4,8 +4,22 @@
  * stopped at the window's end or when someone else wants the GPU, at the
  * next state save (or, after `stopWaitMinutes`, at once, keeping the last
  * complete state); the next window resumes from the newest complete state.
- * celforge counts steps across runs itself, because Kohya starts counting
- * from 0 again on --resume: each run gets `--max_train_steps` = what is left.
+ *
+ * celforge counts steps across runs itself, following both generations of
+ * sd-scripts' resume rules:
+ * - States without train_state.json (sd-scripts before 2024-05-31): Kohya
+ *   counts from 0 again on --resume, so the run gets `--max_train_steps` =
+ *   the steps left.
+ * - States with train_state.json (train_network.py @48d368f, lines 944-969
+ *   and 1232-1358): Kohya starts from the state's step and asserts
+ *   `max_train_steps > initial_step`, so the run gets the whole training as
+ *   `--max_train_steps` (also the LR scheduler's horizon), celforge's own
+ *   count as `--initial_step` (the step in train_state.json is wrong after a
+ *   resume past the first epoch: global_step restarts at the step within the
+ *   epoch, line 1344; kohya-ss/sd-scripts#1406) and `--skip_until_initial_step`
+ *   to continue with the same data. Its steps bar counts from 0 to
+ *   `max_train_steps - that step within the epoch`, and its state folders are
+ *   named by that global_step: run steps = folder step - (max - bar total).
  *
  * `tick()` does one round of that and saves the state; the daemon calls it
  * on a timer and when a window opens. The clock and the idle probe are
@@ -19,8 +33,9 @@ import { groupAlive, startTrainer, stopGroup } from '../adapters/trainer-process
 import type { Config } from '../config/schema.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { stateFolders } from './state-folders.ts';
+import { stateFolders, type StateContents } from './state-folders.ts';
 import { parseProgress } from './tqdm-progress.ts';
+import { accumulationSteps, checkpointFileNames, usesScheduleFree, userArgs } from './trainer-args.ts';
 import {
   emptyTrainingState, readTrainingState, takeTrainingRequest, trainingRequestPath, trainingStatePath, writeJsonDurably,
   type TrainingEvent, type TrainingRun, type TrainingState,
@@ -29,8 +44,6 @@ import { nextWindowStart, openWindow } from './windows.ts';
 
 export type TrainConfig = NonNullable<Config['train']>;
 
-/** Arguments celforge sets itself; the same ones in `train.args` are dropped. */
-const OWNED_ARGS = ['dataset_config', 'output_dir', 'output_name', 'save_state', 'save_every_n_steps', 'max_train_steps', 'resume', 'train_data_dir', 'in_json'];
 const LOG_TAIL_LINES = 20;
 
 export interface SupervisorOptions {
@@ -144,12 +157,18 @@ export class TrainingSupervisor {
     await mkdir(dir, { recursive: true });
     const dataset = await this.#options.prepareDataset(path.join(train.dir!, 'dataset'));
     const resume = this.#newestCompleteState(train);
-    const maxSteps = this.state.targetSteps - this.state.savedSteps;
+    // A state with train_state.json comes from an sd-scripts that has --initial_step and --skip_until_initial_step (both added with it, commit b2363f10).
+    const fromStep = resume?.trainState ? resume.cumulative : undefined;
+    const maxSteps = fromStep === undefined ? this.state.targetSteps - this.state.savedSteps : this.state.targetSteps;
+    // With gradient accumulation, --skip_until_initial_step skips far too many epochs (train_network.py line 1269; kohya-ss/sd-scripts#2407): skip only whole epochs then.
+    const skip = fromStep !== undefined && accumulationSteps(train.args) === 1;
     const command = [
       ...train.launcher, script, ...userArgs(train.args),
       '--dataset_config', dataset.datasetConfig, '--output_dir', dir, '--output_name', train.outputName,
       '--save_state', '--save_every_n_steps', String(train.saveEveryNSteps), '--max_train_steps', String(maxSteps),
       ...(resume ? ['--resume', resume.dir] : []),
+      ...(fromStep !== undefined ? ['--initial_step', String(fromStep)] : []),
+      ...(skip ? ['--skip_until_initial_step'] : []),
     ];
     const log = path.join(dir, 'trainer.log');
     await appendFile(log, `# celforge: ${JSON.stringify(command)}\n`);
@@ -157,6 +176,7 @@ export class TrainingSupervisor {
     void started.exited.then((exit) => this.#exits.set(started.pgid, exit));
     const run: TrainingRun = {
       index, dir, log, pgid: started.pgid, startedAt: this.#now().toISOString(), baseSteps: this.state.savedSteps, maxSteps, resumedFrom: resume?.dir ?? null,
+      ...(fromStep !== undefined ? { initialStep: fromStep } : {}),
     };
     this.state.runs.push(run);
     this.state.status = 'running';
@@ -205,8 +225,8 @@ export class TrainingSupervisor {
     run.exit = exit;
     run.endedAt = this.#now().toISOString();
     this.state.stopRequested = null;
-    const checkpoint = path.join(run.dir, `${train.outputName}.safetensors`);
-    if (!run.stopReason && existsSync(checkpoint) && (exit.code === 0 || exit.code === null)) {
+    const checkpoint = checkpointFileNames(train.args, train.outputName).map((name) => path.join(run.dir, name)).find((file) => existsSync(file));
+    if (!run.stopReason && checkpoint && (exit.code === 0 || exit.code === null)) {
       this.state.status = 'finished';
       this.state.request = null;
       this.state.checkpoint = checkpoint;
@@ -227,7 +247,7 @@ export class TrainingSupervisor {
     this.state.request = null;
     this.state.reason = !known
       ? 'the trainer ended while celforge was not running, without its final checkpoint'
-      : `the trainer exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}`;
+      : `the trainer exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}${exit.code === 0 ? ` without its final checkpoint (${checkpointFileNames(train.args, train.outputName).join(' or ')})` : ''}`;
     this.#event('failed', `training failed: ${this.state.reason}. Last lines of ${run.log}:\n${await logTail(run.log)}`);
   }
 
@@ -251,6 +271,7 @@ export class TrainingSupervisor {
     const lossLines: string[] = [];
     const every = Math.max(1, Math.floor(this.state.targetSteps / 1000));
     let lastLogged = Math.floor(this.state.seenSteps / every);
+    run.barTotal ??= updates[0]!.total;
     for (const update of updates) {
       const cumulative = run.baseSteps + update.step;
       if (update.loss !== null && Math.floor(cumulative / every) > lastLogged) {
@@ -260,7 +281,7 @@ export class TrainingSupervisor {
       this.state.seenSteps = Math.max(this.state.seenSteps, cumulative);
     }
     const last = updates.at(-1)!;
-    this.state.progress = { ...last, at: this.#now().toISOString() };
+    this.state.progress = { ...last, step: run.baseSteps + last.step, total: this.state.targetSteps, at: this.#now().toISOString() };
     if (lossLines.length) await appendFile(path.join(train.dir!, 'loss.jsonl'), `${lossLines.join('\n')}\n`);
   }
 
@@ -269,20 +290,31 @@ export class TrainingSupervisor {
     this.state.savedSteps = newest?.cumulative ?? 0;
   }
 
-  #newestCompleteState(train: TrainConfig): { dir: string; cumulative: number } | null {
-    let best: { dir: string; cumulative: number } | null = null;
+  #newestCompleteState(train: TrainConfig): { dir: string; cumulative: number; trainState: boolean } | null {
+    let best: { dir: string; cumulative: number; trainState: boolean } | null = null;
     for (const run of this.state.runs) {
       if (run.baseSteps < 0) continue;
-      for (const folder of stateFolders(run.dir, train.outputName, run.maxSteps)) {
-        const cumulative = run.baseSteps + folder.step;
-        if (folder.complete && (!best || cumulative > best.cumulative)) best = { dir: folder.dir, cumulative };
+      for (const state of this.#completeStates(run, train)) {
+        if (!best || state.cumulative > best.cumulative) best = state;
       }
     }
     return best;
   }
 
+  /** Cumulative step of the newest complete state this run wrote (0 when none). */
   #newestLocalState(run: TrainingRun, train: TrainConfig): number {
-    return Math.max(0, ...stateFolders(run.dir, train.outputName, run.maxSteps).filter((folder) => folder.complete).map((folder) => folder.step));
+    return Math.max(0, ...this.#completeStates(run, train).map((state) => state.cumulative));
+  }
+
+  #completeStates(run: TrainingRun, train: TrainConfig): { dir: string; cumulative: number; trainState: boolean }[] {
+    const contents: StateContents = { scheduler: !usesScheduleFree(train.args) };
+    // The trainer's global_step when its bar showed 0 (see the top of this file); before the bar is seen, a train_state.json resume within the first epoch.
+    const offset = run.barTotal !== undefined ? run.maxSteps - run.barTotal : (run.initialStep ?? 0);
+    return stateFolders(run.dir, train.outputName, contents).filter((folder) => folder.complete).map((folder) => ({
+      dir: folder.dir,
+      cumulative: folder.final ? this.state.targetSteps : run.baseSteps + folder.step - offset,
+      trainState: folder.trainState,
+    }));
   }
 
   #wait(status: 'waiting-for-window' | 'waiting-for-idle', reason: string): void {
@@ -317,23 +349,6 @@ export class TrainingSupervisor {
   async #save(): Promise<void> {
     await writeJsonDurably(trainingStatePath(this.#options.stateDir), this.state);
   }
-}
-
-export function userArgs(args: TrainConfig['args']): string[] {
-  const list = Array.isArray(args)
-    ? args
-    : Object.entries(args).flatMap(([key, value]) => (value === false ? [] : value === true ? [`--${key}`] : [`--${key}`, String(value)]));
-  const result: string[] = [];
-  for (let i = 0; i < list.length; i += 1) {
-    const name = /^--([\w-]+)(=.*)?$/.exec(list[i]!)?.[1];
-    if (name && OWNED_ARGS.includes(name.replace(/-/g, '_'))) {
-      // Skip its value too, when it has one.
-      if (!list[i]!.includes('=') && list[i + 1] !== undefined && !list[i + 1]!.startsWith('--')) i += 1;
-      continue;
-    }
-    result.push(list[i]!);
-  }
-  return result;
 }
 
 async function logTail(file: string): Promise<string> {

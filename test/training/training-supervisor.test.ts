@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
@@ -19,7 +19,8 @@ import { groupAlive } from '../../src/adapters/trainer-process.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import { exportQuery } from '../../src/stages/export/export-query.ts';
 import { isComplete } from '../../src/training/state-folders.ts';
-import { TrainingSupervisor, userArgs } from '../../src/training/training-supervisor.ts';
+import { userArgs } from '../../src/training/trainer-args.ts';
+import { TrainingSupervisor } from '../../src/training/training-supervisor.ts';
 import type { TrainingEvent } from '../../src/training/training-state.ts';
 import { tempDir, waitFor } from '../helpers.ts';
 
@@ -131,7 +132,7 @@ test('a run starts only inside a window and when idle, stops at the window end a
   mkdirSync(partial);
   writeFileSync(path.join(partial, 'train_state.json'), '{}');
   writeFileSync(path.join(partial, 'model.safetensors'), 'half');
-  assert.equal(isComplete(partial), false);
+  assert.equal(isComplete(partial, { scheduler: true }), false);
 
   clock.now = new Date('2026-11-26T12:00:00Z');
   assert.equal((await supervisor.tick()).status, 'waiting-for-window', 'nothing runs between windows');
@@ -142,7 +143,8 @@ test('a run starts only inside a window and when idle, stops at the window end a
   const resumed = commandOf(second.log);
   const newest = path.join(first.dir, `celforge-step${String(savedFirstNight).padStart(8, '0')}-state`);
   assert.equal(resumed[resumed.indexOf('--resume') + 1], newest, 'resumed from the newest complete state');
-  assert.equal(resumed[resumed.indexOf('--max_train_steps') + 1], String(STEPS - savedFirstNight), 'only the steps left');
+  assert.equal(resumed[resumed.indexOf('--max_train_steps') + 1], String(STEPS), 'the whole training: the state holds train_state.json');
+  assert.equal(resumed[resumed.indexOf('--initial_step') + 1], String(savedFirstNight));
   assert.equal(second.baseSteps, savedFirstNight);
 
   await waitFor('the training to finish', async () => (await supervisor.tick()).status === 'finished', 30_000);
@@ -187,4 +189,120 @@ test('someone wanting the GPU stops the run; past the wait it is stopped at once
 test('train.args as an object become flags; the ones celforge sets are dropped', () => {
   assert.deepEqual(userArgs({ learning_rate: 0.0001, xformers: true, cache_latents: false, output_dir: '/x' }), ['--learning_rate', '0.0001', '--xformers']);
   assert.deepEqual(userArgs(['--network_dim', '32', '--max_train_steps=5', '--save_state', '--seed', '1']), ['--network_dim', '32', '--seed', '1']);
+});
+
+/** Ends the window and lets the trainer go on to bar count `holdNext`: it stops at the first state save after the request. */
+async function endWindowAndStop(supervisor: TrainingSupervisor, clock: { now: Date }, holdFile: string, holdNext: number, at: string) {
+  clock.now = new Date(at);
+  const state = await supervisor.tick();
+  assert.equal(state.status, 'stopping');
+  writeFileSync(holdFile, String(holdNext));
+  const index = state.runs.length - 1;
+  await waitFor('the run to stop', async () => (await supervisor.tick()).runs[index]!.endedAt, 60_000);
+  assert.equal(supervisor.state.status, 'waiting-for-window');
+  return supervisor.state;
+}
+
+async function startNight(supervisor: TrainingSupervisor, clock: { now: Date }, holdFile: string, hold: number, at: string) {
+  writeFileSync(holdFile, String(hold));
+  clock.now = new Date(at);
+  const state = await supervisor.tick();
+  assert.equal(state.status, 'running', state.reason ?? '');
+  return state.runs.at(-1)!;
+}
+
+for (const generation of ['legacy', 'train-state'] as const) {
+  test(`${generation} sd-scripts: a resume past the halfway point goes on to the end with the steps adding up`, async (t) => {
+    const holdFile = path.join(tempDir(t), 'hold');
+    const { supervisor, clock } = await setup(t, { args: { fake_step_ms: 5, fake_generation: generation, fake_hold_file: holdFile } });
+    await supervisor.request(false);
+    await startNight(supervisor, clock, holdFile, 165, '2026-11-25T22:05:00Z');
+    await waitFor('bar count 165', async () => ((await supervisor.tick()).progress?.step ?? 0) >= 165, 60_000);
+    let state = await endWindowAndStop(supervisor, clock, holdFile, 175, '2026-11-26T00:10:00Z');
+    assert.equal(state.savedSteps, 170, 'stopped at the first state save after the request');
+
+    const second = await startNight(supervisor, clock, holdFile, Number.MAX_SAFE_INTEGER, '2026-11-26T22:01:00Z');
+    await waitFor('the training to finish', async () => ['finished', 'failed'].includes((await supervisor.tick()).status), 60_000);
+    state = supervisor.state;
+    assert.equal(state.status, 'finished', state.lastEvent?.message);
+    const command = commandOf(second.log);
+    const flag = (name: string) => (command.includes(name) ? command[command.indexOf(name) + 1] : undefined);
+    if (generation === 'legacy') {
+      assert.equal(flag('--max_train_steps'), '30', 'older sd-scripts count from 0 again: the steps left');
+      assert.ok(!command.includes('--initial_step') && !command.includes('--skip_until_initial_step'), 'older sd-scripts refuse these flags');
+    } else {
+      assert.equal(flag('--max_train_steps'), String(STEPS), 'the whole training, which must exceed the initial step');
+      assert.equal(flag('--initial_step'), '170');
+      assert.ok(command.includes('--skip_until_initial_step'));
+    }
+    assert.equal(state.seenSteps, STEPS);
+    assert.equal(state.progress!.step, STEPS, 'progress in steps of the whole training');
+    assert.equal(state.progress!.total, STEPS);
+    const loss = readFileSync(path.join(path.dirname(path.dirname(second.dir)), 'loss.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    assert.ok(loss.every((point, i) => i === 0 || point.step > loss[i - 1].step), 'the loss plot runs on in cumulative steps');
+    assert.equal(loss.at(-1).step, STEPS);
+  });
+}
+
+test('train_state.json sd-scripts past the first epoch: state folders named by the step within the epoch still count right over three nights', async (t) => {
+  // 40 batches per epoch: a resume at step 170 starts in epoch 5 with global_step 10 (train_network.py @48d368f lines 1258-1344),
+  // so the second night's state "step00000030" is step 190 of the training, and its train_state.json says 30.
+  const holdFile = path.join(tempDir(t), 'hold');
+  const { supervisor, clock } = await setup(t, { args: { fake_step_ms: 5, fake_batches_per_epoch: 40, fake_hold_file: holdFile } });
+  await supervisor.request(false);
+  await startNight(supervisor, clock, holdFile, 165, '2026-11-25T22:05:00Z');
+  await waitFor('bar count 165', async () => ((await supervisor.tick()).progress?.step ?? 0) >= 165, 60_000);
+  let state = await endWindowAndStop(supervisor, clock, holdFile, 175, '2026-11-26T00:10:00Z');
+  assert.equal(state.savedSteps, 170);
+
+  const second = await startNight(supervisor, clock, holdFile, 15, '2026-11-26T22:01:00Z');
+  await waitFor('bar count 15', async () => ((await supervisor.tick()).progress?.step ?? 0) >= 185, 60_000);
+  state = await endWindowAndStop(supervisor, clock, holdFile, 25, '2026-11-27T00:10:00Z');
+  const folder = path.join(second.dir, 'celforge-step00000030-state');
+  assert.equal(JSON.parse(readFileSync(path.join(folder, 'train_state.json'), 'utf8')).current_step, 30, 'what sd-scripts itself wrote');
+  assert.equal(state.savedSteps, 190);
+
+  const third = await startNight(supervisor, clock, holdFile, Number.MAX_SAFE_INTEGER, '2026-11-27T22:01:00Z');
+  const command = commandOf(third.log);
+  assert.equal(command[command.indexOf('--resume') + 1], folder);
+  assert.equal(command[command.indexOf('--initial_step') + 1], '190', 'celforge\'s count, not the 30 in train_state.json');
+  await waitFor('the training to finish', async () => ['finished', 'failed'].includes((await supervisor.tick()).status), 60_000);
+  assert.equal(supervisor.state.status, 'finished', supervisor.state.lastEvent?.message);
+  assert.equal(supervisor.state.seenSteps, STEPS, 'Kohya trained exactly the steps left: it skipped to the right batch');
+});
+
+test('a schedule-free optimizer (no scheduler.bin in its states) stops at the next state save and resumes from it', async (t) => {
+  const holdFile = path.join(tempDir(t), 'hold');
+  const { supervisor, clock } = await setup(t, { args: { fake_step_ms: 5, fake_hold_file: holdFile, optimizer_type: 'AdamWScheduleFree' } });
+  await supervisor.request(false);
+  const first = await startNight(supervisor, clock, holdFile, 15, '2026-11-25T22:05:00Z');
+  await waitFor('bar count 15', async () => ((await supervisor.tick()).progress?.step ?? 0) >= 15, 60_000);
+  const state = await endWindowAndStop(supervisor, clock, holdFile, 25, '2026-11-26T00:10:00Z');
+  const saved = path.join(first.dir, 'celforge-step00000020-state');
+  assert.deepEqual(readdirSync(saved).sort(), ['model.safetensors', 'optimizer.bin', 'random_states_0.pkl', 'train_state.json'], 'what accelerate writes with a DummyScheduler');
+  assert.equal(state.savedSteps, 20);
+  const second = await startNight(supervisor, clock, holdFile, 0, '2026-11-26T22:01:00Z');
+  assert.equal(second.resumedFrom, saved);
+  assert.equal(isComplete(saved, { scheduler: true }), false, 'with a scheduler, the same folder would be incomplete');
+});
+
+test('the loss is read with --scale_weight_norms, and --validation_split bars are not training progress', async (t) => {
+  const { supervisor, clock } = await setup(t, {
+    maxTrainSteps: 30, args: { fake_step_ms: 5, scale_weight_norms: 1, validation_split: 0.1, validate_every_n_steps: 5 },
+  });
+  clock.now = new Date('2026-11-25T22:05:00Z');
+  await supervisor.request(false);
+  const totals: number[] = [];
+  await waitFor('the training to finish', async () => {
+    const state = await supervisor.tick();
+    if (state.progress) totals.push(state.progress.total);
+    return ['finished', 'failed'].includes(state.status);
+  }, 60_000);
+  const state = supervisor.state;
+  assert.equal(state.status, 'finished', state.lastEvent?.message);
+  assert.ok(totals.every((total) => total === 30), `only the steps bar is read (totals ${[...new Set(totals)].join(', ')})`);
+  assert.equal(state.seenSteps, 30);
+  assert.ok(state.progress!.loss! > 0, 'avr_loss read after "Average key norm" and "Keys Scaled"');
+  const loss = readFileSync(path.join(state.runs[0]!.dir, '..', '..', 'loss.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  assert.equal(loss.at(-1).step, 30);
 });
