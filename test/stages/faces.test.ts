@@ -55,7 +55,9 @@ test('a model with symbolic height and width runs at the imgsz of its metadata, 
   // As ultralytics exports with dynamic=True: input [batch, 3, height, width], metadata imgsz "[h, w]".
   const sized = path.join(dir, 'dynamic.onnx');
   writeYoloModel(sized, 0, ROWS, { freeSize: true, metadata: { stride: '32', imgsz: '[64, 96]', names: "{0: 'face'}" } });
-  assert.deepEqual(parseOnnxMetadata(readFileSync(sized)), { stride: '32', imgsz: '[64, 96]', names: "{0: 'face'}" });
+  const bytes = readFileSync(sized);
+  assert.deepEqual(parseOnnxMetadata(bytes), { stride: '32', imgsz: '[64, 96]', names: "{0: 'face'}" });
+  assert.throws(() => parseOnnxMetadata(bytes.subarray(0, bytes.length - 3)), /runs past the end of the file/);
   const detector = await loadYoloDetector(sized, ['cpu'], silent);
   assert.deepEqual(detector.model.input.dims, ['batch', 3, 'height', 'width']);
   assert.deepEqual([detector.width, detector.height], [96, 64]);
