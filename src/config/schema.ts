@@ -37,14 +37,6 @@ const regexSchema = z.string().refine((source) => {
 
 export const HWACCELS = ['none', 'auto', 'cuda', 'vaapi', 'qsv', 'videotoolbox', 'd3d11va', 'dxva2'] as const;
 
-export const DEFAULT_NAME_PATTERNS = [
-  // <series folder>/<anything><episode number><anything without digits>.<ext>
-  String.raw`^(?:.*/)?(?<series>[^/]+)/[^/]*?(?<episode>\d+)[^/\d]*$`,
-  // <series> - 03.m2ts, <series> ep03.m2ts, <series>_E03.m2ts at the inbox root
-  // (the series needs a letter and is not an episode marker, so "00003" and "ep 7" name no series)
-  String.raw`^(?!(?:ep?|episode)[\s._-]*\d)(?<series>[^/]*?[^/\d\s._-][^/]*?)[\s._-]*(?:(?<=[\s._-])(?:ep?|episode)[\s._-]*)?(?<episode>\d+)[^/\d]*$`,
-];
-
 export const configSchema = z.strictObject({
   inbox: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: 'expected a folder path or a non-empty list of folder paths' })
     .default('./inbox')
@@ -60,7 +52,8 @@ export const configSchema = z.strictObject({
     waitForMount: z.boolean().default(false),
   }).prefault({}),
   naming: z.strictObject({
-    patterns: z.array(regexSchema).min(1).default(DEFAULT_NAME_PATTERNS),
+    /** Tried before the built-in reading of release names (src/daemon/naming.ts); none by default. */
+    patterns: z.array(regexSchema).default([]),
   }).prefault({}),
   probe: z.strictObject({
     checkTail: z.boolean().default(true),
