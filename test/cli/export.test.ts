@@ -1,6 +1,6 @@
 /** `celforge export` through the CLI: catalog tags (with a person's edits) become Kohya captions and config, read back. */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
@@ -81,4 +81,52 @@ test('with Hydrus configured, export pulls corrections first, and refuses when H
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /Hydrus does not answer.*--skip-hydrus/);
   assert.equal((await cli('export', 'wide', '--out', out, '--skip-hydrus')).code, 0);
+});
+
+test("export into a folder with a person's own dataset_config.toml and bucket_report.json stops, names them, and writes nothing", async (t) => {
+  const { dir, cli } = await setup(t);
+  const out = path.join(dir, 'dataset');
+  mkdirSync(out);
+  const toml = '# for my other LoRA\n[general]\ncaption_extension = ".caption"\n';
+  const report = '{"notes": "mine"}\n';
+  writeFileSync(path.join(out, 'dataset_config.toml'), toml);
+  writeFileSync(path.join(out, 'bucket_report.json'), report);
+
+  const refused = await cli('export', '1girl', '--out', out);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /these 2 files were not written by celforge/);
+  assert.match(refused.stderr, /^ {2}dataset_config\.toml$/m);
+  assert.match(refused.stderr, /^ {2}bucket_report\.json$/m);
+  assert.match(refused.stderr, /Nothing was written\. Move them out of .* or export to another folder with --out\./);
+  assert.equal(readFileSync(path.join(out, 'dataset_config.toml'), 'utf8'), toml);
+  assert.equal(readFileSync(path.join(out, 'bucket_report.json'), 'utf8'), report);
+  assert.deepEqual(readdirSync(out).sort(), ['bucket_report.json', 'dataset_config.toml']);
+
+  // A caption the person corrected in an export celforge made is kept the same way.
+  const other = path.join(dir, 'other');
+  assert.equal((await cli('export', '1girl', '--out', other)).code, 0);
+  const caption = readdirSync(path.join(other, 'images')).find((name) => name.endsWith('.txt'))!;
+  writeFileSync(path.join(other, 'images', caption), 'mychar, my own words\n');
+  const again = await cli('export', '1girl', '--out', other);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, new RegExp(`^ {2}images/${caption.replace('.', '\\.')}$`, 'm'));
+  assert.equal(readFileSync(path.join(other, 'images', caption), 'utf8'), 'mychar, my own words\n');
+});
+
+test('with train.script fine_tune.py, export writes the fine-tuning form: metadata_file, no caption_extension', async (t) => {
+  const { dir, cli } = await setup(t, { train: { sdScripts: '.', script: 'fine_tune.py', maxTrainSteps: 100 } });
+  const out = path.join(dir, 'dataset');
+  const result = await cli('export', '1girl', '--out', out);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /fine-tuning form: captions in meta_cap\.json/);
+  const toml = parseSimpleToml(readFileSync(path.join(out, 'dataset_config.toml'), 'utf8')) as any;
+  assert.equal(toml.general.caption_extension, undefined);
+  assert.equal(toml.datasets[0].subsets[0].metadata_file, path.join(out, 'meta_cap.json'));
+  const metadata = JSON.parse(readFileSync(path.join(out, 'meta_cap.json'), 'utf8'));
+  assert.equal(Object.keys(metadata).length, 3);
+  for (const [key, entry] of Object.entries(metadata) as [string, { caption: string; image_size: number[] }][]) {
+    assert.ok(existsSync(key), key);
+    assert.ok(entry.caption.startsWith('mychar, '));
+    assert.equal(entry.image_size.length, 2);
+  }
 });
