@@ -36,11 +36,16 @@ function setup(t: Parameters<typeof tempDir>[0]) {
 let reference: LibrarySnapshot | undefined;
 let referenceExport: ReturnType<typeof exportTree> | undefined;
 
-/** A dataset folder by file hash; dataset_config.toml names the folder, so its text is compared with the folder taken out. */
+/**
+ * A dataset folder by file hash; dataset_config.toml names the folder, so its text is compared with the folder taken out,
+ * and the export record holds the images' modification times (each library's own), so the files it records are compared.
+ */
 function exportTree(out: string) {
   const files = hashTree(out);
   files.delete('dataset_config.toml');
-  return { files, config: readFileSync(path.join(out, 'dataset_config.toml'), 'utf8').replaceAll(out, '<out>') };
+  files.delete('.celforge-export.json');
+  const recorded = Object.keys(JSON.parse(readFileSync(path.join(out, '.celforge-export.json'), 'utf8')).files).sort();
+  return { files, recorded, config: readFileSync(path.join(out, 'dataset_config.toml'), 'utf8').replaceAll(out, '<out>') };
 }
 
 test('reference: an uninterrupted run and export', async (t) => {
