@@ -17,7 +17,10 @@
  * tqdm sorts keyword postfixes by name (std.py set_postfix: `sorted(kwargs)`),
  * so with `--scale_weight_norms` it reads
  * `Average key norm=0.0571, Keys Scaled=0, avr_loss=0.0912`: avr_loss is
- * found by name, wherever it stands.
+ * found by name, wherever it stands. Another network module's norm may be a
+ * tensor (`Average key norm=tensor(0.2138, device='cuda:0')`,
+ * Akegarasu/lora-scripts#381), and a terminal-wide line may be cut short
+ * (tqdm trims to the terminal width): a loss cut off is not read.
  */
 export interface TrainerProgress {
   /** The bar's count: steps done in this run. */
@@ -31,8 +34,8 @@ export interface TrainerProgress {
 }
 
 // Escape sequences tqdm may leave at the start of a redraw (cursor movement of nested bars).
-const BAR = /^(?:\x1b\[[\d;]*[A-Za-z])*steps: *\d+%\|[^|]*\| *(\d+)\/(\d+) \[([\d:]+)<([\d:]+|\?)(?:, *([\d.]+|\?)(it\/s|s\/it))?(.*)\]/;
-const LOSS = /(?:^|, )avr_loss=([^,\]\s]+)/;
+const BAR = /^(?:\x1b\[[\d;]*[A-Za-z])*steps: *\d+%\|[^|]*\| *(\d+)\/(\d+) \[([\d:]+)<([\d:]+|\?)(?:, *([\d.]+|\?)(it\/s|s\/it))?(.*)$/;
+const LOSS = /(?:^|, )avr_loss=([^,\]\s]+)(?=,|\])/;
 
 /** Every progress update of the training bar in a piece of trainer output, in order. */
 export function parseProgress(text: string): TrainerProgress[] {

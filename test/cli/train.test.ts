@@ -1,6 +1,6 @@
 /** `celforge train` through the CLI, with the stand-in Kohya: in the foreground with --now, and queued with a running daemon. */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
@@ -8,7 +8,7 @@ import { readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfi
 
 const FAKE_KOHYA = path.join(import.meta.dirname, '..', 'fixtures', 'fake-kohya');
 
-async function setup(t: Parameters<typeof tempDir>[0]) {
+async function setup(t: Parameters<typeof tempDir>[0], args: Record<string, unknown> = {}) {
   const dir = tempDir(t);
   const pictures = path.join(dir, 'pictures');
   mkdirSync(pictures);
@@ -20,7 +20,7 @@ async function setup(t: Parameters<typeof tempDir>[0]) {
     inbox: './inbox', library: './library', disk: { reserve: 0 },
     train: {
       sdScripts: FAKE_KOHYA, launcher: [process.execPath, path.join(FAKE_KOHYA, 'accelerate.mjs'), 'launch'], script: 'train_network.mjs',
-      args: { fake_step_ms: 10 }, maxTrainSteps: 30, saveEveryNSteps: 10, checkSeconds: 0.2,
+      args: { fake_step_ms: 10, ...args }, maxTrainSteps: 30, saveEveryNSteps: 10, checkSeconds: 0.2,
       // A window that never opens while the tests run.
       windows: [{ start: '0 0 1 1 *', hours: 1 }], timezone: 'UTC', idle: { cpuLoad: 1000 },
     },
@@ -79,4 +79,21 @@ test('stopping the daemon (SIGTERM) stops the trainer\'s whole process group and
   assert.equal(training.runs[0].stopReason, 'celforge was stopped');
   assert.ok(training.savedSteps >= 10);
   assert.ok(training.request, 'still queued: the next start resumes it');
+});
+
+test('train --now with --save_model_as ckpt finishes with the .ckpt checkpoint Kohya wrote', async (t) => {
+  const { cli } = await setup(t, { save_model_as: 'ckpt' });
+  const result = await cli('train', '--now');
+  assert.equal(result.code, 0, result.stderr + result.stdout);
+  assert.match(result.stdout, /training finished +step 30\/30 \(30 saved\) +checkpoint .*run-0001\/celforge\.ckpt/);
+});
+
+test('train with --max_train_epochs in train.args is refused before anything runs, naming the key and what to set instead', async (t) => {
+  const { cli, dir } = await setup(t);
+  const configFile = path.join(dir, 'daemon.config.ts');
+  writeFileSync(configFile, readFileSync(configFile, 'utf8').replace('"fake_step_ms": 10', '"fake_step_ms": 10, "max_train_epochs": 4'));
+  const result = await cli('train', '--now');
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /daemon\.config\.ts: invalid configuration\n {2}train\.args\.max_train_epochs = 4 is not allowed: .*set train\.maxTrainSteps/);
+  assert.equal(existsSync(path.join(dir, 'library', 'training', 'runs')), false, 'no run was started');
 });
