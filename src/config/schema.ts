@@ -162,7 +162,7 @@ export const configSchema = z.strictObject({
     }),
     /** Which images to train on (a catalog query; "" is every image). */
     query: z.string().default(''),
-    /** Steps in all, across every night: celforge counts them, since Kohya restarts its count on resume. */
+    /** Steps in all, across every night: celforge counts them and tells each resumed run where it stands, as its sd-scripts version expects. Set this, not --max_train_epochs. */
     maxTrainSteps: z.number().int().positive(),
     saveEveryNSteps: z.number().int().positive().default(500),
     outputName: z.string().regex(/^[\w.-]+$/, 'a plain file name').default('celforge'),

@@ -306,3 +306,23 @@ test('the loss is read with --scale_weight_norms, and --validation_split bars ar
   const loss = readFileSync(path.join(state.runs[0]!.dir, '..', '..', 'loss.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
   assert.equal(loss.at(-1).step, 30);
 });
+
+test('with gradient accumulation a train_state.json resume skips whole epochs only (--skip_until_initial_step skips too many there, sd-scripts#2407)', async (t) => {
+  // 40 batches per epoch, 2 per optimizer step: 20 steps an epoch. With --skip_until_initial_step, a resume at 170 would start
+  // at epoch 340 // 20 = 17 of 10 and train nothing (train_network.py @48d368f lines 1266-1269); without it, epoch 170 // 20 = 8.
+  const holdFile = path.join(tempDir(t), 'hold');
+  const { supervisor, clock } = await setup(t, { args: { fake_step_ms: 5, fake_batches_per_epoch: 40, gradient_accumulation_steps: 2, fake_hold_file: holdFile } });
+  await supervisor.request(false);
+  await startNight(supervisor, clock, holdFile, 165, '2026-11-25T22:05:00Z');
+  await waitFor('bar count 165', async () => ((await supervisor.tick()).progress?.step ?? 0) >= 165, 60_000);
+  const state = await endWindowAndStop(supervisor, clock, holdFile, 175, '2026-11-26T00:10:00Z');
+  assert.equal(state.savedSteps, 170);
+  const second = await startNight(supervisor, clock, holdFile, Number.MAX_SAFE_INTEGER, '2026-11-26T22:01:00Z');
+  await waitFor('the training to finish', async () => ['finished', 'failed'].includes((await supervisor.tick()).status), 60_000);
+  const command = commandOf(second.log);
+  assert.equal(command[command.indexOf('--initial_step') + 1], '170');
+  assert.ok(!command.includes('--skip_until_initial_step'));
+  assert.equal(supervisor.state.status, 'finished', supervisor.state.lastEvent?.message);
+  // Kohya goes through epochs 9 and 10 again in full: the 10 steps of epoch 9 already done are trained again.
+  assert.equal(supervisor.state.seenSteps, 210);
+});
