@@ -39,6 +39,7 @@ export class LoginGate {
   }
 
   async attempt(password: string, client: string, now = Date.now()): Promise<LoginOutcome> {
+    this.forgetOldFailures(now);
     const recent = (this.failures.get(client) ?? []).filter((at) => now - at < FAILURE_WINDOW_MS);
     if (recent.length >= MAX_FAILURES) {
       this.failures.set(client, recent);
@@ -66,6 +67,10 @@ export class LoginGate {
       return null;
     }
     return session;
+  }
+
+  private forgetOldFailures(now: number): void {
+    for (const [client, times] of this.failures) if (now - times.at(-1)! >= FAILURE_WINDOW_MS) this.failures.delete(client);
   }
 
   logout(session: string): string {

@@ -101,7 +101,7 @@ async function handle(request: IncomingMessage, response: ServerResponse, contex
 
   const page = STATIC[url.pathname];
   if (login && !session && url.pathname !== '/style.css') {
-    if (page && reads) return redirect(response, '/login');
+    if (url.pathname === '/' && reads) return redirect(response, '/login');
     return sendJson(response, 401, { error: 'log in first: open the review page' });
   }
   if (page && reads) {

@@ -1,10 +1,12 @@
 /**
  * The review page's server over real HTTP: status codes, bad input, path
- * traversal attempts, a missing or wrong token, another host name; and each
- * change reaching the frame map and the catalog.
+ * traversal attempts, a missing or wrong token, another host name or origin;
+ * each change reaching the frame map and the catalog; every POST route's
+ * refusal of malformed bodies; symlinks in the library not followed out of it.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -58,6 +60,9 @@ test('review API: reads, refusals, and changes that reach the frame map and the 
   // Refusals.
   assert.equal((await post('/api/tags', { hashes: [first.hash], add: ['x'] }, {})).status, 403, 'no token');
   assert.equal((await post('/api/tags', { hashes: [first.hash], add: ['x'] }, { 'X-Celforge-Token': 'f'.repeat(48) })).status, 403, 'wrong token');
+  const rebound = await post('/api/tags', { hashes: [first.hash], add: ['x'] }, { 'X-Celforge-Token': token, Origin: 'http://evil.example:8642' });
+  assert.equal(rebound.status, 403, 'a POST from another page, even with the token');
+  assert.match(JSON.parse(rebound.body).error, /another web page/);
   assert.equal((await raw(url, { method: 'POST', path: `/api/images/${first.hash}/reject`, headers: { Origin: 'http://evil.example' } })).status, 403);
   assert.equal((await raw(url, { path: '/api/status', headers: { Host: 'evil.example' } })).status, 421, 'another host name (DNS rebinding)');
   assert.equal((await post('/api/tags', '{not json')).status, 400);
@@ -114,4 +119,93 @@ test('review API: reads, refusals, and changes that reach the frame map and the 
   const rejected = await post(`/api/images/${hashes[1]}/reject`, {});
   assert.equal(rejected.status, 200);
   assert.equal(catalog.count('reviewed'), 1);
+});
+
+test('every POST route answers a malformed body with 400 and the reason, never 500, and changes nothing', async (t) => {
+  const { url, token, job, library } = await reviewedLibrary(t);
+  const post = (pathname: string, body: string) =>
+    raw(url, { method: 'POST', path: pathname, headers: { 'Content-Type': 'application/json', 'X-Celforge-Token': token }, body });
+  const scenes = JSON.parse((await raw(url, { path: `/api/jobs/${job.id}/scenes` })).body).scenes;
+  const hash: string = scenes[0].frames.find((frame: { status: string }) => frame.status === 'kept').hash;
+  const frameMap = path.join(job.extract!.dir, 'frame-map.jsonl');
+  const mapBefore = readFileSync(frameMap, 'utf8');
+  const catalog = Catalog.open(path.join(library, 'catalog.sqlite'));
+  t.after(() => catalog.close());
+  const tagsBefore = catalog.tagsOf(hash);
+
+  const common = ['null', '[]', '"str"', '1', 'true', '[{}]'];
+  const routes: Record<string, unknown[]> = {
+    [`/api/jobs/${job.id}/frames/1/restore`]: [{ frames: [1] }],
+    [`/api/jobs/${job.id}/frames/0/duplicate`]: [{}, { of: 'zero' }, { of: 1.5 }, { of: -1 }, { of: null }, { of: [1] }],
+    [`/api/images/${hash}/tags`]: [{}, { add: 'x' }, { add: [1] }, { add: ['  '] }, { remove: {} }, { add: ['x'], extra: 1 }, { add: ['x'.repeat(201)] }],
+    [`/api/images/${hash}/reject`]: [{ really: true }],
+    '/api/tags': [{}, { hashes: hash, add: ['x'] }, { hashes: [], add: ['x'] }, { hashes: [1], add: ['x'] }, { hashes: [hash] }, { hashes: [hash], add: [null] }],
+    '/api/export': [{}, { query: 1, name: 'ds' }, { query: 'x', name: '../up' }, { query: 'x' }, { query: 'x', name: '.hidden' }, { query: null, name: 'ds' }],
+    '/api/train': [{ now: 'yes' }, { now: 1 }, { later: true }],
+  };
+  for (const [route, specific] of Object.entries(routes)) {
+    for (const body of [...common, ...specific.map((value) => JSON.stringify(value))]) {
+      const response = await post(route, body);
+      assert.equal(response.status, 400, `${route} ${body}: ${response.status} ${response.body}`);
+      const { error } = JSON.parse(response.body) as { error: string };
+      assert.match(error, /expected/, `${route} ${body}: says what is expected (${error})`);
+    }
+  }
+  const named = JSON.parse((await post(`/api/jobs/${job.id}/frames/0/duplicate`, '{"of":"zero"}')).body).error;
+  assert.match(named, /^of: /, 'the field is named');
+  assert.match(JSON.parse((await post('/api/train', 'null')).body).error, /^the body: .*null/);
+
+  assert.equal(readFileSync(frameMap, 'utf8'), mapBefore, 'the frame map is unchanged');
+  assert.deepEqual(catalog.tagsOf(hash), tagsBefore, 'the tags are unchanged');
+  assert.equal(catalog.get(hash)!.rejectedAt ?? null, null, 'not rejected');
+  assert.ok(!existsSync(path.join(library, 'exports')), 'nothing exported');
+});
+
+test('pictures: a symlink leading out of the library, or a FIFO, is not served; a symlink inside it is', async (t) => {
+  const { url, job, library, dir } = await reviewedLibrary(t);
+  const scenes = JSON.parse((await raw(url, { path: `/api/jobs/${job.id}/scenes` })).body).scenes as { frames: { frame: number; status: string; hash: string | null; picture: string }[] }[];
+  const kept = scenes.map((scene) => scene.frames.find((frame) => frame.status === 'kept')!);
+  const duplicates = scenes[0]!.frames.filter((frame) => frame.status === 'duplicate');
+  const map = await readFrameMap(path.join(job.extract!.dir, 'frame-map.jsonl'));
+  const fileOf = (frame: number) => path.join(library, map[frame]!.file ?? map[frame]!.preview!);
+  const outside = path.join(dir, 'outside');
+  mkdirSync(outside);
+  const secret = path.join(outside, 'secret.png');
+  writeFileSync(secret, 'SECRET: the bytes of a file outside the library');
+  const refused = async (what: string, ...paths: string[]) => {
+    for (const pathname of paths) {
+      const response = await raw(url, { path: pathname });
+      assert.equal(response.status, 404, `${what}: ${pathname}`);
+      assert.ok(!response.body.includes('SECRET'), what);
+    }
+  };
+
+  // A picture replaced by a symlink to a file outside the library.
+  rmSync(fileOf(kept[0]!.frame));
+  symlinkSync(secret, fileOf(kept[0]!.frame));
+  await refused('a symlink to a file outside', kept[0]!.picture, `/api/images/${kept[0]!.hash}`);
+
+  // A scene folder moved out of the library and linked back in.
+  const folder = path.dirname(fileOf(kept[1]!.frame));
+  const moved = path.join(outside, 'scene');
+  renameSync(folder, moved);
+  symlinkSync(moved, folder);
+  writeFileSync(path.join(moved, path.basename(fileOf(kept[1]!.frame))), 'SECRET: outside through a linked folder');
+  await refused('a symlinked folder leading outside', kept[1]!.picture, `/api/images/${kept[1]!.hash}`);
+
+  // A FIFO in a picture's place: refused without waiting for a writer.
+  rmSync(fileOf(kept[2]!.frame));
+  execFileSync('mkfifo', [fileOf(kept[2]!.frame)]);
+  await refused('a FIFO', kept[2]!.picture);
+
+  // A duplicate's preview as a symlink to another picture inside the library: served, with that picture's bytes.
+  const [one, other] = duplicates;
+  const inside = path.join(library, 'linked-target.jpg');
+  copyFileSync(fileOf(other!.frame), inside);
+  rmSync(fileOf(one!.frame));
+  symlinkSync(path.relative(path.dirname(fileOf(one!.frame)), inside), fileOf(one!.frame));
+  const served = await raw(url, { path: one!.picture });
+  assert.equal(served.status, 200);
+  assert.equal(served.type, 'image/jpeg');
+  assert.equal(served.body, readFileSync(inside, 'latin1'));
 });
