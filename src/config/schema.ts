@@ -187,9 +187,9 @@ export const configSchema = z.strictObject({
       gpuUtilization: z.number().min(0).max(100).default(15),
       /** Most GPU memory (MiB) other processes may use, before and during a run. */
       gpuMemoryMiB: z.number().min(0).default(1024),
-      /** Most 1-minute load per CPU before a run starts. */
+      /** Most share (0 to 1) of all CPU time in use, since the previous check, before a run starts (systeminformation's currentLoad, every platform). */
       cpuLoad: z.number().min(0).default(0.8),
-      /** Minutes without keyboard or mouse input before a run starts (X11, needs xprintidle); unset: not checked. */
+      /** Minutes without keyboard or mouse input before a run starts (Windows, macOS, X11, GNOME on Wayland; see src/adapters/input-idle.ts); unset: not checked. */
       noInputMinutes: z.number().positive().optional(),
     }).prefault({}),
     /** After a window ends (or the GPU is wanted), how long to wait for the next state save before stopping anyway. */
