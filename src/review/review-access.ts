@@ -5,8 +5,11 @@
  * - the Host header must name one of review.allowedHosts (or a loopback
  *   name), so that a DNS-rebinding page cannot reach it under its own name;
  * - every POST must carry an Origin equal to the address the browser used
- *   (scheme aside); a POST without Origin is refused, since every browser
- *   sends Origin on POST and a script can send it too;
+ *   (scheme aside); a POST without Origin is refused, since browsers send
+ *   Origin on every request whose method is neither GET nor HEAD (Fetch
+ *   standard, "append a request `Origin` header", whatwg/fetch#431; Firefox
+ *   since 70 per MDN's browser-compat-data http/headers/Origin.json) and a
+ *   script can send it too;
  * - every request but the login form needs a session from a login with
  *   review.password (cookie: HttpOnly, SameSite=Strict).
  */
