@@ -46,18 +46,18 @@ export async function rejectImages(catalog: Catalog, library: string, images: re
 export interface UnrejectResult {
   /** Images moved back into the dataset. */
   restored: string[];
-  /** Rejected images that `unreject` does not bring back, and why. */
-  skipped: string[];
+  /** Images out of the dataset with no place recorded to go back to: frames marked as duplicates (`restore` brings those back). */
+  noPlace: number;
 }
 
 /** Moves rejected images back to where they were; refuses (before moving any) when something else now sits there. */
 export async function unrejectImages(catalog: Catalog, library: string, images: readonly CatalogImage[]): Promise<UnrejectResult> {
-  const result: UnrejectResult = { restored: [], skipped: [] };
+  const result: UnrejectResult = { restored: [], noPlace: 0 };
   const plan: { image: CatalogImage; back: string }[] = [];
   for (const image of images) {
     if (image.rejectedAt === null) continue;
     if (image.rejectedFrom === null) {
-      result.skipped.push(`${path.resolve(library, image.path)}: set aside as a duplicate frame, not rejected; \`celforge restore\` brings it back`);
+      result.noPlace += 1;
       continue;
     }
     const back = image.rejectedFrom;

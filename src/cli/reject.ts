@@ -47,7 +47,9 @@ export async function unrejectCommand(query: string, options: GlobalOptions): Pr
     const result = await unrejectImages(catalog, config.library, catalog.search(query, { rejected: true }));
     await refreshCaptions(catalog, config, result.restored);
     process.stdout.write(`${result.restored.length} image${result.restored.length === 1 ? '' : 's'} back in the dataset\n`);
-    for (const reason of result.skipped) process.stderr.write(`celforge unreject: ${reason}\n`);
+    if (result.noPlace > 0) {
+      process.stderr.write(`celforge unreject: ${result.noPlace} more found out of the dataset with no place recorded to go back to: frames marked as duplicates (\`celforge restore <video> <frame>\` brings those back); they stay where they are\n`);
+    }
     return 0;
   });
 }
