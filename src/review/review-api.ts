@@ -16,6 +16,7 @@ import { z } from 'zod';
 import type { Catalog } from '../adapters/catalog-store.ts';
 import { readFaces } from '../adapters/faces-file.ts';
 import { readFrameMap } from '../adapters/frame-map-file.ts';
+import { editTagsOfImages } from '../catalog/person-edit.ts';
 import { rejectImages } from '../catalog/reject-images.ts';
 import type { Config } from '../config/schema.ts';
 import type { Ledger } from '../daemon/ledger.ts';
@@ -215,15 +216,13 @@ async function imageTags(context: ReviewContext, [hash]: string[]): Promise<ApiR
 
 async function editImageTags(context: ReviewContext, [hash]: string[], { add, remove }: { add: string[]; remove: string[] }): Promise<ApiResult> {
   imageOf(context, hash!);
-  context.catalog.personEditImage(hash!, add, remove);
+  await editTagsOfImages(context.catalog, context.config(), [hash!], add, remove, 'review page tag edit');
   return json({ hash, tags: context.catalog.tagsOf(hash!) });
 }
 
 async function bulkTags(context: ReviewContext, _match: string[], { hashes, add, remove }: { hashes: string[]; add: string[]; remove: string[] }): Promise<ApiResult> {
   for (const hash of hashes) imageOf(context, hash);
-  context.catalog.batch(() => {
-    for (const hash of hashes) context.catalog.personEditImage(hash, add, remove);
-  });
+  await editTagsOfImages(context.catalog, context.config(), hashes, add, remove, 'review page tag edit');
   return json({ images: hashes.length, add, remove });
 }
 
