@@ -93,7 +93,7 @@ test('process: faces found, subject tags only on frames with a face, tags in the
   const search = await cli('search', '1girl -faces:0');
   assert.equal(search.stdout.trim().split('\n').length, 2, search.stdout);
 
-  assert.equal((await cli('reject', 'faces:0')).code, 0);
+  assert.equal((await cli('reject', 'faces:0', '--yes')).code, 0);
   const trashed = path.join(library, 'trash', sky.file.replace(/\.png$/, '.txt'));
   assert.deepEqual(readFileSync(trashed, 'utf8').trim().split(', '), skyCaption, 'the caption goes to the trash with its frame');
 });
