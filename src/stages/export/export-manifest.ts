@@ -7,7 +7,9 @@
  *
  *   readManifest(out)                 the record, or an empty one
  *   writeManifest(out, manifest)      written to a temporary name, synced, renamed
- *   mayReplace(file, recorded, same)  the rule, for one file
+ *   refuseConflicts(out, planned, stale, manifest)
+ *                                     the rule, for every file an export would write or remove:
+ *                                     throws EXPORT_CONFLICT naming the files that break it
  *   textFingerprint / statFingerprint what to record after writing a file
  */
 import { createHash } from 'node:crypto';
@@ -18,6 +20,10 @@ import { sha256Of } from '../../adapters/file-hash.ts';
 import { CelforgeError, errorMessage } from '../../errors.ts';
 
 export const MANIFEST = '.celforge-export.json';
+/** How many conflicting paths the error lists before "and N more". */
+const CONFLICTS_LISTED = 20;
+/** A file named by the SHA-256 of its bytes, as the catalog names images. */
+const CONTENT_NAMED = /^[0-9a-f]{64}\.[A-Za-z0-9]+$/;
 const FORMAT = 'celforge-kohya-export/2';
 /** The first format: image and caption names in images/, and whether meta_cap.json was written. */
 const FORMAT_1 = 'celforge-kohya-export/1';
@@ -30,6 +36,9 @@ export type Fingerprint =
   | { size: number; mtimeMs: number }
   /** From a format-1 record, which kept no fingerprints: not modified after that record was written. */
   | { notAfterMs: number };
+
+/** A file an export writes, by its path relative to the export folder ("/"-separated): a text, or a copy or link of `source`. */
+export type PlannedFile = { name: string; text: string } | { name: string; source: string };
 
 export interface Manifest {
   /** Keyed by the path relative to the export folder, "/"-separated. */
@@ -45,11 +54,59 @@ export function statFingerprint(info: Stats): Fingerprint {
 }
 
 /**
+ * Stops an export, before it writes anything, when a file it would
+ * overwrite (`planned`) or remove (`stale`) is not what it left there.
+ */
+export async function refuseConflicts(out: string, planned: PlannedFile[], stale: string[], manifest: Manifest): Promise<void> {
+  const conflicts: string[] = [];
+  // A file where a folder of the export goes (images/) stands for everything under it.
+  const blocked = new Set<string>();
+  for (const folder of new Set([...planned.map((p) => p.name), ...stale].filter((name) => name.includes('/')).map((name) => name.slice(0, name.indexOf('/'))))) {
+    const info = await lstat(path.join(out, folder)).catch(() => null);
+    if (info !== null && !info.isDirectory()) blocked.add(folder);
+  }
+  conflicts.push(...[...blocked].map((folder) => `${folder} (not a folder)`));
+  const checked = (name: string) => !blocked.has(name.slice(0, name.indexOf('/')));
+
+  for (const p of planned.filter((p) => checked(p.name))) {
+    const file = path.join(out, p.name);
+    const same = 'text' in p
+      ? async () => (await readFile(file, 'utf8').catch(() => null)) === p.text
+      : (info: Stats) => holdsSameBytes(file, info, p.source);
+    if (!(await mayReplace(file, manifest.files.get(p.name), same))) conflicts.push(p.name);
+  }
+  for (const name of stale.filter(checked)) {
+    const file = path.join(out, name);
+    // A catalog image whose bytes still hash to its name is the image as it was written.
+    const base = path.basename(name);
+    const same = CONTENT_NAMED.test(base) ? async () => (await sha256Of(file)) === base.slice(0, 64) : undefined;
+    if (!(await mayReplace(file, manifest.files.get(name), same))) conflicts.push(name);
+  }
+  if (conflicts.length === 0) return;
+
+  const one = conflicts.length === 1;
+  const listed = conflicts.slice(0, CONFLICTS_LISTED).map((name) => `  ${name}`);
+  if (conflicts.length > CONFLICTS_LISTED) listed.push(`  ... and ${conflicts.length - CONFLICTS_LISTED} more`);
+  throw new CelforgeError('EXPORT_CONFLICT', [
+    `${out}: ${one ? 'this file was' : `these ${conflicts.length} files were`} not written by celforge, or changed after celforge wrote ${one ? 'it' : 'them'}, and the export would overwrite or remove ${one ? 'it' : 'them'}:`,
+    ...listed,
+    `Nothing was written. Move ${one ? 'it' : 'them'} out of ${out} and export again (a caption corrected by hand belongs in the catalog: celforge tag), or export to another folder with --out.`,
+  ].join('\n'), { file: out });
+}
+
+/** The image at `file` is `source`: the same file (a hard link), or a copy of the same bytes. */
+async function holdsSameBytes(file: string, info: Stats, source: string): Promise<boolean> {
+  const sourceInfo = await stat(source);
+  if (info.dev === sourceInfo.dev && info.ino === sourceInfo.ino) return true;
+  return info.size === sourceInfo.size && (await sha256Of(file)) === (await sha256Of(source));
+}
+
+/**
  * Whether `file` may be overwritten or removed. `same` says whether the file
  * already holds what would be written (for a removal: what was written).
  * Only regular files qualify: a folder or a link in the way belongs to a person.
  */
-export async function mayReplace(file: string, recorded: Fingerprint[] | undefined, same?: (info: Stats) => Promise<boolean>): Promise<boolean> {
+async function mayReplace(file: string, recorded: Fingerprint[] | undefined, same?: (info: Stats) => Promise<boolean>): Promise<boolean> {
   const info = await lstat(file).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return null;
     throw error;
@@ -65,7 +122,12 @@ export async function mayReplace(file: string, recorded: Fingerprint[] | undefin
   return same ? same(info) : false;
 }
 
+/** The record in the export folder `out`; an empty one for a new folder. A file in the folder's place is refused. */
 export async function readManifest(out: string): Promise<Manifest> {
+  const outInfo = await stat(out).catch(() => null);
+  if (outInfo !== null && !outInfo.isDirectory()) {
+    throw new CelforgeError('EXPORT_CONFLICT', `${out} is a file, not a folder; nothing was written. Export to a folder with --out.`, { file: out });
+  }
   const file = path.join(out, MANIFEST);
   const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return null;

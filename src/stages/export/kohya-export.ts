@@ -27,21 +27,20 @@
  * already holds exactly what would be written is taken over, since nothing
  * is lost. Other files a person keeps there are left alone; images among them
  * are listed in `foreign`, since Kohya will train on them too. Kohya's own
- * caches beside the images (`<hash>_<w>x<h>_sd.npz`, `metadata_cache.json`)
+ * caches beside the images (`<hash>_<w>x<h>_sd.npz` and the like, `metadata_cache.json`)
  * are left alone.
  *
  * Each file is written to a temporary name and renamed into place.
  */
-import { constants, type Stats } from 'node:fs';
-import { copyFile, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { sha256Of } from '../../adapters/file-hash.ts';
 import { CelforgeError, errorMessage } from '../../errors.ts';
 import { captionFor, checkCaptionOptions, type CaptionOptions } from '../../catalog/captions.ts';
 import { bucketReport, checkBucketSettings, type BucketReport, type BucketSettings } from './kohya-buckets.ts';
 import type { DatasetForm } from './kohya-dataset-form.ts';
 import { datasetConfigToml, type DatasetConfig } from './kohya-toml.ts';
-import { mayReplace, readManifest, statFingerprint, textFingerprint, writeManifest, type Fingerprint, type Manifest } from './export-manifest.ts';
+import { readManifest, refuseConflicts, statFingerprint, textFingerprint, writeManifest, type Fingerprint, type Manifest, type PlannedFile } from './export-manifest.ts';
 
 export interface ExportImage {
   /** SHA-256 of the image's bytes: the file name in the dataset. */
@@ -101,11 +100,6 @@ const SAFE_HASH = /^[A-Za-z0-9-]{1,128}$/;
  */
 const LINK_UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EMLINK']);
 const TEMPORARY_SUFFIX = '.celforge-tmp';
-/** How many conflicting paths the error lists before "and N more". */
-const CONFLICTS_LISTED = 20;
-
-/** One file the export writes, by its path relative to <out> ("/"-separated). */
-type Planned = { name: string; text: string } | { name: string; image: ExportImage };
 
 export async function exportKohyaDataset(images: ExportImage[], options: ExportOptions): Promise<ExportResult> {
   checkOptions(images, options);
@@ -119,8 +113,8 @@ export async function exportKohyaDataset(images: ExportImage[], options: ExportO
   const report = bucketReport(options.buckets, images);
   for (const image of images) await sourceStat(image.path);
 
-  const planned: Planned[] = selected.flatMap(({ image, file, caption }): Planned[] => [
-    { name: `${IMAGES_DIR}/${file}`, image },
+  const planned: PlannedFile[] = selected.flatMap(({ image, file, caption }): PlannedFile[] => [
+    { name: `${IMAGES_DIR}/${file}`, source: image.path },
     // One line with a newline, as the WD14 tagger writes; Kohya refuses an empty caption file.
     { name: `${IMAGES_DIR}/${image.hash}${CAPTION_EXTENSION}`, text: `${caption}\n` },
   ]);
@@ -166,7 +160,7 @@ export async function exportKohyaDataset(images: ExportImage[], options: ExportO
       await writeIfChanged(file, p.text);
       fingerprint = textFingerprint(p.text);
     } else {
-      const how = await placeImage(p.image.path, file, options.link);
+      const how = await placeImage(p.source, file, options.link);
       if (how === 'linked') linked += 1;
       else copied += 1;
       fingerprint = statFingerprint(await stat(file));
@@ -192,47 +186,6 @@ export async function exportKohyaDataset(images: ExportImage[], options: ExportO
     removed,
     foreign,
   };
-}
-
-/**
- * Stops the export, before anything is written, when a file it would
- * overwrite or remove is not what this exporter left there.
- */
-async function refuseConflicts(out: string, planned: Planned[], stale: string[], manifest: Manifest): Promise<void> {
-  const conflicts: string[] = [];
-  const imagesInfo = await lstat(path.join(out, IMAGES_DIR)).catch(() => null);
-  const imagesBlocked = imagesInfo !== null && !imagesInfo.isDirectory();
-  if (imagesBlocked) conflicts.push(`${IMAGES_DIR} (not a folder)`);
-  const checked = (name: string) => !(imagesBlocked && name.startsWith(`${IMAGES_DIR}/`));
-  for (const p of planned.filter((p) => checked(p.name))) {
-    const file = path.join(out, p.name);
-    const same = 'text' in p
-      ? async () => (await readFile(file, 'utf8').catch(() => null)) === p.text
-      : (info: Stats) => holdsSameBytes(file, info, p.image.path);
-    if (!(await mayReplace(file, manifest.files.get(p.name), same))) conflicts.push(p.name);
-  }
-  for (const name of stale.filter(checked)) {
-    const file = path.join(out, name);
-    // A recorded image whose bytes still hash to its name is the catalog's image, as written.
-    const hash = path.basename(name, path.extname(name));
-    const same = isKohyaImage(name) ? async () => (await sha256Of(file)) === hash.toLowerCase() : undefined;
-    if (!(await mayReplace(file, manifest.files.get(name), same))) conflicts.push(name);
-  }
-  if (conflicts.length === 0) return;
-  const listed = conflicts.slice(0, CONFLICTS_LISTED).map((name) => `  ${name}`);
-  if (conflicts.length > CONFLICTS_LISTED) listed.push(`  ... and ${conflicts.length - CONFLICTS_LISTED} more`);
-  throw new CelforgeError('EXPORT_CONFLICT', [
-    `${out}: ${conflicts.length === 1 ? 'this file was' : `these ${conflicts.length} files were`} not written by celforge, or changed after celforge wrote ${conflicts.length === 1 ? 'it' : 'them'}, and the export would overwrite or remove ${conflicts.length === 1 ? 'it' : 'them'}:`,
-    ...listed,
-    `Nothing was written. Move ${conflicts.length === 1 ? 'it' : 'them'} out of ${out} and export again (a caption corrected by hand belongs in the catalog: celforge tag), or export to another folder with --out.`,
-  ].join('\n'), { file: out });
-}
-
-/** The image at `file` is the source: the same file (a hard link), or a copy of the same bytes. */
-async function holdsSameBytes(file: string, info: Stats, source: string): Promise<boolean> {
-  const sourceInfo = await stat(source);
-  if (info.dev === sourceInfo.dev && info.ino === sourceInfo.ino) return true;
-  return info.size === sourceInfo.size && (await sha256Of(file)) === (await sha256Of(source));
 }
 
 function isKohyaImage(name: string): boolean {

@@ -196,7 +196,7 @@ test('a folder exported by the first record format: what it wrote is celforge\'s
   assert.equal(JSON.parse(readFileSync(record, 'utf8')).format, 'celforge-kohya-export/2');
 });
 
-test('a record that is not celforge\'s, or a file where the images folder goes, is refused without writing', async (t) => {
+test('a record that is not celforge\'s, a file where the images folder goes, a file as the export folder: refused without writing', async (t) => {
   const images = await library(t);
   const out = tempDir(t);
   writeFileSync(path.join(out, '.celforge-export.json'), '{"something": "else"}');
@@ -208,4 +208,9 @@ test('a record that is not celforge\'s, or a file where the images folder goes, 
   writeFileSync(path.join(other, 'images'), 'a file');
   await refused(exportKohyaDataset(images, optionsFor(other)), ['images (not a folder)']);
   assert.deepEqual(readdirSync(other), ['images']);
+
+  const file = path.join(other, 'images');
+  await assert.rejects(exportKohyaDataset(images, optionsFor(file)), (error: unknown) =>
+    error instanceof CelforgeError && error.code === 'EXPORT_CONFLICT' && error.message === `${file} is a file, not a folder; nothing was written. Export to a folder with --out.`);
+  assert.equal(readFileSync(file, 'utf8'), 'a file');
 });
