@@ -19,7 +19,7 @@ import path from 'node:path';
 import { sha256Of } from '../../adapters/file-hash.ts';
 import { CelforgeError, errorMessage } from '../../errors.ts';
 
-export const MANIFEST = '.celforge-export.json';
+const MANIFEST = '.celforge-export.json';
 /** How many conflicting paths the error lists before "and N more". */
 const CONFLICTS_LISTED = 20;
 /** A file named by the SHA-256 of its bytes, as the catalog names images. */
