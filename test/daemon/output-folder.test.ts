@@ -77,9 +77,10 @@ const jobOf = (library: string, video: string): Job => readJobs(library).find((j
 
 test('three videos named "Show - 03.m2ts": three folders, each with its own frames, a note on the later two, restore decodes the right source', async (t) => {
   const { library, videos, cli } = setup(t);
-  for (const video of videos) {
+  for (const [i, video] of videos.entries()) {
     const result = await cli('process', video);
     assert.equal(result.code, 0, result.stderr + result.stdout);
+    if (i > 0) assert.match(result.stderr, /Show episode 03 is already held by another video .* has its own folder Show\/03-[0-9a-f]{8}/, 'no log line');
   }
   const jobs = videos.map((video) => jobOf(library, video));
   assert.deepEqual(jobs.map((job) => [job.series, job.episode]), [['Show', '03'], ['Show', '03'], ['Show', '03']]);
