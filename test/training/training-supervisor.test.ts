@@ -127,9 +127,9 @@ test('a run starts only inside a window and when idle, stops at the window end a
   assert.equal(events.at(-1)!.kind, 'stopped');
   const savedFirstNight = state.savedSteps;
 
-  // A later state the kill cut short: it must never be resumed from.
+  // A later state the kill cut short (the trainer may have begun it before the kill landed): it must never be resumed from.
   const partial = path.join(first.dir, `celforge-step${String(savedFirstNight + 10).padStart(8, '0')}-state`);
-  mkdirSync(partial);
+  mkdirSync(partial, { recursive: true });
   writeFileSync(path.join(partial, 'train_state.json'), '{}');
   writeFileSync(path.join(partial, 'model.safetensors'), 'half');
   assert.equal(isComplete(partial, { scheduler: true }), false);
