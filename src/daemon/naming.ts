@@ -48,6 +48,8 @@ function byPatterns(relative: string, patterns: readonly string[]): SeriesEpisod
   return null;
 }
 
+// A Blu-ray clip is BDMV/STREAM/<5-digit clip id>.m2ts: libbluray src/libbluray/bdnav/navigation.c,
+// _fill_clip (ShiftMediaProject/libbluray@d56846e), copies the 5-character clip_id and appends ".m2ts".
 const STREAM_FILE = /^\d{5}$/;
 const SEASON_FOLDER = /^(?:season|series|s)[\s._-]*(\d{1,2})$/iu;
 const EXTRAS_FOLDER = /^(?:specials?|sps?|extras?|bonus|ova|oad|ncop|nced|nc|menus?|featurettes?)$/iu;
