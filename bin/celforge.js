@@ -1,6 +1,21 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly through tsx, so there is no build step.
+// Runs the TypeScript sources directly through tsx, in this process (so a
+// signal sent to this process reaches celforge), with no build step.
 import { register } from 'tsx/esm/api';
+
+// `npm start` and `npx celforge` run this through `sh -c`. npm passes SIGTERM
+// and SIGINT to that shell only (@npmcli/run-script, lib/signal-manager.js),
+// and dash, /bin/sh on Debian and Ubuntu, neither execs the command nor passes
+// the signal on: the shell dies and celforge is left running without it. So
+// under npm, the shell going away stops celforge as SIGTERM does.
+if (process.env.npm_lifecycle_event !== undefined && process.platform !== 'win32') {
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(watch);
+    process.kill(process.pid, 'SIGTERM');
+  }, 250).unref();
+}
 
 register();
 await import('../src/cli/main.ts');

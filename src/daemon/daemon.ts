@@ -23,7 +23,16 @@ export interface DaemonOptions {
 }
 
 export async function runDaemon({ config, log, reloadConfig, port }: DaemonOptions): Promise<void> {
-  const runtime = await Runtime.open({ config, log, command: 'start' });
+  // A stop asked for while the library and the page open is kept for when they are, instead of killing the daemon with its lock held.
+  let stopBeforeReady: string | null = null;
+  const onEarlyStop = (signal: string) => void (stopBeforeReady = signal);
+  process.on('SIGTERM', onEarlyStop);
+  process.on('SIGINT', onEarlyStop);
+  const runtime = await Runtime.open({ config, log, command: 'start' }).catch((error: unknown) => {
+    process.off('SIGTERM', onEarlyStop);
+    process.off('SIGINT', onEarlyStop);
+    throw error;
+  });
   let review: ReviewServer | null = null;
   if (config.review.enabled) {
     try {
@@ -32,6 +41,8 @@ export async function runDaemon({ config, log, reloadConfig, port }: DaemonOptio
         { ...config.review, port: port ?? config.review.port, token: randomBytes(24).toString('hex'), log },
       );
     } catch (error) {
+      process.off('SIGTERM', onEarlyStop);
+      process.off('SIGINT', onEarlyStop);
       await runtime.release();
       throw error;
     }
@@ -70,6 +81,9 @@ export async function runDaemon({ config, log, reloadConfig, port }: DaemonOptio
   process.on('SIGTERM', onStop);
   process.on('SIGINT', onStop);
   process.on('SIGHUP', onReload);
+  process.off('SIGTERM', onEarlyStop);
+  process.off('SIGINT', onEarlyStop);
+  if (stopBeforeReady) onStop(stopBeforeReady);
   // The watcher may wait for a network share; jobs already queued and training go on meanwhile.
   const watching = watcher.start().catch((error: unknown) => log.error(`inbox watcher: ${errorMessage(error)}`));
   try {

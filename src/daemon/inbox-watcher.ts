@@ -40,6 +40,8 @@ export class InboxWatcher {
   #rescanTimer: NodeJS.Timeout | null = null;
   #closed = false;
   #wakeMountWait: (() => void) | null = null;
+  /** Ends start()'s wait for chokidar's first scan: a closed watcher never reports `ready` (SIGTERM during a long first scan). */
+  #wakeReadyWait: (() => void) | null = null;
 
   constructor({ config, log, onVideo }: InboxWatcherOptions) {
     this.#config = config;
@@ -68,7 +70,11 @@ export class InboxWatcher {
     this.#watcher.on('change', consider);
     this.#watcher.on('unlink', (file) => this.#tracker.forget(path.resolve(file)));
     this.#watcher.on('error', (error) => this.#log.error({ err: error }, 'inbox watcher error'));
-    await new Promise<void>((resolve) => this.#watcher!.once('ready', () => resolve()));
+    await new Promise<void>((resolve) => {
+      this.#wakeReadyWait = resolve;
+      this.#watcher!.once('ready', () => resolve());
+    });
+    this.#wakeReadyWait = null;
     if (this.#closed) {
       await this.#watcher.close();
       return;
@@ -87,6 +93,7 @@ export class InboxWatcher {
   async close(): Promise<void> {
     this.#closed = true;
     this.#wakeMountWait?.();
+    this.#wakeReadyWait?.();
     if (this.#rescanTimer) clearInterval(this.#rescanTimer);
     this.#tracker.close();
     await this.#watcher?.close();
