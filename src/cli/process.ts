@@ -3,12 +3,16 @@
  * videos, without watching, with a progress bar. A video that failed before
  * is tried again. It does not wait for model downloads: a video whose faces
  * or tags stage needs a missing model is left waiting (the daemon, or the
- * next `process`, continues it). Exit codes: 0 every video ready for review,
- * 1 one failed, 3 one waits for a model, 130 interrupted.
+ * next `process`, continues it). Nor does it wait for disk space: a video
+ * the disk gate holds (or whose extraction paused at the reserve) is left
+ * waiting, with what it needs and what is free. Exit codes: 0 every video
+ * ready for review, 1 one failed, 3 one waits for a model, 4 one waits for
+ * disk space, 130 interrupted.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { intakeVideo } from '../daemon/intake.ts';
+import { formatSize } from '../config/size.ts';
 import { isFinished, type Job } from '../daemon/job.ts';
 import { Runtime } from '../daemon/runtime.ts';
 import { CelforgeError } from '../errors.ts';
@@ -40,7 +44,7 @@ export async function processCommand(videos: string[], options: GlobalOptions): 
     const current = () => runtime.ledger.jobs().find((job) => ids.includes(job.id) && !isFinished(job));
     const redraw = setInterval(() => bar.show(current()), 250);
     try {
-      await runtime.scheduler.run({ exitWhenIdle: true, only: new Set(ids), leaveModelWaits: true });
+      await runtime.scheduler.run({ exitWhenIdle: true, only: new Set(ids), leaveModelWaits: true, leaveDiskWaits: true });
     } finally {
       clearInterval(redraw);
       bar.stop();
@@ -55,9 +59,23 @@ export async function processCommand(videos: string[], options: GlobalOptions): 
     if (isReady(job) || job.state === 'waiting-for-model') process.stdout.write(`${job.source}: ${describeOutput(job)}\n`);
     if (!isReady(job)) process.stdout.write(`${describeJob(job)}\n`);
   }
+  const short = jobs.filter((job) => job.state === 'waiting-for-disk' || job.state === 'paused-disk-low');
+  for (const job of short) process.stderr.write(`celforge: ${job.source}: ${describeDiskWait(job, config.library)}\n`);
   if (runtime.signal.aborted) return 130;
   if (jobs.some((job) => job.state === 'failed')) return 1;
+  if (short.length) return EXIT_WAITING_FOR_DISK;
   return jobs.every(isReady) ? 0 : 3;
+}
+
+/** `process` ends when a video waits for disk space: a one-off run does not wait for a person to free some. */
+export const EXIT_WAITING_FOR_DISK = 4;
+
+function describeDiskWait(job: Job, library: string): string {
+  const what = job.state === 'paused-disk-low' ? 'extraction paused' : 'not started';
+  if (!job.disk) return `${what}: not enough disk space on ${library}`;
+  const { neededBytes, reserveBytes, freeBytes } = job.disk;
+  return `${what}: needs ${formatSize(neededBytes)} plus the ${formatSize(reserveBytes)} reserve (disk.reserve) on ${library}, ` +
+    `and ${formatSize(freeBytes)} is free. Free some space or lower disk.reserve, then run it again (\`celforge start\` waits instead).`;
 }
 
 function isReady(job: Job): boolean {

@@ -18,6 +18,8 @@ export interface SchedulerOptions {
   only?: ReadonlySet<string>;
   /** With exitWhenIdle: a job waiting for a model counts as idle (a one-off run does not wait for a download). */
   leaveModelWaits?: boolean;
+  /** With exitWhenIdle: a job waiting for disk space counts as idle (a one-off run says so and ends). */
+  leaveDiskWaits?: boolean;
 }
 
 export class Scheduler {
@@ -60,7 +62,7 @@ export class Scheduler {
         }
         continue;
       }
-      if (options.exitWhenIdle && this.#pending(options.only).every((job) => options.leaveModelWaits && job.state === 'waiting-for-model')) return;
+      if (options.exitWhenIdle && this.#pending(options.only).every((job) => isLeftWaiting(job, options))) return;
       await this.#sleepUntilWork();
     }
   }
@@ -92,4 +94,10 @@ export class Scheduler {
     });
     this.#log.trace('scheduler woke');
   }
+}
+
+function isLeftWaiting(job: Job, options: SchedulerOptions): boolean {
+  if (job.state === 'waiting-for-model') return Boolean(options.leaveModelWaits);
+  if (job.state === 'waiting-for-disk' || job.state === 'paused-disk-low') return Boolean(options.leaveDiskWaits);
+  return false;
 }
