@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'DISK_FULL'
   | 'LEDGER_CORRUPT'
   | 'LIBRARY_LOCKED'
+  | 'FOLDER_READ_ONLY'
   | 'FFMPEG_NOT_FOUND'
   | 'FILE_NOT_FOUND'
   | 'IMAGE_UNREADABLE'

@@ -1,5 +1,5 @@
 /** fsync helpers: what must survive a power cut is synced, with its folder. */
-import { open, rename } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 export async function fsyncFile(file: string): Promise<void> {
@@ -17,16 +17,31 @@ export async function fsyncDir(dir: string): Promise<void> {
   await fsyncFile(path.resolve(dir));
 }
 
-/** Replaces a file whole: written to `<file>.tmp`, synced, renamed over it, the folder synced. */
+/** Numbers this process's temporary files. */
+let writes = 0;
+
+/**
+ * Replaces a file whole: written to a temporary name beside it, synced,
+ * renamed over it, the folder synced. The folder is made on first use. Each
+ * write has its own temporary name: two writers sharing `<file>.tmp` would
+ * have the second rename fail with ENOENT once the first took it away.
+ */
 export async function replaceFileDurably(file: string, data: string | Uint8Array): Promise<void> {
-  const temporary = `${file}.tmp`;
-  const handle = await open(temporary, 'w');
+  await mkdir(path.dirname(file), { recursive: true });
+  const temporary = `${file}.${process.pid}-${(writes += 1)}.tmp`;
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await open(temporary, 'w');
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, file);
+  } catch (error) {
+    // A failed write (a full disk) leaves nothing behind.
+    await rm(temporary, { force: true });
+    throw error;
   }
-  await rename(temporary, file);
   await fsyncDir(path.dirname(file));
 }

@@ -6,10 +6,11 @@ import { Catalog } from '../adapters/catalog-store.ts';
 import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { catalogPath } from '../daemon/library-paths.ts';
-import type { GlobalOptions } from './context.ts';
+import { prepareLibrary, type GlobalOptions } from './context.ts';
 
 export async function withCatalog<T>(options: GlobalOptions, use: (catalog: Catalog, config: Config) => Promise<T> | T): Promise<T> {
   const config = await loadConfig({ configPath: options.config, library: options.library });
+  await prepareLibrary(config.library);
   const catalog = Catalog.open(catalogPath(config.library));
   try {
     return await use(catalog, config);

@@ -10,6 +10,7 @@
  */
 import path from 'node:path';
 import { HydrusClient, HydrusUnreachable } from '../adapters/hydrus-client.ts';
+import { assertWritableFolder } from '../adapters/writable-folder.ts';
 import { pullFromHydrus } from '../catalog/hydrus-sync.ts';
 import { CelforgeError } from '../errors.ts';
 import { exportQuery } from '../stages/export/export-query.ts';
@@ -22,6 +23,7 @@ export interface ExportCommandOptions extends GlobalOptions {
 }
 
 export async function exportCommand(query: string, options: ExportCommandOptions): Promise<void> {
+  await assertWritableFolder(path.resolve(options.out), 'the export folder');
   await withCatalog(options, async (catalog, config) => {
     if (config.hydrus?.pullBeforeExport && !options.skipHydrus) {
       const client = new HydrusClient(config.hydrus);

@@ -7,6 +7,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { lockHolder } from '../adapters/lock-file.ts';
+import { assertWritableFolder } from '../adapters/writable-folder.ts';
 import { loadConfig } from '../config/load.ts';
 import { lockPath, stateDir } from '../daemon/library-paths.ts';
 import { Runtime } from '../daemon/runtime.ts';
@@ -21,6 +22,7 @@ export async function trainCommand(options: GlobalOptions & { now?: boolean }): 
   if (!config.train) {
     throw new CelforgeError('CONFIG_INVALID', `${config.source ?? 'the configuration'}: no train section; set train.sdScripts, train.maxTrainSteps and the rest (see the README)`);
   }
+  if (config.train.dir) await assertWritableFolder(config.train.dir, 'the training folder (train.dir)');
   const daemon = await lockHolder(lockPath(config.library));
   if (daemon) {
     await writeFile(trainingRequestPath(stateDir(config.library)), JSON.stringify({ queuedAt: new Date().toISOString(), now: Boolean(options.now) }));
@@ -34,6 +36,10 @@ export async function trainCommand(options: GlobalOptions & { now?: boolean }): 
   process.on('SIGINT', onInterrupt);
   process.on('SIGTERM', onInterrupt);
   try {
+    if (options.now && runtime.catalog.search(config.train.query).length === 0) {
+      // Training would find nothing to train on at every check, and never end.
+      throw new CelforgeError('FILE_NOT_FOUND', `train.query "${config.train.query}": no images in ${config.library} to train on; import pictures or process videos first`);
+    }
     await runtime.training!.request(Boolean(options.now));
     if (!options.now) {
       process.stdout.write(`queued; "celforge start" runs it: ${describeNext(config.train)}\n`);
