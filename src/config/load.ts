@@ -86,7 +86,7 @@ async function importConfigFile(file: string): Promise<unknown> {
     }
     return config;
   } catch (error) {
-    throw new CelforgeError('CONFIG_INVALID', hideSecretAssignments(`${file}: cannot load the configuration: ${errorMessage(error)}`), {
+    throw new CelforgeError('CONFIG_INVALID', `${file}: cannot load the configuration: ${errorMessage(error)}`, {
       file,
       cause: error,
     });
@@ -172,9 +172,4 @@ function secretValues(raw: unknown, underSecret = false, found: string[] = []): 
 function hideSecrets(message: string, raw: unknown): string {
   const secrets = [...new Set(secretValues(raw))].filter(Boolean).sort((a, b) => b.length - a.length);
   return secrets.reduce((text, secret) => text.split(secret).join(HIDDEN), message);
-}
-
-/** A config file that cannot be compiled may be quoted in the error: blank what follows a secret-named key there. */
-function hideSecretAssignments(message: string): string {
-  return message.replace(/(\w*(?:key|secret|token|password)\w*["'`]?\s*[:=]\s*)(?:(["'`])(?:\\.|(?!\2).)*\2?|[^\s,}]+)/gi, `$1${HIDDEN}`);
 }
