@@ -4,10 +4,11 @@
 import { register } from 'tsx/esm/api';
 
 // `npm start` and `npx celforge` run this through `sh -c`. npm passes SIGTERM
-// and SIGINT to that shell only (@npmcli/run-script, lib/signal-manager.js),
-// and dash, /bin/sh on Debian and Ubuntu, neither execs the command nor passes
-// the signal on: the shell dies and celforge is left running without it. So
-// under npm, the shell going away stops celforge as SIGTERM does.
+// and SIGINT to that shell only (forwardedSignals and handleSignal in
+// npm/run-script lib/signal-manager.js, lines 3-12 at commit 41c1cf5), and
+// dash, /bin/sh on Debian and Ubuntu (0.5.12), neither execs the command nor
+// passes the signal on: the shell dies and celforge is left running without
+// it. So under npm, the shell going away stops celforge as SIGTERM does.
 if (process.env.npm_lifecycle_event !== undefined && process.platform !== 'win32') {
   const parent = process.ppid;
   const watch = setInterval(() => {

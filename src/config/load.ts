@@ -97,8 +97,8 @@ async function importConfigFile(file: string): Promise<unknown> {
  * The file's `export default`, or undefined. Outside an ESM package a .ts
  * file is compiled to CommonJS, and Node hands back `module.exports` as the
  * default: esbuild marks exports compiled from ESM syntax with `__esModule`
- * (its `__toCommonJS` helper), and their default export sits one level
- * deeper. A CommonJS file without that mark has no `export default`, even
+ * (`__toCommonJS` in evanw/esbuild internal/runtime/runtime.go, commit
+ * 02b4187), and their default export sits one level deeper. A CommonJS file without that mark has no `export default`, even
  * when its `module.exports` is an (empty) object.
  */
 function defaultExport(file: string, module: { default?: unknown }): unknown {
