@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'FFMPEG_NOT_FOUND'
   | 'FILE_NOT_FOUND'
   | 'IMAGE_UNREADABLE'
+  | 'EXPORT_CONFLICT'
   | 'INTERNAL';
 
 export class CelforgeError extends Error {
