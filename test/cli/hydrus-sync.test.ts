@@ -2,20 +2,14 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import sharp from 'sharp';
 import { HydrusClient } from '../../src/adapters/hydrus-client.ts';
 import { FakeHydrus } from '../fixtures/fake-hydrus.ts';
 import { runCli, tempDir, writeConfig } from '../helpers.ts';
 
 test('push sends images and tags; pull brings back what a person changed in Hydrus, and it survives re-import', async (t) => {
-  const fake = await FakeHydrus.start();
-  t.after(() => fake.stop());
-  const dir = tempDir(t);
-  const configFile = writeConfig(dir, { disk: { reserve: 0 }, hydrus: { url: fake.url, accessKey: fake.accessKey, tagService: 'my tags' } });
-  const cli = (...args: string[]) => runCli(['--config', configFile, ...args], { cwd: dir });
-  const drop = path.join(dir, 'drop');
-  mkdirSync(drop);
+  const { fake, cli, drop } = await libraryWithHydrus(t);
   for (const [name, colour] of [['a', '#aa0000'], ['b', '#00aa00']] as const) {
     await sharp({ create: { width: 32, height: 32, channels: 3, background: colour } }).png().toFile(path.join(drop, `${name}.png`));
     writeFileSync(path.join(drop, `${name}.txt`), '1girl, solo, long hair');
@@ -68,13 +62,7 @@ test('a closed Hydrus gives a clear message without the key, and loses nothing',
 });
 
 test('emoticon tags survive a push and a pull: Hydrus\'s "::d" comes back as ":d", never as a second tag in the caption', async (t) => {
-  const fake = await FakeHydrus.start();
-  t.after(() => fake.stop());
-  const dir = tempDir(t);
-  const configFile = writeConfig(dir, { disk: { reserve: 0 }, hydrus: { url: fake.url, accessKey: fake.accessKey, tagService: 'my tags' } });
-  const cli = (...args: string[]) => runCli(['--config', configFile, ...args], { cwd: dir });
-  const drop = path.join(dir, 'drop');
-  mkdirSync(drop);
+  const { fake, dir, cli, drop } = await libraryWithHydrus(t);
   await sharp({ create: { width: 32, height: 32, channels: 3, background: '#336699' } }).png().toFile(path.join(drop, 'a.png'));
   writeFileSync(path.join(drop, 'a.txt'), '1girl, :d, :o, :3');
   await cli('import', drop);
@@ -101,3 +89,15 @@ test('emoticon tags survive a push and a pull: Hydrus\'s "::d" comes back as ":d
   assert.ok(caption.includes(':d') && caption.includes(':3'), caption.join(', '));
   assert.ok(!caption.some((token) => token.startsWith('::') || token === ':o'), caption.join(', '));
 });
+
+/** A library whose config names a running fake Hydrus, with an empty folder to import from. */
+async function libraryWithHydrus(t: TestContext) {
+  const fake = await FakeHydrus.start();
+  t.after(() => fake.stop());
+  const dir = tempDir(t);
+  const configFile = writeConfig(dir, { disk: { reserve: 0 }, hydrus: { url: fake.url, accessKey: fake.accessKey, tagService: 'my tags' } });
+  const cli = (...args: string[]) => runCli(['--config', configFile, ...args], { cwd: dir });
+  const drop = path.join(dir, 'drop');
+  mkdirSync(drop);
+  return { fake, dir, cli, drop };
+}
