@@ -6,32 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import sharp from 'sharp';
 import { makeClip } from '../fixtures/clips.ts';
-import { projectRoot, runCli, tempDir, waitFor, writeConfig, type CliResult } from '../helpers.ts';
-
-const FAKE_KOHYA = path.join(import.meta.dirname, '..', 'fixtures', 'fake-kohya');
+import { trainingProject } from '../fixtures/training-project.ts';
+import { projectRoot, runCli, tempDir, waitFor, type CliResult } from '../helpers.ts';
 
 async function setup(t: Parameters<typeof tempDir>[0]) {
-  const dir = tempDir(t);
-  const pictures = path.join(dir, 'pictures');
-  mkdirSync(pictures);
-  for (const [index, colour] of ['#ff0000', '#00ff00'].entries()) {
-    await sharp({ create: { width: 64, height: 64, channels: 3, background: colour } }).png().toFile(path.join(pictures, `${index}.png`));
-    writeFileSync(path.join(pictures, `${index}.txt`), '1girl, solo');
-  }
-  const configFile = writeConfig(dir, {
-    inbox: './inbox', library: './library', disk: { reserve: 0 }, notify: { desktop: false },
-    train: {
-      sdScripts: FAKE_KOHYA, launcher: [process.execPath, path.join(FAKE_KOHYA, 'accelerate.mjs'), 'launch'], script: 'train_network.mjs',
-      args: { fake_step_ms: 5 }, maxTrainSteps: 10, saveEveryNSteps: 5, checkSeconds: 0.2,
-      windows: [{ start: '0 0 1 1 *', hours: 1 }], timezone: 'UTC', idle: { cpuLoad: 1000 },
-    },
-  });
-  return { dir, pictures, configFile };
+  return trainingProject(t, { args: { fake_step_ms: 5 }, maxTrainSteps: 10, saveEveryNSteps: 5 }, { notify: { desktop: false } });
 }
 
 function noMissingFile(result: CliResult, what: string): void {

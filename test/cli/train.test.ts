@@ -3,28 +3,11 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import sharp from 'sharp';
-import { readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
-
-const FAKE_KOHYA = path.join(import.meta.dirname, '..', 'fixtures', 'fake-kohya');
+import { trainingProject } from '../fixtures/training-project.ts';
+import { readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor } from '../helpers.ts';
 
 async function setup(t: Parameters<typeof tempDir>[0], args: Record<string, unknown> = {}) {
-  const dir = tempDir(t);
-  const pictures = path.join(dir, 'pictures');
-  mkdirSync(pictures);
-  for (const [index, colour] of ['#ff0000', '#00ff00'].entries()) {
-    await sharp({ create: { width: 64, height: 64, channels: 3, background: colour } }).png().toFile(path.join(pictures, `${index}.png`));
-    writeFileSync(path.join(pictures, `${index}.txt`), '1girl, solo');
-  }
-  const configFile = writeConfig(dir, {
-    inbox: './inbox', library: './library', disk: { reserve: 0 },
-    train: {
-      sdScripts: FAKE_KOHYA, launcher: [process.execPath, path.join(FAKE_KOHYA, 'accelerate.mjs'), 'launch'], script: 'train_network.mjs',
-      args: { fake_step_ms: 10, ...args }, maxTrainSteps: 30, saveEveryNSteps: 10, checkSeconds: 0.2,
-      // A window that never opens while the tests run.
-      windows: [{ start: '0 0 1 1 *', hours: 1 }], timezone: 'UTC', idle: { cpuLoad: 1000 },
-    },
-  });
+  const { dir, pictures, configFile } = await trainingProject(t, { args: { fake_step_ms: 10, ...args }, maxTrainSteps: 30, saveEveryNSteps: 10 });
   mkdirSync(path.join(dir, 'inbox'));
   const cli = (...args: string[]) => runCli(['--config', configFile, ...args], { cwd: dir });
   assert.equal((await cli('import', pictures)).code, 0);
