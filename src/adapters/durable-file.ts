@@ -28,20 +28,27 @@ let writes = 0;
  */
 export async function replaceFileDurably(file: string, data: string | Uint8Array): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
-  const temporary = `${file}.${process.pid}-${(writes += 1)}.tmp`;
+  await writeThenRename(file, `${file}.${process.pid}-${(writes += 1)}.tmp`, data);
+  await fsyncDir(path.dirname(file));
+}
+
+/**
+ * Writes `data` under `temporary` (synced unless told not to) and renames it
+ * over `file`, so a reader sees the old file or the new one, never half.
+ * A failed write (a full disk) leaves nothing behind.
+ */
+export async function writeThenRename(file: string, temporary: string, data: string | Uint8Array, options: { sync?: boolean } = {}): Promise<void> {
   try {
     const handle = await open(temporary, 'w');
     try {
       await handle.writeFile(data);
-      await handle.sync();
+      if (options.sync ?? true) await handle.sync();
     } finally {
       await handle.close();
     }
     await rename(temporary, file);
   } catch (error) {
-    // A failed write (a full disk) leaves nothing behind.
     await rm(temporary, { force: true });
     throw error;
   }
-  await fsyncDir(path.dirname(file));
 }

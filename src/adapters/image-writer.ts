@@ -5,9 +5,10 @@
  * The same pixels always give the same PNG bytes, which restore relies on.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
+import { writeThenRename } from './durable-file.ts';
 
 /**
  * Measured on grainy 1080p frames: unfiltered, zlib levels 2 to 6 give the
@@ -48,18 +49,5 @@ export async function writePreview(image: RawImage, file: string, width: number)
 /** Writes `<file>.tmp` and renames it; a write that fails (a full disk) leaves nothing behind. */
 async function writeWhole(file: string, bytes: Buffer, sync: boolean): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
-  const temporary = `${file}.tmp`;
-  try {
-    const handle = await open(temporary, 'w');
-    try {
-      await handle.writeFile(bytes);
-      if (sync) await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, file);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
+  await writeThenRename(file, `${file}.tmp`, bytes, { sync });
 }

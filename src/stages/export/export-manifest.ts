@@ -13,9 +13,10 @@
  *   textFingerprint / statFingerprint what to record after writing a file
  */
 import { createHash } from 'node:crypto';
-import { lstat, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { lstat, readFile, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import path from 'node:path';
+import { writeThenRename } from '../../adapters/durable-file.ts';
 import { sha256Of } from '../../adapters/file-hash.ts';
 import { CelforgeError, errorMessage } from '../../errors.ts';
 
@@ -168,20 +169,7 @@ export async function writeManifest(out: string, manifest: Manifest): Promise<vo
   const file = path.join(out, MANIFEST);
   const files = Object.fromEntries([...manifest.files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   const text = `${JSON.stringify({ format: FORMAT, files }, null, 1)}\n`;
-  const temporary = `${file}.${process.pid}.celforge-tmp`;
-  try {
-    const handle = await open(temporary, 'w');
-    try {
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, file);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
+  await writeThenRename(file, `${file}.${process.pid}.celforge-tmp`, text);
 }
 
 /** Plain relative paths inside the export folder: a hand-edited record must not reach outside it. */

@@ -33,8 +33,9 @@
  * Each file is written to a temporary name and renamed into place.
  */
 import { constants } from 'node:fs';
-import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, link, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { writeThenRename } from '../../adapters/durable-file.ts';
 import { CelforgeError, errorMessage } from '../../errors.ts';
 import { captionFor, checkCaptionOptions, type CaptionOptions } from '../../catalog/captions.ts';
 import { bucketReport, checkBucketSettings, type BucketReport, type BucketSettings } from './kohya-buckets.ts';
@@ -313,13 +314,5 @@ async function removeTemporaries(dir: string): Promise<void> {
 async function writeIfChanged(file: string, content: string): Promise<void> {
   const existing = await readFile(file, 'utf8').catch(() => null);
   if (existing === content) return;
-  await viaTemporary(file, async (temporary) => {
-    const handle = await open(temporary, 'w');
-    try {
-      await handle.writeFile(content, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  });
+  await writeThenRename(file, `${file}.${process.pid}${TEMPORARY_SUFFIX}`, content);
 }
