@@ -23,7 +23,7 @@ function loadCascade(xmlFile: string): Promise<{ cv: OpenCv; classifier: OpenCv 
   return loaded.get(xmlFile, async () => {
     const { cv } = await loadOpenCv();
     const data = await readFile(xmlFile).catch(() => {
-      throw new CelforgeError('FILE_NOT_FOUND', `${xmlFile}: cascade file missing; run "celforge models fetch lbpcascade-animeface"`, { file: xmlFile });
+      throw new CelforgeError('FILE_NOT_FOUND', `${xmlFile}: cascade file missing; it ships with celforge in models/lbpcascade-animeface/: restore it (git checkout -- models/lbpcascade-animeface)`, { file: xmlFile });
     });
     const name = `cascade-${(files += 1)}.xml`;
     cv.FS_createDataFile('/', name, data, true, false, false);

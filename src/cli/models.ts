@@ -8,7 +8,7 @@ import { download } from '../adapters/downloader.ts';
 import { loadConfig } from '../config/load.ts';
 import { formatSize } from '../config/size.ts';
 import { CelforgeError } from '../errors.ts';
-import { BUNDLED_MANIFEST, loadManifest, modelFilePath, modelState } from '../models/manifest.ts';
+import { BUNDLED_MANIFEST, loadManifest, modelFilePath, modelState, shippedModelMissing } from '../models/manifest.ts';
 import type { GlobalOptions } from './context.ts';
 
 export async function modelsCommand(action: string, ids: string[], options: GlobalOptions): Promise<void> {
@@ -17,7 +17,7 @@ export async function modelsCommand(action: string, ids: string[], options: Glob
   if (action === 'list') {
     for (const model of models) {
       const state = await modelState(config.models.dir, model);
-      process.stdout.write(`${model.id.padEnd(24)} ${model.kind.padEnd(13)} ${state.padEnd(8)} ${model.licence}  ${model.homepage}\n`);
+      process.stdout.write(`${model.id.padEnd(24)} ${model.kind.padEnd(13)} ${state.padEnd(8)} ${(model.shipped ? 'shipped' : 'download').padEnd(8)} ${model.licence}  ${model.homepage}\n`);
     }
     process.stdout.write(`models folder: ${config.models.dir}\n`);
     return;
@@ -31,10 +31,12 @@ export async function modelsCommand(action: string, ids: string[], options: Glob
   const bar = new cliProgress.SingleBar({ format: '{name} [{bar}] {percentage}% {done} of {size}', hideCursor: true }, cliProgress.Presets.shades_classic);
   for (const model of wanted) {
     if ((await modelState(config.models.dir, model)) === 'present') {
-      process.stdout.write(`${model.id}: already present\n`);
+      process.stdout.write(`${model.id}: ${model.shipped ? 'shipped with celforge, present' : 'already present'}\n`);
       continue;
     }
+    if (model.shipped) throw shippedModelMissing(model);
     for (const file of model.files) {
+      if (file.url === null) throw new CelforgeError('CONFIG_INVALID', `model ${model.id}: ${file.name} has no url to download it from`);
       const name = `${model.id}/${file.name}`;
       bar.start(file.size ?? 1, 0, { name, done: '0 B', size: file.size ? formatSize(file.size) : '?' });
       try {

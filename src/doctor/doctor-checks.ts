@@ -15,7 +15,7 @@ import { providerLoads } from '../adapters/onnx-session.ts';
 import type { Config } from '../config/schema.ts';
 import { formatSize } from '../config/size.ts';
 import { errorMessage } from '../errors.ts';
-import { BUNDLED_MANIFEST, loadManifest, modelFilePath, type ModelEntry } from '../models/manifest.ts';
+import { BUNDLED_MANIFEST, loadManifest, modelFilePath, shippedModelMissing, type ModelEntry } from '../models/manifest.ts';
 import { detectorModelId } from '../stages/faces/face-detector.ts';
 
 const run = promisify(execFile);
@@ -117,7 +117,9 @@ export async function modelChecks(config: Config): Promise<CheckResult[]> {
       else if (file.sha256 === null) unpinned += 1;
       else if ((await sha256Of(target)) !== file.sha256) problems.push(`${file.name} fails its checksum`);
     }
-    results.push(problems.length
+    results.push(problems.length && entry.shipped
+      ? fail(`model ${id}`, `${problems.join('; ')}: ${shippedModelMissing(entry).message}`)
+      : problems.length
       ? fail(`model ${id}`, `${problems.join('; ')}: run "celforge models fetch ${id}"${problems.some((p) => p.includes('checksum') || p.includes('bytes')) ? ` after removing ${path.join(config.models.dir, id)}` : ''}`)
       : ok(`model ${id}`, `present${unpinned ? ' (no pinned checksum to compare)' : ', checksums match'}`));
   }

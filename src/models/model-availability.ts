@@ -5,7 +5,7 @@
  */
 import type { Config } from '../config/schema.ts';
 import { CelforgeError } from '../errors.ts';
-import { BUNDLED_MANIFEST, loadManifest, modelFilePath, modelState, type ModelEntry } from './manifest.ts';
+import { BUNDLED_MANIFEST, loadManifest, modelFilePath, modelState, shippedModelMissing, type ModelEntry } from './manifest.ts';
 
 export interface AvailableModel {
   entry: ModelEntry;
@@ -31,6 +31,8 @@ export async function modelsAvailable(config: Config, ids: readonly string[], ki
   const entries = ids.map((id) => manifest.find((entry) => entry.id === id)!);
   const missing: string[] = [];
   for (const entry of entries) if ((await modelState(config.models.dir, entry)) !== 'present') missing.push(entry.id);
+  const shipped = entries.find((entry) => entry.shipped && missing.includes(entry.id));
+  if (shipped) return { ready: false, missing, command: null, reason: shippedModelMissing(shipped).message };
   if (missing.length) {
     const command = `celforge models fetch ${missing.join(' ')}`;
     return { ready: false, missing, command, reason: `model ${missing.join(', ')} is not in ${config.models.dir}; run "${command}"` };

@@ -6,10 +6,9 @@ import { test } from 'node:test';
 import sharp from 'sharp';
 import { createImageWorkers } from '../../src/adapters/image-workers.ts';
 import { CelforgeError } from '../../src/errors.ts';
-import { CASCADE_FILE, SHARED } from '../fixtures/model-folder.ts';
+import { GRID_FILE as GRID } from '../fixtures/grid-36.ts';
+import { CASCADE_FILE } from '../fixtures/model-folder.ts';
 import { tempDir } from '../helpers.ts';
-
-const GRID = path.join(SHARED, 'fixtures', 'anime-faces', 'grid-36.jpg');
 
 test('worker threads give the same tensors and faces as inline work', async (t) => {
   const dir = tempDir(t);
