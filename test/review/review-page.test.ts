@@ -3,7 +3,8 @@
  * driven by playwright-core): the dashboard of a processed clip, restoring a
  * duplicate, a bulk tag removal on a selection, and the catalog and frame
  * map changed accordingly; the layout holding long text within the window;
- * the dashboard following a new job without a reload.
+ * the dashboard following a new job without a reload. Without a browser the
+ * tests are skipped and say why, except in CI (see required-program.ts).
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
@@ -13,13 +14,12 @@ import { chromium, type Page } from 'playwright-core';
 import { Catalog } from '../../src/adapters/catalog-store.ts';
 import { readFrameMap } from '../../src/adapters/frame-map-file.ts';
 import { makeFacesClip } from '../fixtures/faces-clip.ts';
+import { CHROMIUM, requireChromium } from '../fixtures/required-program.ts';
 import { reviewedLibrary } from '../fixtures/reviewed-library.ts';
 import { startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
 
-const CHROMIUM = process.env.CELFORGE_CHROMIUM ?? '/usr/bin/chromium';
-
 test('dashboard, restore a duplicate, bulk-remove a tag, in a real browser', async (t) => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium), as .ci/run does, or set CELFORGE_CHROMIUM`);
+  if (!requireChromium(t)) return;
   const { url, job, library } = await reviewedLibrary(t);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
   t.after(() => browser.close());
@@ -91,7 +91,7 @@ async function layoutWidths(page: Page, selector: string) {
 }
 
 test('dashboard: a new job appears and moves on without a reload, a long hold wraps, no training controls without a train section', async (t) => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium), as .ci/run does, or set CELFORGE_CHROMIUM`);
+  if (!requireChromium(t)) return;
   const clip = await makeFacesClip();
   const dir = tempDir(t);
   mkdirSync(path.join(dir, 'inbox'));
