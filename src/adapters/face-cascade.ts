@@ -36,14 +36,18 @@ function loadCascade(xmlFile: string): Promise<{ cv: OpenCv; classifier: OpenCv 
   });
 }
 
-/** Faces in picture pixels (the grey picture's scale undone). */
-export async function detectCascadeFaces(xmlFile: string, grey: GreyPicture): Promise<Rect[]> {
+/**
+ * Faces in picture pixels (the grey picture's scale undone). `neighbours`:
+ * detectMultiScale's minNeighbors, 5 in nagadomi's example; fewer finds more
+ * faces and more things that are not (for proposals that a network checks).
+ */
+export async function detectCascadeFaces(xmlFile: string, grey: GreyPicture, neighbours = 5): Promise<Rect[]> {
   const { cv, classifier } = await loadCascade(xmlFile);
   const mat = cv.matFromArray(grey.height, grey.width, cv.CV_8UC1, grey.data);
   const found = new cv.RectVector();
   try {
     cv.equalizeHist(mat, mat);
-    classifier.detectMultiScale(mat, found, 1.1, 5, 0, new cv.Size(24, 24));
+    classifier.detectMultiScale(mat, found, 1.1, neighbours, 0, new cv.Size(24, 24));
     const faces: Rect[] = [];
     for (let i = 0; i < found.size(); i += 1) {
       const rect = found.get(i);

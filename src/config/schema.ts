@@ -121,13 +121,13 @@ export const configSchema = z.strictObject({
     workers: z.number().int().min(0).max(64).default(Math.max(1, Math.min(4, os.availableParallelism() - 1))),
   }).prefault({}),
   faces: z.strictObject({
-    /** `cascade`: nagadomi's LBP cascade, a small download; `yolo`: deepghs's YOLOv8 face detector; `none`: no faces stage and no subject gate. */
-    detector: z.enum(['cascade', 'yolo', 'none']).default('cascade'),
+    /** `faceboxes`: FaceBoxes-anime (shipped) on the whole frame and on zoomed views where the cascade proposes small faces (bench/faces-detector.bench.ts); `cascade`: nagadomi's LBP cascade alone (shipped); `yolo`: deepghs's YOLOv8 face detector (a download); `none`: no faces stage and no subject gate. */
+    detector: z.enum(['faceboxes', 'cascade', 'yolo', 'none']).default('faceboxes'),
     /** The manifest id of the detector's model; by default the shipped one for the detector. */
     model: z.string().min(1).optional(),
-    /** YOLO: the lowest face score kept, and the overlap above which the weaker box is dropped (NMS). */
-    score: z.number().min(0).max(1).default(0.25),
-    iou: z.number().min(0).max(1).default(0.7),
+    /** FaceBoxes and YOLO: the lowest face score kept, and the overlap above which the weaker box is dropped (NMS); by default each model's own (FaceBoxes 0.5 and 0.3, YOLO 0.25 and 0.7). */
+    score: z.number().min(0).max(1).optional(),
+    iou: z.number().min(0).max(1).optional(),
     /** YOLO: how a picture reaches the model's input size: `letterbox` (aspect kept, as ultralytics) or `stretch` (as imgutils); bench/yolo-resize.bench.ts measures both. */
     resize: z.enum(['letterbox', 'stretch']).default('letterbox'),
   }).prefault({}),

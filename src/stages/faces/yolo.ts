@@ -69,39 +69,52 @@ export interface YoloOptions {
 
 /** Faces in each prepared picture, run in batches when the model's batch dimension is free. */
 export async function detectYolo(detector: YoloDetector, pictures: YoloInput[], options: YoloOptions, batchSize: number): Promise<FaceBox[][]> {
+  const outputs = await runYoloInputs(detector, pictures.map((picture) => picture.input), batchSize);
+  return pictures.map((picture, index) => decodeYolo(outputs[index]!.data, outputs[index]!.dims, picture, options));
+}
+
+/** The model's output for each input (3 x height x width floats), run in batches when the batch dimension is free. */
+export async function runYoloInputs(detector: YoloDetector, inputs: readonly Float32Array[], batchSize: number): Promise<{ data: Float32Array; dims: readonly number[] }[]> {
   const batch = fixed(detector.model.input.dims[0]) ? 1 : batchSize;
   const per = 3 * detector.width * detector.height;
-  const results: FaceBox[][] = [];
-  for (let start = 0; start < pictures.length; start += batch) {
-    const group = pictures.slice(start, start + batch);
+  const results: { data: Float32Array; dims: readonly number[] }[] = [];
+  for (let start = 0; start < inputs.length; start += batch) {
+    const group = inputs.slice(start, start + batch);
     const data = new Float32Array(group.length * per);
-    group.forEach((picture, index) => data.set(picture.input, index * per));
+    group.forEach((input, index) => data.set(input, index * per));
     const output = await runOnnx(detector.model, data, [group.length, 3, detector.height, detector.width]);
     const [, channels, count] = output.dims as [number, number, number];
     const each = channels * count;
-    group.forEach((picture, index) => {
-      results.push(decodeYolo(output.data.subarray(index * each, (index + 1) * each), [1, channels, count], picture, options));
-    });
+    group.forEach((_, index) => results.push({ data: output.data.subarray(index * each, (index + 1) * each), dims: [1, channels, count] }));
   }
   return results;
 }
 
 export function decodeYolo(data: Float32Array, dims: readonly number[], prepared: Omit<YoloInput, 'input'>, options: YoloOptions): FaceBox[] {
-  const [, channels, count] = dims as [number, number, number];
   const { padX, padY, scaleX, scaleY, width, height } = prepared;
   const candidates: FaceBox[] = [];
+  for (const box of yoloCandidates(data, dims, options.score)) {
+    const x1 = clamp((box.x - padX) / scaleX, width);
+    const y1 = clamp((box.y - padY) / scaleY, height);
+    const x2 = clamp((box.x + box.width - padX) / scaleX, width);
+    const y2 = clamp((box.y + box.height - padY) / scaleY, height);
+    if (x2 > x1 && y2 > y1) candidates.push({ x: x1, y: y1, width: x2 - x1, height: y2 - y1, score: box.score });
+  }
+  return nonMaximumSuppression(candidates, options.iou);
+}
+
+/** Boxes scoring at least `score` (best class), corners in input pixels, before NMS: output [1, 4 + classes, boxes] as centre x, centre y, width, height, class scores. */
+export function yoloCandidates(data: Float32Array, dims: readonly number[], minimum: number): FaceBox[] {
+  const [, channels, count] = dims as [number, number, number];
+  const boxes: FaceBox[] = [];
   for (let i = 0; i < count; i += 1) {
     let score = 0;
     for (let channel = 4; channel < channels; channel += 1) score = Math.max(score, data[channel * count + i]!);
-    if (score < options.score) continue;
+    if (score < minimum) continue;
     const [cx, cy, w, h] = [0, 1, 2, 3].map((channel) => data[channel * count + i]!) as [number, number, number, number];
-    const x1 = clamp((cx - w / 2 - padX) / scaleX, width);
-    const y1 = clamp((cy - h / 2 - padY) / scaleY, height);
-    const x2 = clamp((cx + w / 2 - padX) / scaleX, width);
-    const y2 = clamp((cy + h / 2 - padY) / scaleY, height);
-    if (x2 > x1 && y2 > y1) candidates.push({ x: x1, y: y1, width: x2 - x1, height: y2 - y1, score });
+    boxes.push({ x: cx - w / 2, y: cy - h / 2, width: w, height: h, score });
   }
-  return nonMaximumSuppression(candidates, options.iou);
+  return boxes;
 }
 
 function clamp(value: number, max: number): number {
