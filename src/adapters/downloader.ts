@@ -48,7 +48,7 @@ export async function download(request: DownloadRequest): Promise<DownloadResult
       });
       if (response.status === 416 && total !== null && have === total) break; // the part is already whole
       if (!response.ok) {
-        throw new CelforgeError('FILE_NOT_FOUND', `${request.url}: the server answered ${response.status} ${response.statusText}`);
+        throw new CelforgeError('FILE_NOT_FOUND', `${displayUrl(request.url)}: the server answered ${response.status} ${response.statusText}`);
       }
       serverHash ??= publishedSha256(response.headers);
       const appending = response.status === 206;
@@ -81,7 +81,8 @@ export async function download(request: DownloadRequest): Promise<DownloadResult
     await hashFile(part, hash);
     return verify(request, part, hash.digest('hex'), total, serverHash, resumedFrom, retries + 1);
   }
-  throw new CelforgeError('FILE_NOT_FOUND', `${request.url}: download failed after ${retries + 1} attempts (${errorMessage(lastError)}); run the command again to resume from ${part}`, { cause: lastError });
+  const resume = existsSync(part) ? `; the next try resumes from ${part}` : '';
+  throw new CelforgeError('FILE_NOT_FOUND', `${displayUrl(request.url)}: download failed after ${retries + 1} attempts (${networkReason(lastError)})${resume}`, { cause: lastError });
 }
 
 async function verify(request: DownloadRequest, part: string, actual: string, bytes: number, serverHash: string | null, resumedFrom: number, attempts: number): Promise<DownloadResult> {
@@ -90,10 +91,27 @@ async function verify(request: DownloadRequest, part: string, actual: string, by
   if (sizeWrong || (expected && expected.toLowerCase() !== actual)) {
     await rm(part, { force: true });
     const why = sizeWrong ? `${bytes} bytes, expected ${request.size}` : `SHA-256 ${actual}, expected ${expected}`;
-    throw new CelforgeError('FILE_NOT_FOUND', `${request.url}: the download does not match (${why}); the partial file was removed`);
+    throw new CelforgeError('FILE_NOT_FOUND', `${displayUrl(request.url)}: the download does not match (${why}); the partial file was removed`);
   }
   await rename(part, request.dest);
   return { bytes, sha256: actual, resumedFrom, attempts };
+}
+
+/** The address without credentials or query (a token in either stays out of logs and errors). */
+export function displayUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return '(an invalid address)';
+  }
+}
+
+/** Node's fetch says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND, a TLS error) is its cause. */
+function networkReason(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } } | undefined)?.cause;
+  const detail = cause?.message ?? cause?.code;
+  return detail ? `${errorMessage(error)}: ${detail}` : errorMessage(error);
 }
 
 function publishedSha256(headers: Headers): string | null {

@@ -1,12 +1,14 @@
 /**
  * ONNX Runtime sessions (onnxruntime-node). Execution providers come from the
- * configuration; asking for ['cuda', 'cpu'] throws when CUDA cannot load
- * rather than falling back, so a failure is retried on CPU with one log line.
+ * configuration ('auto' resolved in onnx-providers.ts); asking for
+ * ['cuda', 'cpu'] throws when CUDA cannot load rather than falling back, so
+ * a failure is retried on CPU with one log line.
  */
 import { existsSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { CelforgeError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { resolveProviders } from './onnx-providers.ts';
 
 export type { InferenceSession } from 'onnxruntime-node';
 
@@ -27,7 +29,7 @@ export async function openOnnxModel(file: string, providers: readonly string[], 
   if (!existsSync(file)) {
     throw new CelforgeError('FILE_NOT_FOUND', `${file}: model file missing; run "celforge models fetch" to download it`, { file });
   }
-  let used = [...providers];
+  let used = await resolveProviders(providers, log);
   let session: ort.InferenceSession;
   try {
     session = await ort.InferenceSession.create(file, { executionProviders: used });
@@ -58,18 +60,4 @@ function unreadable(file: string, error: unknown): CelforgeError {
 
 function firstLine(error: unknown): string {
   return errorMessage(error).split('\n')[0]!.slice(0, 300);
-}
-
-/** A one-node model (Identity), to see whether an execution provider loads without any model file. */
-const PROBE_MODEL = Buffer.from('CAcSD2NlbGZvcmdlLWRvY3Rvcjo+ChAKAXgSAXkiCElkZW50aXR5EghpZGVudGl0eVoPCgF4EgoKCAgBEgQKAggBYg8KAXkSCgoICAESBAoCCAFCBAoAEA0=', 'base64');
-
-/** Whether ONNX Runtime can start a session on this execution provider alone; the reason when not. */
-export async function providerLoads(provider: string): Promise<string | null> {
-  try {
-    const session = await ort.InferenceSession.create(PROBE_MODEL, { executionProviders: [provider] });
-    await session.release();
-    return null;
-  } catch (error) {
-    return firstLine(error);
-  }
 }

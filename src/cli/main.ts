@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { CelforgeError } from '../errors.ts';
 import type { GlobalOptions } from './context.ts';
 import { doctorCommand } from './doctor.ts';
+import { gpuCommand } from './gpu.ts';
 import { facesCommand } from './faces.ts';
 import { framesCommand } from './frames.ts';
 import { processCommand } from './process.ts';
@@ -140,6 +141,14 @@ program
   .description('check ffmpeg, disk space, models, ONNX providers, notifications, Kohya and the configuration; say what to fix')
   .action(async (_options, command: Command) => {
     process.exitCode = await doctorCommand(globals(command));
+  });
+
+program
+  .command('gpu')
+  .description("Linux x64 with an NVIDIA GPU: install onnxruntime-node's CUDA provider (a download), then say whether it loads")
+  .argument('<action>', 'install')
+  .action(async (action: string) => {
+    process.exitCode = await gpuCommand(action);
   });
 
 program

@@ -1,13 +1,15 @@
 /**
  * `celforge process <video...>`: one run of the pipeline over the given
  * videos, without watching, with a progress bar. A video that failed before
- * is tried again. It does not wait for model downloads: a video whose faces
- * or tags stage needs a missing model is left waiting (the daemon, or the
- * next `process`, continues it). Nor does it wait for disk space: a video
- * the disk gate holds (or whose extraction paused at the reserve) is left
- * waiting, with what it needs and what is free. Exit codes: 0 every video
- * ready for review, 1 one failed, 3 one waits for a model, 4 one waits for
- * disk space, 130 interrupted.
+ * is tried again. A model that the faces or tags stage needs and the models
+ * folder lacks is downloaded then, with a bar (models.autoFetch); when that
+ * download fails (offline), or autoFetch is off, the video is left waiting,
+ * naming the model and why (the daemon, or the next `process`, continues
+ * it). Nor does it wait for disk space: a video the disk gate holds (or
+ * whose extraction paused at the reserve) is left waiting, with what it
+ * needs and what is free. Exit codes: 0 every video ready for review, 1 one
+ * failed, 3 one waits for a model, 4 one waits for disk space, 130
+ * interrupted.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -17,6 +19,7 @@ import { isFinished, type Job } from '../daemon/job.ts';
 import { Runtime } from '../daemon/runtime.ts';
 import { CelforgeError } from '../errors.ts';
 import { commandContext, type GlobalOptions } from './context.ts';
+import { DownloadBar } from './download-bar.ts';
 import { describeJob, describeOutput } from './job-summary.ts';
 import { JobProgressBar } from './progress-bar.ts';
 
@@ -26,8 +29,9 @@ export async function processCommand(videos: string[], options: GlobalOptions): 
     throw new CelforgeError('FILE_NOT_FOUND', `${missing.join(', ')}: no such file`, { file: missing[0] });
   }
   const { config, log } = await commandContext(options, 'warn');
-  const runtime = await Runtime.open({ config, log, command: 'process' });
   const bar = new JobProgressBar();
+  const downloads = new DownloadBar(() => bar.pause());
+  const runtime = await Runtime.open({ config, log, command: 'process', downloads });
   const onInterrupt = () => runtime.stop();
   process.on('SIGINT', onInterrupt);
   process.on('SIGTERM', onInterrupt);
@@ -42,7 +46,7 @@ export async function processCommand(videos: string[], options: GlobalOptions): 
     }
     ids = [...new Set(ids)];
     const current = () => runtime.ledger.jobs().find((job) => ids.includes(job.id) && !isFinished(job));
-    const redraw = setInterval(() => bar.show(current()), 250);
+    const redraw = setInterval(() => downloads.active || bar.show(current()), 250);
     try {
       await runtime.scheduler.run({ exitWhenIdle: true, only: new Set(ids), leaveModelWaits: true, leaveDiskWaits: true });
     } finally {

@@ -38,6 +38,12 @@ export class JobProgressBar {
     if (this.#bar.isActive) this.#bar.stop();
   }
 
+  /** Gives the terminal to something else (a model download); the next show() starts the bar again. */
+  pause(): void {
+    this.stop();
+    this.#current = null;
+  }
+
   #payload(job: Job, done: number) {
     const seconds = (Date.now() - this.#started.at) / 1000;
     const rate = seconds > 0 ? (done - this.#started.frames) / seconds : 0;

@@ -49,6 +49,7 @@ export function validateConfig(raw: unknown, label: string, baseDir: string, lib
     inbox: parsed.inbox.map((folder) => path.resolve(baseDir, folder)),
     library: libraryDir,
     models: {
+      ...parsed.models,
       dir: path.resolve(baseDir, parsed.models.dir),
       manifest: parsed.models.manifest && path.resolve(baseDir, parsed.models.manifest),
     },

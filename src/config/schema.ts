@@ -111,10 +111,16 @@ export const configSchema = z.strictObject({
     dir: z.string().min(1).default('./models'),
     /** The manifest to read; the one shipped in models/ by default. */
     manifest: z.string().min(1).optional(),
+    /** A downloadable model that a stage needs and the folder lacks is downloaded then (once; a failed download makes the job wait and is tried again); false: only `celforge models fetch` downloads. */
+    autoFetch: z.boolean().default(true),
   }).prefault({}),
   inference: z.strictObject({
-    /** ONNX Runtime execution providers in order of preference, e.g. ['cuda', 'cpu']; one that cannot load falls back to CPU. */
-    providers: z.array(z.string().min(1)).min(1).default(['cpu']),
+    /**
+     * ONNX Runtime execution providers in order of preference, e.g. ['cuda', 'cpu'] or ['dml', 'cpu'];
+     * one that cannot load falls back to CPU. 'auto': CUDA where it loads, else the CPU (one log line says which).
+     * Read as a list: 'auto' becomes ['auto'].
+     */
+    providers: z.union([z.literal('auto').transform(() => ['auto']), z.array(z.string().min(1)).min(1)]).default(['auto']),
     /** Pictures per model run. */
     batchSize: z.number().int().min(1).max(256).default(8),
     /** Worker threads that read and prepare pictures; 0 prepares them on the main thread. */

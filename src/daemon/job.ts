@@ -73,6 +73,8 @@ export interface ModelWait {
   models: string[];
   reason: string;
   command: string | null;
+  /** Why the automatic download failed (models.autoFetch), when it was tried. */
+  downloadError?: string;
 }
 
 export interface StageTiming {

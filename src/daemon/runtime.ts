@@ -11,7 +11,9 @@ import { createImageWorkers, type ImageWorkers } from '../adapters/image-workers
 import { MediaRepository } from '../adapters/media.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
+import { downloadLog, type DownloadProgress } from '../models/download-progress.ts';
 import { ModelCache } from '../models/model-cache.ts';
+import { ModelFetcher } from '../models/model-fetcher.ts';
 import { notifierFor } from '../notify/channels-from-config.ts';
 import type { Notifier } from '../notify/notifier.ts';
 import { systemIdleProbe } from '../adapters/idle-probe.ts';
@@ -29,6 +31,8 @@ export interface RuntimeOptions {
   log: Logger;
   command: string;
   disk?: DiskSpace;
+  /** How model downloads on first need are shown: log lines unless given (the CLI's bar). */
+  downloads?: DownloadProgress;
 }
 
 export class Runtime {
@@ -47,7 +51,7 @@ export class Runtime {
   readonly #abort: AbortController;
   readonly #lock: Lock;
 
-  private constructor(config: Config, log: Logger, ledger: Ledger, catalog: Catalog, lock: Lock, disk: DiskSpace) {
+  private constructor(config: Config, log: Logger, ledger: Ledger, catalog: Catalog, lock: Lock, disk: DiskSpace, fetcher: ModelFetcher) {
     this.config = config;
     this.log = log;
     this.ledger = ledger;
@@ -64,13 +68,14 @@ export class Runtime {
       catalog,
       images: this.images,
       models: this.models,
+      fetcher,
       events: this.notifier,
       log,
       signal: this.#abort.signal,
     });
   }
 
-  static async open({ config, log, command, disk = realDiskSpace }: RuntimeOptions): Promise<Runtime> {
+  static async open({ config, log, command, disk = realDiskSpace, downloads = downloadLog(log) }: RuntimeOptions): Promise<Runtime> {
     const lock = await acquireLock(lockPath(config.library), command, `${config.library}: the library`);
     try {
       const ledger = await Ledger.open(ledgerPath(config.library));
@@ -85,7 +90,7 @@ export class Runtime {
           log.info({ job: job.id, stage: job.stage }, `${job.source}: continuing with the stages after ${job.stage}`);
         }
       }
-      const runtime = new Runtime(config, log, ledger, Catalog.open(catalogPath(config.library)), lock, disk);
+      const runtime = new Runtime(config, log, ledger, Catalog.open(catalogPath(config.library)), lock, disk, new ModelFetcher(downloads, command));
       if (config.train) runtime.training = await runtime.#openTraining();
       const { ffmpeg, ffprobe, source } = runtime.media.binaries;
       log.debug({ ffmpeg, ffprobe, source }, 'ffmpeg binaries');

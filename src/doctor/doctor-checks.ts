@@ -11,7 +11,7 @@ import { realDiskSpace } from '../adapters/disk.ts';
 import { resolveFfmpegBinaries } from '../adapters/ffmpeg-binaries.ts';
 import { sha256Of } from '../adapters/file-hash.ts';
 import { desktopSessionAvailable } from '../adapters/notify-channels.ts';
-import { providerLoads } from '../adapters/onnx-session.ts';
+import { cudaStatus, providerLoads } from '../adapters/onnx-providers.ts';
 import type { Config } from '../config/schema.ts';
 import { formatSize } from '../config/size.ts';
 import { errorMessage } from '../errors.ts';
@@ -127,12 +127,19 @@ export async function modelChecks(config: Config): Promise<CheckResult[]> {
 }
 
 export async function providerChecks(config: Config): Promise<CheckResult[]> {
-  const results: CheckResult[] = [];
-  for (const provider of config.inference.providers) {
+  const { providers } = config.inference;
+  const cuda = await cudaStatus();
+  const fallback = providers.includes('cuda') ? 'celforge falls back to CPU' : 'celforge uses the CPU';
+  const results = [cuda.kind === 'loads'
+    ? ok('onnx cuda', `loads${providers.includes('cuda') || providers.includes('auto') ? '; models run on the GPU' : ', but inference.providers does not ask for it'}`)
+    : cuda.kind === 'unsupported' ? ok('onnx cuda', cuda.detail)
+    : warn('onnx cuda', `does not load: ${cuda.detail}; ${fallback}`)];
+  if (providers.includes('auto')) results.push(ok('onnx providers', `auto: ${cuda.kind === 'loads' ? 'cuda, cpu' : 'cpu'}`));
+  for (const provider of providers.filter((name) => name !== 'auto' && name !== 'cuda')) {
     const problem = await providerLoads(provider);
     if (!problem) results.push(ok(`onnx ${provider}`, 'loads'));
     else if (provider === 'cpu') results.push(fail(`onnx ${provider}`, `does not load (${problem}); reinstall onnxruntime-node`));
-    else results.push(warn(`onnx ${provider}`, `does not load (${problem}); celforge falls back to CPU. For CUDA: onnxruntime-node's CUDA build, CUDA 12 and cuDNN 9`));
+    else results.push(warn(`onnx ${provider}`, `does not load (${problem}); celforge falls back to CPU`));
   }
   return results;
 }

@@ -5,7 +5,7 @@ export type CelforgeEvent =
   | { kind: 'ready-for-review'; source: string; frames: number; kept: number; withFaces: number | null; tagged: number | null }
   | { kind: 'job-failed'; source: string; reason: string }
   | { kind: 'waiting-for-disk'; source: string; neededBytes: number; freeBytes: number; reserveBytes: number }
-  | { kind: 'model-missing'; source: string; models: string[]; command: string | null; reason: string }
+  | { kind: 'model-missing'; source: string; models: string[]; command: string | null; reason: string; downloadError?: string }
   | { kind: 'training'; outcome: 'started' | 'finished' | 'stopped' | 'failed'; message: string };
 
 export interface EventSink {
@@ -27,7 +27,7 @@ export function describeEvent(event: CelforgeEvent): { title: string; message: s
         message: `needs ${formatSize(event.neededBytes)} + ${formatSize(event.reserveBytes)} reserve, ${formatSize(event.freeBytes)} free`,
       };
     case 'model-missing':
-      return { title: `Model missing: ${name(event.source)}`, message: event.command ? `run: ${event.command}` : event.reason };
+      return { title: `Model missing: ${name(event.source)}`, message: event.command && !event.downloadError ? `run: ${event.command}` : event.reason };
     case 'training':
       return { title: `Training ${event.outcome}`, message: event.message };
   }

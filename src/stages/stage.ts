@@ -11,6 +11,7 @@ import type { Config } from '../config/schema.ts';
 import type { Job, JobState } from '../daemon/job.ts';
 import type { Logger } from '../log.ts';
 import type { ModelCache } from '../models/model-cache.ts';
+import type { ModelFetcher } from '../models/model-fetcher.ts';
 
 export interface StagePorts {
   /** Read at each use: a reloaded configuration (SIGHUP) takes effect at the next check. */
@@ -22,6 +23,8 @@ export interface StagePorts {
   images: ImageWorkers;
   /** Models loaded once for the process's life. */
   models: ModelCache;
+  /** Downloads missing models on first need (models.autoFetch); without it a missing model is only waited for. */
+  fetcher?: ModelFetcher;
   log: Logger;
   /** Aborted when the daemon shuts down: stop at once, leaving a resumable state. */
   signal: AbortSignal;

@@ -31,7 +31,7 @@ test('doctor on a broken set-up names every problem; exit code 1', async (t) => 
   assert.match(line('disk'), /^FAIL .*under the reserve of 4000\.0 TiB: free some space or lower disk\.reserve/);
   assert.match(line('model tagger-a'), /^FAIL .*model\.onnx fails its checksum: run "celforge models fetch tagger-a" after removing/);
   assert.match(line('model lbpcascade-animeface'), /^FAIL .*lbpcascade_animeface\.xml missing: run "celforge models fetch lbpcascade-animeface"/);
-  assert.match(line('onnx cuda'), /^WARN .*does not load .*falls back to CPU/);
+  assert.match(line('onnx cuda'), /^WARN .*does not load: .*celforge falls back to CPU/);
   assert.match(line('onnx cpu'), /^OK\s+onnx cpu\s+loads/);
   assert.match(line('notify webhook'), /^FAIL .*127\.0\.0\.1:9 cannot be reached/);
   assert.match(line('kohya'), /^FAIL .*\/nonexistent\/sd-scripts does not exist: set train\.sdScripts/);
@@ -57,4 +57,16 @@ test('doctor on a sound set-up: every line OK or a warning, exit code 0', async 
   assert.doesNotMatch(result.stdout, /^FAIL/m);
   assert.match(result.stdout, /^OK\s+model lbpcascade-animeface\s+present/m);
   assert.match(result.stdout, /everything needed is in place/);
+  // inference.providers is 'auto' by default: one line on CUDA, one on what auto chose.
+  const { cudaStatus } = await import('../../src/adapters/onnx-providers.ts');
+  const cuda = await cudaStatus();
+  if (cuda.kind === 'loads') {
+    assert.match(result.stdout, /^OK\s+onnx cuda\s+loads; models run on the GPU$/m);
+    assert.match(result.stdout, /^OK\s+onnx providers\s+auto: cuda, cpu$/m);
+  } else {
+    assert.match(result.stdout, /^OK\s+onnx providers\s+auto: cpu$/m);
+    if (cuda.kind === 'not-installed') {
+      assert.match(result.stdout, /^WARN\s+onnx cuda\s+does not load: the CUDA provider is not installed \(.*\); with an NVIDIA GPU, run "npx celforge gpu install"; celforge uses the CPU$/m);
+    }
+  }
 });

@@ -3,23 +3,35 @@
  * known drawing per frame: the frame map is right (every frame once, every
  * duplicate pointing at a kept frame of the same drawing, every drawing kept,
  * scenes at the cuts, each hard case), and interrupted runs (the daemon
- * SIGKILLed, the disk under its reserve) end byte-identical to an
+ * SIGKILLed or stopped, the disk under its reserve) end byte-identical to an
  * uninterrupted one.
+ *
+ * The interrupted runs use the same clip at 640x360: a 1080p extraction
+ * writes about 230 MiB of PNG, and the pause test, which waited for two
+ * partial 1080p extractions, ran past its 120 s on a busy 2-core machine.
+ * Where an interruption must land mid-video, the test freezes the daemon's
+ * ffmpeg (SIGSTOP) first, so that no machine is fast enough to finish before
+ * the interruption arrives.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { before, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import type { FrameRecord } from '../../src/adapters/frame-map-file.ts';
 import { makeAnimeClip, type AnimeClip } from '../fixtures/anime-clip.ts';
 import { countDecodedFrames } from '../fixtures/clips.ts';
-import { frameMapOf, hashTree, readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
+import { frameMapOf, hashTree, readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig, type DaemonProcess } from '../helpers.ts';
 
 let clip: AnimeClip;
+/** The same scenario at 640x360, for the interrupted runs, and its files after an uninterrupted run. */
+let small: AnimeClip;
 let reference: Map<string, string>;
 
 before(async () => {
   clip = await makeAnimeClip({ width: 1920, height: 1080, scenario: 'small' });
+  small = await makeAnimeClip({ width: 640, height: 360, scenario: 'small' });
+  reference = await uninterruptedRun(small);
 });
 
 const inSegment = (kind: string) => clip.segments.filter((segment) => segment.kind === kind);
@@ -32,13 +44,15 @@ test('celforge process: every frame once, duplicates only of the same drawing, e
   mkdirSync(path.dirname(video));
   copyFileSync(clip.file, video);
   const library = path.join(dir, 'library');
+  // The default taggers, not downloaded (hundreds of megabytes); no faces stage, as in the daemon runs compared with this one.
+  writeFileSync(path.join(dir, 'daemon.config.ts'), "export default { models: { autoFetch: false }, faces: { detector: 'none' } };\n");
   const result = await runCli(['--library', library, 'process', video], { cwd: dir });
-  // No models folder here: the frames are done, and the faces stage waits for the cascade instead of failing.
+  // No taggers in the models folder: the frames are done, and the tags stage waits instead of failing.
   assert.equal(result.code, 3, result.stderr);
-  assert.match(result.stdout, /faces\/waiting-for-model .*run "celforge models fetch lbpcascade-animeface"/);
+  assert.match(result.stdout, /tags\/waiting-for-model .*run "celforge models fetch wd-swinv2-tagger-v3 wd-vit-tagger-v3 wd-convnext-tagger-v3"/);
   const job = readJobs(library)[0]!;
   assert.equal(job.state, 'waiting-for-model');
-  assert.deepEqual(job.waitingFor?.models, ['lbpcascade-animeface']);
+  assert.deepEqual(job.waitingFor?.models, ['wd-swinv2-tagger-v3', 'wd-vit-tagger-v3', 'wd-convnext-tagger-v3']);
   const map = frameMapOf(job);
 
   assert.equal(await countDecodedFrames(video), clip.frameCount);
@@ -97,8 +111,19 @@ test('celforge process: every frame once, duplicates only of the same drawing, e
   assert.equal(lines.length, clip.frameCount);
   assert.deepEqual(Object.keys(lines[0]), ['frame', 'status', 'duplicateOf', 'scene', 'file']);
   assert.equal(lines[0].file, path.join(library, map[0]!.file!));
-  reference = hashTree(job.extract!.dir);
 });
+
+/** `celforge process` on the clip under the name the daemon tests give it, frames only. */
+async function uninterruptedRun(source: AnimeClip): Promise<Map<string, string>> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'celforge-test-reference-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const video = path.join(dir, 'Reference', 'Reference 01.m2ts');
+  mkdirSync(path.dirname(video));
+  copyFileSync(source.file, video);
+  const result = await runCli(['--config', writeConfig(dir, { library: './library' }), 'process', video], { cwd: dir });
+  assert.equal(result.code, 0, result.stderr);
+  return hashTree(readJobs(path.join(dir, 'library'))[0]!.extract!.dir);
+}
 
 function daemonSetup(t: Parameters<typeof tempDir>[0]) {
   const dir = tempDir(t);
@@ -111,8 +136,33 @@ function daemonSetup(t: Parameters<typeof tempDir>[0]) {
     disk: { reserve: 0, recheckSeconds: 0.2, checkIntervalSeconds: 0.2 },
   };
   const configFile = writeConfig(dir, config);
-  copyFileSync(clip.file, path.join(inbox, 'Reference', 'Reference 01.m2ts'));
+  copyFileSync(small.file, path.join(inbox, 'Reference', 'Reference 01.m2ts'));
   return { dir, library: path.join(dir, 'library'), configFile, config };
+}
+
+/**
+ * Freezes the daemon's ffmpeg once extraction is under way: from then on no
+ * frame beyond those already in the pipe arrives, however fast the machine.
+ * The daemon stops it with SIGKILL, which a stopped process obeys.
+ */
+async function freezeDecoder(t: Parameters<typeof tempDir>[0], daemon: DaemonProcess, library: string, frames: number): Promise<number> {
+  const { extract } = await waitFor(`${frames} frames recorded and ffmpeg's pid in the ledger`, () => {
+    const job = readJobs(library)[0];
+    return recordedFrames(library) >= frames && job?.extract?.pid ? job : undefined;
+  }, 120_000).catch((error: Error) => {
+    const job = readJobs(library)[0];
+    throw new Error(`${error.message} (job ${job?.stage}/${job?.state}, ${recordedFrames(library)} frames recorded); the daemon said:\n${daemon.output()}`);
+  });
+  const pid = extract!.pid!;
+  process.kill(pid, 'SIGSTOP');
+  t.after(() => {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone, as it should be.
+    }
+  });
+  return pid;
 }
 
 /** Files in the video's output folder (frames, previews, temporary files), by relative path; not the lock, which each re-check takes. */
@@ -135,17 +185,16 @@ function assertSameAsReference(dir: string) {
 }
 
 test('the daemon killed with SIGKILL mid-video and restarted ends byte-identical to an uninterrupted run', async (t) => {
-  assert.ok(reference, 'the reference run must pass first');
   const { library, configFile } = daemonSetup(t);
   const first = startDaemon(configFile);
   t.after(() => stopDaemon(first));
-  await waitFor('extraction to be under way', () => recordedFrames(library) >= 40, 120_000);
+  await freezeDecoder(t, first, library, 40);
   first.child.kill('SIGKILL');
   await first.exited;
   const interrupted = readJobs(library)[0]!;
   assert.equal(interrupted.state, 'running');
   assert.equal(interrupted.stage, 'extract');
-  assert.ok(recordedFrames(library) < clip.frameCount, 'extraction finished before the kill');
+  assert.ok(recordedFrames(library) < small.frameCount, 'extraction finished before the kill');
 
   const second = startDaemon(configFile);
   t.after(() => stopDaemon(second));
@@ -154,24 +203,25 @@ test('the daemon killed with SIGKILL mid-video and restarted ends byte-identical
   const log = readFileSync(path.join(library, 'logs', 'celforge.log'), 'utf8');
   const resumedAt = /"startFrame":(\d+)[^\n]*resuming extraction/.exec(log);
   assert.ok(resumedAt && Number(resumedAt[1]) >= 40, 'the second daemon did not resume from the frames already recorded');
+  assert.match(log, /stopped the ffmpeg left running by a daemon that was killed/);
   assertSameAsReference(job.extract!.dir);
   assert.deepEqual(filesOnDisk(library).filter((name) => name.endsWith('.tmp')), []);
 });
 
 test('extraction pauses when free space falls under the reserve, keeps nothing partial, and resumes when space returns', async (t) => {
-  assert.ok(reference, 'the reference run must pass first');
   const { dir, library, configFile, config } = daemonSetup(t);
   const daemon = startDaemon(configFile);
   t.after(() => stopDaemon(daemon));
-  await waitFor('extraction to be under way', () => recordedFrames(library) >= 20, 120_000);
+  const ffmpeg = await freezeDecoder(t, daemon, library, 20);
 
   // The volume "fills": the reserve now exceeds what is free.
   writeConfig(dir, { ...config, disk: { ...config.disk, reserve: '4000 TiB' } });
   daemon.child.kill('SIGHUP');
-  await waitFor('extraction to pause', () => readJobs(library).find((j) => j.state === 'paused-disk-low'));
+  await waitFor('extraction to pause', () => readJobs(library).find((j) => j.state === 'paused-disk-low'), 120_000);
+  assert.throws(() => process.kill(ffmpeg, 0), 'the daemon stopped its ffmpeg');
   await new Promise((resolve) => setTimeout(resolve, 600));
   const paused = filesOnDisk(library);
-  assert.ok(recordedFrames(library) < clip.frameCount, 'extraction finished instead of pausing');
+  assert.ok(recordedFrames(library) < small.frameCount, 'extraction finished instead of pausing');
   assert.deepEqual(paused.filter((name) => name.endsWith('.tmp')), [], 'a partial file was kept while paused');
   await new Promise((resolve) => setTimeout(resolve, 600));
   assert.equal(filesOnDisk(library).length, paused.length, 'files were still written while paused');
@@ -185,18 +235,17 @@ test('extraction pauses when free space falls under the reserve, keeps nothing p
 });
 
 test('SIGTERM mid-video (as a service manager stops it): a clean exit, the ledger saved, no ffmpeg left; a restart ends byte-identical', async (t) => {
-  assert.ok(reference, 'the reference run must pass first');
   const { library, configFile } = daemonSetup(t);
   const first = startDaemon(configFile);
   t.after(() => stopDaemon(first));
-  await waitFor('extraction to be under way', () => recordedFrames(library) >= 40, 120_000);
+  await freezeDecoder(t, first, library, 40);
   first.child.kill('SIGTERM');
   assert.equal(await first.exited, 0, first.output());
   const stopped = readJobs(library)[0]!;
   assert.equal(stopped.state, 'queued', 'left to resume');
   assert.equal(stopped.stage, 'extract');
   const recorded = recordedFrames(library);
-  assert.ok(recorded >= 40 && recorded < clip.frameCount, `${recorded} frames recorded`);
+  assert.ok(recorded >= 40 && recorded < small.frameCount, `${recorded} frames recorded`);
   assert.ok(stopped.extract!.framesDone <= recorded, 'the ledger never claims more than the frame map holds');
   const ffmpeg = stopped.extract!.pid;
   if (ffmpeg) assert.throws(() => process.kill(ffmpeg, 0), 'ffmpeg is gone');

@@ -100,7 +100,7 @@ test('dashboard: a new job appears and moves on without a reload, a long hold wr
   mkdirSync(models, { recursive: true });
   const configFile = writeConfig(dir, {
     inbox: './inbox', library: './library', disk: { reserve: 0 }, notify: { desktop: false },
-    models: { dir: models }, tags: { taggers: ['wd-swinv2-tagger-v3'] },
+    models: { dir: models, autoFetch: false }, tags: { taggers: ['wd-swinv2-tagger-v3'] },
   });
   const daemon = startDaemon(configFile);
   t.after(() => stopDaemon(daemon));

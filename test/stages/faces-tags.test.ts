@@ -32,12 +32,12 @@ import { readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfi
 
 const clip = await makeFacesClip();
 
-function setup(t: Parameters<typeof tempDir>[0], extra: Record<string, unknown> = {}) {
+function setup(t: Parameters<typeof tempDir>[0], { models: modelsExtra, ...extra }: Record<string, unknown> = {}) {
   const dir = tempDir(t);
   const models = writeModelFolder(dir, { taggers: [{ id: 'tagger-a', blueSky: 1 }, { id: 'tagger-b', blueSky: 0.5 }], cascade: true });
   const config = {
     inbox: './inbox', library: './library', disk: { reserve: 0 }, watch: { settleSeconds: 0.2 },
-    models: { dir: models.dir, manifest: models.manifest },
+    models: { dir: models.dir, manifest: models.manifest, ...(modelsExtra as object | undefined) },
     faces: { detector: 'cascade' },
     tags: { taggers: ['tagger-a', 'tagger-b'], blacklist: ['watermark'] },
     inference: { batchSize: 2, workers: 2 },
@@ -98,10 +98,10 @@ test('process: faces found, subject tags only on frames with a face, tags in the
   assert.deepEqual(readFileSync(trashed, 'utf8').trim().split(', '), skyCaption, 'the caption goes to the trash with its frame');
 });
 
-test('a missing model holds the job at its stage with the fetch command; fetching it and a SIGHUP let it finish', async (t) => {
+test('with models.autoFetch off, a missing model holds the job at its stage with the fetch command; fetching it and a SIGHUP let it finish', async (t) => {
   const hook = await RecordServer.start();
   t.after(() => hook.stop());
-  const { dir, configFile, models, library, cli } = setup(t, { notify: { desktop: false, webhook: { url: `${hook.url}/hook` }, groupSeconds: 0 } });
+  const { dir, configFile, models, library, cli } = setup(t, { models: { autoFetch: false }, notify: { desktop: false, webhook: { url: `${hook.url}/hook` }, groupSeconds: 0 } });
   const cascade = readFileSync(CASCADE_FILE);
   const server = await FileServer.start({ body: cascade });
   t.after(() => server.stop());

@@ -11,9 +11,8 @@ import { rm } from 'node:fs/promises';
 import { FacesWriter, readFaces, type FaceRecord } from '../../adapters/faces-file.ts';
 import { rewriteJsonLines } from '../../adapters/json-lines-file.ts';
 import { videoLayoutOf } from '../../daemon/library-paths.ts';
-import { modelsAvailable } from '../../models/model-availability.ts';
 import { hashOf, keptFrames, type KeptFrame } from '../kept-frames.ts';
-import { markRunning, waitForModels } from '../model-wait.ts';
+import { markRunning, modelsOrWait } from '../model-wait.ts';
 import type { Stage } from '../stage.ts';
 import { forEachBatch } from '../batches.ts';
 import { roundBox } from './boxes.ts';
@@ -23,8 +22,8 @@ export const facesStage: Stage = async (job, ports) => {
   const config = ports.config();
   const modelId = detectorModelId(config);
   if (config.faces.detector === 'none' || modelId === null) return { kind: 'done', change: (target) => void delete target.faces };
-  const available = await modelsAvailable(config, [modelId], [DETECTOR_KINDS[config.faces.detector]]);
-  if (!available.ready) return waitForModels(available);
+  const available = await modelsOrWait(ports, [modelId], [DETECTOR_KINDS[config.faces.detector]]);
+  if (!available.ready) return available.result;
   if (job.state !== 'running') await markRunning(ports);
 
   const detector = await loadFaceDetector(config, available.models[0]!, ports);

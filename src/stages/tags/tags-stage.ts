@@ -15,10 +15,9 @@ import { captionPathOf } from '../../catalog/sidecars.ts';
 import { formatTag, parseTag } from '../../catalog/tags.ts';
 import type { Config } from '../../config/schema.ts';
 import { videoLayoutOf } from '../../daemon/library-paths.ts';
-import { modelsAvailable } from '../../models/model-availability.ts';
 import { forEachBatch } from '../batches.ts';
 import { hashOf, keptFrames, type KeptFrame } from '../kept-frames.ts';
-import { markRunning, waitForModels } from '../model-wait.ts';
+import { markRunning, modelsOrWait } from '../model-wait.ts';
 import type { Stage, StagePorts } from '../stage.ts';
 import { loadTaggers, prepareForTaggers, tagPrepared, type PictureTags } from './tagging.ts';
 
@@ -26,8 +25,8 @@ export const tagsStage: Stage = async (job, ports) => {
   const config = ports.config();
   const ids = config.tags.taggers;
   if (ids.length === 0) return { kind: 'done', change: (target) => void delete target.tags };
-  const available = await modelsAvailable(config, ids, ['tagger']);
-  if (!available.ready) return waitForModels(available);
+  const available = await modelsOrWait(ports, ids, ['tagger']);
+  if (!available.ready) return available.result;
   if (job.state !== 'running') await markRunning(ports);
 
   const taggers = await loadTaggers(config, available.models, ports);
