@@ -23,6 +23,13 @@ export interface DownloadRequest {
   retries?: number;
 }
 
+/** The whole file came, and it is not the one expected: trying again downloads it all again for the same answer. */
+export class DownloadMismatch extends CelforgeError {
+  constructor(message: string) {
+    super('FILE_NOT_FOUND', message);
+  }
+}
+
 export interface DownloadResult {
   bytes: number;
   sha256: string;
@@ -91,7 +98,7 @@ async function verify(request: DownloadRequest, part: string, actual: string, by
   if (sizeWrong || (expected && expected.toLowerCase() !== actual)) {
     await rm(part, { force: true });
     const why = sizeWrong ? `${bytes} bytes, expected ${request.size}` : `SHA-256 ${actual}, expected ${expected}`;
-    throw new CelforgeError('FILE_NOT_FOUND', `${displayUrl(request.url)}: the download does not match (${why}); the partial file was removed`);
+    throw new DownloadMismatch(`${displayUrl(request.url)}: the download does not match (${why}); the partial file was removed`);
   }
   await rename(part, request.dest);
   return { bytes, sha256: actual, resumedFrom, attempts };

@@ -70,3 +70,15 @@ test('a download another celforge process has under way is not started twice; th
   await assert.rejects(new ModelFetcher(recorder().progress, 'start').fetch(modelsDir, [model]), /the download of model tagger-x is in use by celforge models fetch \(pid \d+\)/);
   assert.equal(server.requests.length, 0);
 });
+
+test('a download that does not match its checksum is not made again at every re-check; a changed manifest entry is tried again', async (t) => {
+  const { server, modelsDir, model } = await modelServedAt(t);
+  const wrong: ModelEntry = { ...model, files: [{ ...model.files[0]!, sha256: 'f'.repeat(64) }] };
+  const fetcher = new ModelFetcher(recorder().progress, 'start');
+  await assert.rejects(fetcher.fetch(modelsDir, [wrong]), /the download does not match/);
+  await assert.rejects(fetcher.fetch(modelsDir, [wrong]), /the download does not match .*; not downloaded again until its manifest entry changes, or run "celforge models fetch tagger-x"/);
+  assert.equal(server.requests.length, 1, 'the whole file was downloaded once, not at each re-check');
+  await fetcher.fetch(modelsDir, [model]);
+  assert.equal(server.requests.length, 2);
+  assert.ok(readFileSync(path.join(modelsDir, 'tagger-x', 'model.onnx')).equals(body));
+});
