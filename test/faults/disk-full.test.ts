@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -39,15 +39,19 @@ test('a full library volume pauses extraction, keeps nothing partial, and resume
   const referenceDir = readJobs(path.join(reference, 'library'))[0]!.extract!.dir;
 
   // The estimate is told most frames repeat, so the gate lets the job start; the real frames then fill the volume.
+  // The video arrives whole (renamed into the inbox), so a short settle time is safe: with the default 30 s, the
+  // test spent most of its time waiting for the job to be created.
   const configFile = writeConfig(dir, {
-    library: './library', disk: { reserve: 0, expectedKeptFraction: 0.01, recheckSeconds: 0.5, checkIntervalSeconds: 0.5 }, notify: { desktop: false },
+    library: './library', watch: { settleSeconds: 0.2 },
+    disk: { reserve: 0, expectedKeptFraction: 0.01, recheckSeconds: 0.5, checkIntervalSeconds: 0.5 }, notify: { desktop: false },
   });
   mkdirSync(path.join(dir, 'inbox'));
   const daemon = startDaemon(configFile);
   t.after(() => stopDaemon(daemon));
-  await waitFor('the daemon to watch', () => daemon.output().includes('watching the inbox'));
-  execFileSync('cp', [clip, path.join(dir, 'inbox', 'Full 01.m2ts')]);
-  const paused = await waitFor('extraction to pause on a full disk', () => readJobs(library).find((job) => job.state === 'paused-disk-low'), 90_000);
+  await waitFor('the daemon to watch', () => daemon.output().includes('watching the inbox'), 120_000);
+  execFileSync('cp', [clip, path.join(dir, 'Full 01.m2ts')]);
+  renameSync(path.join(dir, 'Full 01.m2ts'), path.join(dir, 'inbox', 'Full 01.m2ts'));
+  const paused = await waitFor('extraction to pause on a full disk', () => readJobs(library).find((job) => job.state === 'paused-disk-low'), 120_000);
   assert.match(daemon.output(), /paused-disk-low: the library volume is full \(no space left on device\)/);
   const partial = readdirSync(paused.extract!.dir, { recursive: true }).map(String).filter((name) => name.endsWith('.tmp') || name.endsWith('.partial'));
   assert.deepEqual(partial, [], 'nothing half-written is kept');
