@@ -16,7 +16,7 @@ export async function modelsCommand(action: string, ids: string[], options: Glob
   if (action === 'list') {
     for (const model of models) {
       const state = await modelState(config.models.dir, model);
-      process.stdout.write(`${model.id.padEnd(24)} ${model.kind.padEnd(13)} ${state.padEnd(8)} ${(model.shipped ? 'shipped' : 'download').padEnd(8)} ${model.licence}  ${model.homepage}\n`);
+      process.stdout.write(`${model.id.padEnd(24)} ${model.kind.padEnd(14)} ${state.padEnd(8)} ${(model.shipped ? 'shipped' : 'download').padEnd(8)} ${model.licence}  ${model.homepage}\n`);
     }
     process.stdout.write(`models folder: ${config.models.dir}\n`);
     return;
