@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { projectRoot, tempDir } from '../helpers.ts';
@@ -50,4 +50,17 @@ test('npx celforge and node bin/celforge.js print no npm warnings in a fresh pro
   const direct = await run(process.execPath, [path.join('bin', 'celforge.js'), '--library', path.join(dir, 'library'), 'status'], dir);
   assert.equal(direct.code, 0, direct.output);
   assert.doesNotMatch(direct.output, /npm (warn|WARN)/);
+});
+
+test("every dependency with an install script is reviewed in package.json's allowScripts (on every platform); onnxruntime-node's is off", () => {
+  const read = (file: string) => JSON.parse(readFileSync(path.join(projectRoot, file), 'utf8'));
+  const allowScripts: Record<string, boolean> = read('package.json').allowScripts;
+  const withScripts = Object.entries(read('package-lock.json').packages as Record<string, { hasInstallScript?: boolean }>)
+    .filter(([, entry]) => entry.hasInstallScript)
+    .map(([where]) => where.replace(/^.*node_modules\//, ''));
+  // npm 11.16+ lists unreviewed ones after every install (npm 12 blocks them): the platform ffmpeg packages only chmod their binary.
+  assert.deepEqual(withScripts.filter((name) => !(name in allowScripts)), []);
+  // Its postinstall downloads the CUDA provider (linux/x64), failing an offline install; `celforge gpu install` runs it on request.
+  assert.equal(allowScripts['onnxruntime-node'], false);
+  assert.doesNotMatch(existsSync(path.join(projectRoot, '.npmrc')) ? readFileSync(path.join(projectRoot, '.npmrc'), 'utf8') : '', /onnxruntime/);
 });
