@@ -4,8 +4,9 @@
  * neighbours, proposes where small faces may be; the whole picture and a
  * zoomed cell around each proposal are packed into S x S inputs
  * (face-mosaic.ts). The network finds faces from about 100 px in its input
- * (models/anime-faceboxes/README.md): the whole picture letterboxed to 1536
- * shows a 1080p frame at 0.8, so faces under about 130 px need the zoom.
+ * (models/anime-faceboxes/README.md): the whole picture letterboxed to 1024
+ * shows a 1080p frame at 0.53 (at 1536, 0.8), so faces under about 190 px
+ * (130 px) need the zoom.
  */
 import sharp from 'sharp';
 import { detectCascadeFaces } from './face-cascade.ts';
