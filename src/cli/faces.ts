@@ -21,7 +21,7 @@ export async function facesCommand(pictures: string[], options: GlobalOptions & 
   const results = await withPictureRun(pictures, options, async (run) => {
     const modelId = detectorModelId(run.config);
     if (!modelId || run.config.faces.detector === 'none') {
-      throw new CelforgeError('CONFIG_INVALID', `${run.config.source ?? 'the configuration'}: faces.detector is "none"; set it to "cascade" or "yolo"`);
+      throw new CelforgeError('CONFIG_INVALID', `${run.config.source ?? 'the configuration'}: faces.detector is "none"; set it to "faceboxes" (the default), "cascade" or "yolo"`);
     }
     const [model] = await requireModels(run.config, [modelId], [DETECTOR_KINDS[run.config.faces.detector]]);
     return findFaces(await loadFaceDetector(run.config, model!, run), run);
