@@ -9,6 +9,10 @@
  * frame of another drawing. Wall time and bytes as ratios to (b).
  * Targets (issue 3): recall 100%, redundancy <= 1.05, bytes <= 35% and wall
  * time <= 50% of (b).
+ * Then the scenes celforge found, against the true cuts, on that clip and on
+ * test/fixtures/cut-shots.ts at the same size (redraws over one background, a
+ * fast pan, shake, a flash, a fade; cuts between look-alike compositions).
+ * Target (issue 15): cut precision >= 0.9, recall 1.0.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -17,6 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeAnimeClip, type AnimeClip } from '../test/fixtures/anime-clip.ts';
+import { makeCutShots } from '../test/fixtures/cut-shots.ts';
 import { binaries } from '../test/fixtures/clips.ts';
 import { FRAMES_ONLY, writeConfig } from '../test/helpers.ts';
 
@@ -25,8 +30,17 @@ const HEIGHT = Number(process.env.BENCH_HEIGHT ?? 1080);
 const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'celforge.js');
 const FPS = 24000 / 1001;
 
+interface MapRecord {
+  frame: number;
+  status: string;
+  duplicateOf: number | null;
+  scene: number;
+}
+
 interface Result {
   method: string;
+  /** Frames where celforge started a scene, when it ran. */
+  sceneStarts?: number[];
   kept: number[];
   wrong: number;
   seconds: number;
@@ -83,20 +97,38 @@ function fullPngThenHash(clip: AnimeClip, work: string): Result {
   return { method: '(b) full PNG + exact-hash dedup', kept: run.value, wrong: 0, seconds: run.seconds, bytes: bytesUnder(out) };
 }
 
-function celforge(clip: AnimeClip, work: string): Result {
+/** `celforge process` on one video in its own library: the frame map, the seconds and the bytes of frames written. */
+function processVideo(file: string, frameCount: number, work: string) {
+  mkdirSync(work, { recursive: true });
   const library = path.join(work, 'library');
   // Extraction and dedup only: the faces and tags stages are measured by faces-tags.bench.ts.
   const configFile = writeConfig(work, { library: './library', ...FRAMES_ONLY });
-  const run = timed(() => spawnSync(process.execPath, [cli, '--config', configFile, 'process', clip.file], { encoding: 'utf8', cwd: work }));
+  const run = timed(() => spawnSync(process.execPath, [cli, '--config', configFile, 'process', file], { encoding: 'utf8', cwd: work }));
   if (run.value.status !== 0) throw new Error(run.value.stderr);
   const mapFile = readdirSync(library, { recursive: true }).map(String).find((name) => name.endsWith('frame-map.jsonl'))!;
-  const records = readFileSync(path.join(library, mapFile), 'utf8').split('\n').filter(Boolean)
-    .map((line) => JSON.parse(line) as { frame: number; status: string; duplicateOf: number | null });
-  if (records.length !== clip.frameCount) throw new Error(`frame map has ${records.length} of ${clip.frameCount} frames`);
+  const records = readFileSync(path.join(library, mapFile), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as MapRecord);
+  if (records.length !== frameCount) throw new Error(`frame map has ${records.length} of ${frameCount} frames`);
+  const written = bytesUnder(library) - bytesUnder(path.join(library, 'logs')) - bytesUnder(path.join(library, '.celforge'));
+  return { records, seconds: run.seconds, bytes: written };
+}
+
+function sceneStarts(records: MapRecord[]): number[] {
+  return records.filter((r, i) => i === 0 || r.scene !== records[i - 1]!.scene).map((r) => r.frame);
+}
+
+function celforge(clip: AnimeClip, work: string): Result {
+  const { records, seconds, bytes } = processVideo(clip.file, clip.frameCount, path.join(work, 'celforge'));
   const wrong = records.filter((r) => r.status === 'duplicate' && clip.drawings[r.duplicateOf!] !== clip.drawings[r.frame]).length;
   const kept = records.filter((r) => r.status === 'kept').map((r) => r.frame);
-  const written = bytesUnder(library) - bytesUnder(path.join(library, 'logs')) - bytesUnder(path.join(library, '.celforge'));
-  return { method: '(c) celforge process', kept, wrong, seconds: run.seconds, bytes: written };
+  return { method: '(c) celforge process', kept, wrong, seconds, bytes, sceneStarts: sceneStarts(records) };
+}
+
+/** Precision and recall of the cuts found (the first frame of the video is no cut). */
+function cutScores(found: number[], truth: number[]): string {
+  const cuts = found.filter((frame) => frame > 0);
+  const real = new Set(truth.filter((frame) => frame > 0));
+  const right = cuts.filter((frame) => real.has(frame)).length;
+  return `${cuts.length} found, ${right} of ${real.size} real: precision ${(right / Math.max(1, cuts.length)).toFixed(2)}, recall ${(right / Math.max(1, real.size)).toFixed(2)}`;
 }
 
 const generated = timed(() => makeAnimeClip({ width: WIDTH, height: HEIGHT, scenario: 'full' }));
@@ -123,6 +155,10 @@ try {
     ];
     console.log(row.map((cell, i) => String(cell).padEnd(i === 0 ? 34 : 11)).join(''));
   }
+  console.log(`\ncuts, anime clip (${clip.shots.length - 1} cuts): ${cutScores(results[2]!.sceneStarts!, clip.shots)}`);
+  const shots = await makeCutShots({ width: WIDTH, height: HEIGHT });
+  const hard = processVideo(shots.file, shots.frameCount, path.join(work, 'cut-shots'));
+  console.log(`cuts, cut-shots clip (${shots.frameCount} frames, ${shots.kinds.join(', ')}): ${cutScores(sceneStarts(hard.records), shots.shots)}`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -1,7 +1,23 @@
+/**
+ * Shots and cuts: a cut is a change of the whole composition. Pairs of
+ * generated pictures, and a real grainy .m2ts (test/fixtures/cut-shots.ts) of
+ * shots that must stay whole (redraws on 2s over one background, a fast pan,
+ * camera shake, a flash, a fade) and cuts that must be found (between two
+ * compositions of one palette and framing), decoded by the real ffmpeg and
+ * decided by the deduplicator as the extract stage does.
+ */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { test } from 'node:test';
-import { compareFrames, isJumpCut } from '../../src/stages/extract/compare.ts';
+import { resolveFfmpegBinaries } from '../../src/adapters/ffmpeg-binaries.ts';
+import { MediaRepository } from '../../src/adapters/media.ts';
+import { compareFrames } from '../../src/stages/extract/compare.ts';
+import { CutDetector, sameShot } from '../../src/stages/extract/cut-detector.ts';
+import { Deduplicator } from '../../src/stages/extract/deduplicator.ts';
+import { FeatureFile } from '../../src/stages/extract/feature-file.ts';
 import { computeFeatures } from '../../src/stages/extract/features.ts';
+import { makeCutShots } from '../fixtures/cut-shots.ts';
+import { tempDir } from '../helpers.ts';
 
 const W = 320;
 const H = 180;
@@ -22,15 +38,21 @@ function picture(options: { rect: [number, number, number, number]; bg: number; 
   return computeFeatures(rgb, W, H);
 }
 
-test('a cut to another composition is a jump cut; a fade, a pan and grain are not', () => {
+test('a cut to another composition is a new shot; a fade, a pan and grain are not', () => {
   const shot = picture({ rect: [40, 40, 160, 140], bg: 60, fg: 200 });
-  assert.equal(isJumpCut(shot, picture({ rect: [180, 20, 300, 100], bg: 120, fg: 30 })), true);
-  assert.equal(isJumpCut(shot, picture({ rect: [40, 40, 160, 140], bg: 60, fg: 200, brightness: 0.8 })), false, 'fade step');
-  assert.equal(isJumpCut(shot, picture({ rect: [42, 40, 162, 140], bg: 60, fg: 200 })), false, 'pan step');
-  assert.equal(isJumpCut(shot, picture({ rect: [40, 40, 160, 140], bg: 60, fg: 200, noise: 20, seed: 7 })), false, 'grain');
+  assert.equal(sameShot(shot, picture({ rect: [180, 20, 300, 100], bg: 120, fg: 30 })), false);
+  assert.equal(sameShot(shot, picture({ rect: [40, 40, 160, 140], bg: 60, fg: 200, brightness: 0.8 })), true, 'fade step');
+  assert.equal(sameShot(shot, picture({ rect: [42, 40, 162, 140], bg: 60, fg: 200 })), true, 'pan step');
+  assert.equal(sameShot(shot, picture({ rect: [40, 40, 160, 140], bg: 60, fg: 200, noise: 20, seed: 7 })), true, 'grain');
   const black = picture({ rect: [0, 0, 0, 0], bg: 2, fg: 2 });
-  assert.equal(isJumpCut(black, shot), true, 'from black to a picture');
-  assert.equal(isJumpCut(black, picture({ rect: [0, 0, 0, 0], bg: 4, fg: 4 })), false, 'the black end of a fade');
+  const cuts = (...frames: ReturnType<typeof picture>[]) => {
+    const detector = new CutDetector();
+    return frames.map((frame) => detector.next(frame));
+  };
+  assert.deepEqual(cuts(black, shot), [true, true], 'from black to a picture');
+  assert.deepEqual(cuts(shot, black, picture({ rect: [0, 0, 0, 0], bg: 4, fg: 4 })), [true, false, false], 'the black end of a fade');
+  assert.deepEqual(cuts(shot, black, shot), [true, false, false], 'black frames inside a shot');
+  assert.deepEqual(cuts(shot, black, picture({ rect: [180, 20, 300, 100], bg: 120, fg: 30 })), [true, false, true], 'a cut after black frames');
 });
 
 test('grain alone keeps a drawing; a small change of shade or a two-pixel shift does not', () => {
@@ -39,4 +61,28 @@ test('grain alone keeps a drawing; a small change of shade or a two-pixel shift 
   assert.equal(compareFrames(a, picture({ ...base, seed: 2 })).same, true);
   assert.equal(compareFrames(a, picture({ ...base, fg: 190, seed: 3 })).same, false);
   assert.equal(compareFrames(a, picture({ ...base, rect: [42, 40, 162, 140], seed: 4 })).same, false);
+});
+
+test('on a grainy .m2ts: redraws over one background, a fast pan, shake, a flash and a fade stay in their shots; cuts between look-alike compositions are found', { timeout: 120_000 }, async (t) => {
+  const clip = await makeCutShots({ width: 640, height: 360 });
+  const dir = tempDir(t);
+  const features = new FeatureFile(path.join(dir, 'features.bin'));
+  t.after(() => features.close());
+  const dedup = new Deduplicator(features);
+  const decoded = new MediaRepository(resolveFfmpegBinaries()).decodeFrames({ input: clip.file, width: clip.width, height: clip.height, hwaccel: 'none' });
+  const starts: number[] = [];
+  let frame = 0;
+  let scene = 0;
+  for await (const rgb of decoded.frames) {
+    const decision = dedup.decide(frame, computeFeatures(rgb, clip.width, clip.height));
+    if (decision.scene !== scene) starts.push(frame);
+    scene = decision.scene;
+    frame += 1;
+  }
+  await decoded.done;
+  assert.equal(frame, clip.frameCount);
+  const shotAt = (n: number) => clip.kinds[clip.shots.filter((first) => first <= n).length - 1];
+  const extra = starts.filter((n) => !clip.shots.includes(n)).map((n) => `${n} (in the ${shotAt(n)} shot)`);
+  const missed = clip.shots.filter((n) => !starts.includes(n)).map((n) => `${n} (into the ${shotAt(n)} shot)`);
+  assert.deepEqual({ extra, missed }, { extra: [], missed: [] });
 });

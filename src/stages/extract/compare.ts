@@ -1,9 +1,14 @@
 /**
- * Are two frames the same drawing? And is there a jump cut between two
- * consecutive frames? Both read block-mean differences, with thresholds that
- * scale with the noise measured in the pair itself (grain differs between
+ * Are two frames the same drawing? Reads block-mean differences, with
+ * thresholds that scale with the title's noise (grain differs between
  * titles), so that grain and encoding noise never split a drawing while a
  * blink, a mouth flap, a small change of shade, a pan or a fade always does.
+ *
+ * The noise is never measured on the pair being judged: on two unrelated
+ * pictures nearly every block differs, a noise read from that difference is
+ * huge, and every threshold would scale past the difference it should catch.
+ * It comes from the caller (`TitleNoise`: consecutive frames of the title, most
+ * of them holds), capped at what grain can do to a block mean.
  */
 import type { FrameFeatures } from './features.ts';
 
@@ -24,6 +29,14 @@ export interface DedupThresholds {
 // (where the encoder copies blocks, the measured noise is near 0 and only the floors hold).
 export const DEFAULT_THRESHOLDS: DedupThresholds = { global: 0.8, block: 10, area: 4, chroma: 16, sigmas: 8 };
 
+/** Standard deviation of the block-mean difference between two frames of one drawing, in levels. */
+export interface NoiseLevel {
+  luma: number;
+  chroma: number;
+}
+
+export const NO_NOISE: NoiseLevel = { luma: 0, chroma: 0 };
+
 export interface Comparison {
   same: boolean;
   /** Why not the same, for logs and tuning. */
@@ -35,8 +48,10 @@ export interface Comparison {
   noise: number;
 }
 
-export function compareFrames(a: FrameFeatures, b: FrameFeatures, t: DedupThresholds = DEFAULT_THRESHOLDS): Comparison {
-  const result: Comparison = { same: false, reason: null, globalDiff: Math.abs(a.mean - b.mean), maxBlockDiff: 0, maxAreaDiff: 0, maxChromaDiff: 0, noise: 0 };
+export function compareFrames(a: FrameFeatures, b: FrameFeatures, t: DedupThresholds = DEFAULT_THRESHOLDS, noise: NoiseLevel = NO_NOISE): Comparison {
+  const result: Comparison = {
+    same: false, reason: null, globalDiff: Math.abs(a.mean - b.mean), maxBlockDiff: 0, maxAreaDiff: 0, maxChromaDiff: 0, noise: noise.luma,
+  };
   if (a.width !== b.width || a.height !== b.height) return { ...result, reason: 'size' };
   if (result.globalDiff > t.global) return { ...result, reason: 'global' };
 
@@ -46,67 +61,32 @@ export function compareFrames(a: FrameFeatures, b: FrameFeatures, t: DedupThresh
     diff[i] = d;
     if (Math.abs(d) > result.maxBlockDiff) result.maxBlockDiff = Math.abs(d);
   }
-  result.noise = robustSigma(diff);
   if (result.maxBlockDiff > Math.max(t.block, t.sigmas * result.noise)) return { ...result, reason: 'block' };
 
   result.maxAreaDiff = maxBoxMean(diff, a.lumaCols, a.lumaRows);
   if (result.maxAreaDiff > Math.max(t.area, (t.sigmas * result.noise) / 3)) return { ...result, reason: 'area' };
 
-  const chromaDiff = new Float32Array(a.chroma.length);
-  for (let i = 0; i < chromaDiff.length; i += 1) {
-    chromaDiff[i] = a.chroma[i]! - b.chroma[i]!;
-    if (Math.abs(chromaDiff[i]!) > result.maxChromaDiff) result.maxChromaDiff = Math.abs(chromaDiff[i]!);
+  for (let i = 0; i < a.chroma.length; i += 1) {
+    const d = Math.abs(a.chroma[i]! - b.chroma[i]!);
+    if (d > result.maxChromaDiff) result.maxChromaDiff = d;
   }
-  if (result.maxChromaDiff > Math.max(t.chroma, t.sigmas * robustSigma(chromaDiff))) return { ...result, reason: 'chroma' };
+  if (result.maxChromaDiff > Math.max(t.chroma, t.sigmas * noise.chroma)) return { ...result, reason: 'chroma' };
   return { ...result, same: true };
 }
 
 /**
- * A jump cut between consecutive frames: their block patterns, each
- * normalised to zero mean and unit spread, differ by more than motion within
- * a shot does (a fade only rescales the pattern, so it stays). Nearly flat
- * frames (the black end of a fade) have no pattern to compare: there a cut is
- * a jump in brightness or a textured frame after a flat one.
+ * Noise between two frames: 1.4826 x the median absolute block difference
+ * (the standard deviation of Gaussian noise; a change in a few blocks leaves
+ * it alone). Only for frames next to each other, where most pairs are holds.
  */
-export function isJumpCut(previous: FrameFeatures, current: FrameFeatures): boolean {
-  if (previous.width !== current.width || previous.height !== current.height) return true;
-  const a = previous.luma;
-  const b = current.luma;
-  const n = a.length;
-  const meanA = previous.mean;
-  const meanB = current.mean;
-  let varA = 0;
-  let varB = 0;
-  for (let i = 0; i < n; i += 1) {
-    varA += (a[i]! - meanA) ** 2;
-    varB += (b[i]! - meanB) ** 2;
-  }
-  const spreadA = Math.sqrt(varA / n);
-  const spreadB = Math.sqrt(varB / n);
-  if (Math.min(spreadA, spreadB) < FLAT_SPREAD) {
-    return Math.abs(meanA - meanB) > FLAT_CUT_JUMP || Math.max(spreadA, spreadB) > 2 * FLAT_SPREAD;
-  }
-  let normalisedDiff = 0;
-  let absDiff = 0;
-  for (let i = 0; i < n; i += 1) {
-    normalisedDiff += Math.abs((a[i]! - meanA) / spreadA - (b[i]! - meanB) / spreadB);
-    absDiff += Math.abs(a[i]! - b[i]!);
-  }
-  return normalisedDiff / n > CUT_PATTERN_CHANGE && absDiff / n > CUT_LEVEL_CHANGE;
+export function pairNoise(a: FrameFeatures, b: FrameFeatures): NoiseLevel {
+  const luma = new Float32Array(a.luma.length);
+  for (let i = 0; i < luma.length; i += 1) luma[i] = a.luma[i]! - b.luma[i]!;
+  const chroma = new Float32Array(a.chroma.length);
+  for (let i = 0; i < chroma.length; i += 1) chroma[i] = a.chroma[i]! - b.chroma[i]!;
+  return { luma: robustSigma(luma), chroma: robustSigma(chroma) };
 }
 
-/**
- * Measured on generated shots with grain: within a shot (holds, mouth flaps,
- * pans, fades) the normalised difference stays under 0.06; at cuts it is 0.3
- * or more, even between compositions of similar layout.
- */
-const CUT_PATTERN_CHANGE = 0.2;
-const CUT_LEVEL_CHANGE = 6;
-/** Block means of a frame with less spread than this are mostly noise. */
-const FLAT_SPREAD = 8;
-const FLAT_CUT_JUMP = 20;
-
-/** Noise of a difference map: 1.4826 x the median absolute value (a change in a few blocks leaves it alone). */
 function robustSigma(diff: Float32Array): number {
   const BIN = 0.05;
   const BINS = 1024;

@@ -5,9 +5,11 @@
  * appearance). The first frame of every drawing is kept; every later frame of
  * it is a duplicate of that first frame.
  */
-import { compareFrames, DEFAULT_THRESHOLDS, isJumpCut, type Comparison, type DedupThresholds } from './compare.ts';
+import { compareFrames, DEFAULT_THRESHOLDS, type Comparison, type DedupThresholds, type NoiseLevel } from './compare.ts';
+import { CutDetector } from './cut-detector.ts';
 import { coarseSignature, type FrameFeatures } from './features.ts';
 import type { FeatureFile } from './feature-file.ts';
+import { TitleNoise } from './title-noise.ts';
 
 export interface FrameDecision {
   frame: number;
@@ -34,6 +36,8 @@ export class Deduplicator {
   /** Kept drawings by rounded mean luma, for lookups after cuts. */
   readonly #byMean = new Map<number, Drawing[]>();
   readonly #byFrame = new Map<number, Drawing>();
+  readonly #cuts = new CutDetector();
+  readonly #noise = new TitleNoise();
   #previous: { features: FrameFeatures; drawing: Drawing } | null = null;
   #scene = 0;
 
@@ -47,10 +51,11 @@ export class Deduplicator {
   }
 
   decide(frame: number, features: FrameFeatures): FrameDecision {
-    if (!this.#previous || isJumpCut(this.#previous.features, features)) this.#scene += 1;
-    const match = this.#match(features);
+    const noise = this.#noise.level;
+    if (this.#cuts.next(features, noise.luma)) this.#scene += 1;
+    const match = this.#match(features, noise);
     const drawing = match ?? this.#remember(frame, features);
-    this.#previous = { features, drawing };
+    this.#advance(features, drawing);
     return match
       ? { frame, status: 'duplicate', duplicateOf: match.frame, scene: this.#scene }
       : { frame, status: 'kept', duplicateOf: null, scene: this.#scene };
@@ -61,31 +66,38 @@ export class Deduplicator {
    * A frame a person rejected since was still the first of its drawing.
    */
   replay(recorded: Omit<FrameDecision, 'status'> & { status: FrameDecision['status'] | 'rejected' }, features: FrameFeatures): void {
+    // The cut detector and the noise see every frame in order, as in an uninterrupted run.
+    this.#cuts.next(features, this.#noise.level.luma);
     this.#scene = recorded.scene;
     const drawing = recorded.status !== 'duplicate'
       ? this.#remember(recorded.frame, features)
       : this.#byFrame.get(recorded.duplicateOf!) ?? this.#remember(recorded.frame, features);
+    this.#advance(features, drawing);
+  }
+
+  #advance(features: FrameFeatures, drawing: Drawing): void {
+    if (this.#previous) this.#noise.add(this.#previous.features, features);
     this.#previous = { features, drawing };
   }
 
-  #match(features: FrameFeatures): Drawing | null {
+  #match(features: FrameFeatures, noise: NoiseLevel): Drawing | null {
     const previous = this.#previous?.drawing;
-    if (previous && this.#compare(previous, features).same) return previous;
+    if (previous && this.#compare(previous, features, noise).same) return previous;
     const coarse = coarseSignature(features);
     const key = Math.round(features.mean);
     let best: { drawing: Drawing; comparison: Comparison } | null = null;
     for (const bucket of [key - 1, key, key + 1]) {
       for (const drawing of this.#byMean.get(bucket) ?? []) {
         if (drawing === previous || !closeCoarse(drawing.coarse, coarse)) continue;
-        const comparison = this.#compare(drawing, features);
+        const comparison = this.#compare(drawing, features, noise);
         if (comparison.same && (!best || comparison.maxBlockDiff < best.comparison.maxBlockDiff)) best = { drawing, comparison };
       }
     }
     return best?.drawing ?? null;
   }
 
-  #compare(drawing: Drawing, features: FrameFeatures): Comparison {
-    return compareFrames(this.#features.read(drawing.record, drawing.mean), features, this.#thresholds);
+  #compare(drawing: Drawing, features: FrameFeatures, noise: NoiseLevel): Comparison {
+    return compareFrames(this.#features.read(drawing.record, drawing.mean), features, this.#thresholds, noise);
   }
 
   #remember(frame: number, features: FrameFeatures): Drawing {
