@@ -92,6 +92,25 @@ test('unrelated pictures of one mean brightness never match, even at the largest
   assert.deepEqual(merged, [], `${merged.length} unrelated pairs matched`);
 });
 
+test('the title noise comes from holds: a cut or redraw in the window does not raise it, and nothing raises it past the cap', async () => {
+  const pictures = (await gridCrops(40, W, H, { seed: 19, mean: MEAN })).map((rgb, i) => features(grainy(rgb, i)));
+  const noise = new TitleNoise();
+  const hold = randomCel(7);
+  // Animation on 3s: two holds, then a new picture.
+  pictures.forEach((picture, i) => {
+    noise.add(features(grainy(hold, 3 * i)), features(grainy(hold, 3 * i + 1)));
+    noise.add(features(grainy(hold, 3 * i + 1)), features(grainy(hold, 3 * i + 2)));
+    noise.add(features(grainy(hold, 3 * i + 2)), picture);
+  });
+  const measured = noise.level;
+  const grain = holdNoise(hold);
+  assert.ok(Math.abs(measured.luma - grain.luma) < 0.3 && Math.abs(measured.chroma - grain.chroma) < 0.3, `${JSON.stringify(measured)} vs ${JSON.stringify(grain)}`);
+  // Nothing but unrelated pictures (an action scene on 1s): capped.
+  const busy = new TitleNoise();
+  pictures.forEach((picture, i) => i > 0 && busy.add(pictures[i - 1]!, picture));
+  assert.ok(busy.level.luma <= NOISE_CAP.luma && busy.level.chroma <= NOISE_CAP.chroma);
+});
+
 test('a picture that differs only in one small spot never matches: 8x8 pixels at the noise cap, 6x6 at the noise of grain', async () => {
   const pictures = [...(await gridCrops(6, W, H, { seed: 11, mean: MEAN })), randomCel(1), randomCel(2)];
   const random = mulberry32(5);
