@@ -25,7 +25,7 @@ const LEVEL_CHANGE = 6;
 /**
  * After the best shift of the whole picture, pans and shake left at most 4% of the blocks
  * outside the range of the shifted picture's 3x3 neighbourhood (sub-block shifts blend
- * neighbours); cuts left 15% or more, a cut between compositions of one palette 15%.
+ * neighbours); cuts left 13% or more (a cut between compositions of one palette, 15%).
  */
 const MOVED_UNEXPLAINED = 0.08;
 /** A block outside its neighbourhood's range by more than this (in spreads) is unexplained. */
@@ -43,7 +43,7 @@ const STILL_EDGES = 0.05;
 const EDGE_STEP = 0.5;
 /** A block has structure when its 3x3 neighbourhood spans this many spreads. */
 const STRUCTURE_RANGE = 0.5;
-/** Unchanged means within this many levels (plus 3 noise sigmas) of the previous frame. */
+/** Unchanged means within this many levels of the previous frame, or 3 noise sigmas where the grain is heavier. */
 const STILL_TOLERANCE = 4;
 /** Block means of a frame with less spread than this are mostly noise. */
 const FLAT_SPREAD = 8;
@@ -51,6 +51,7 @@ const FLAT_CUT_JUMP = 20;
 /** A flash brightens the picture by this much on average, and darkens at most this share of blocks. */
 const FLASH_RISE = 10;
 const FLASH_DARKER_SHARE = 0.02;
+/** A glow is smooth: most edges of a flashed picture are edges of the picture before it. */
 const FLASH_INHERITED_EDGES = 0.8;
 /** A brightening that lasts longer than this is a new shot (found late), not a flash. */
 const MAX_FLASH_FRAMES = 6;
