@@ -107,15 +107,27 @@ function isFlat(features: FrameFeatures): boolean {
   return spreadOf(features) < FLAT_SPREAD;
 }
 
-function spreadOf({ luma, mean }: FrameFeatures): number {
-  let sum = 0;
-  for (let i = 0; i < luma.length; i += 1) sum += (luma[i]! - mean) ** 2;
-  return Math.sqrt(sum / luma.length);
+/** Each frame is asked several times (as current, then as previous). */
+const spreads = new WeakMap<FrameFeatures, number>();
+
+function spreadOf(features: FrameFeatures): number {
+  let spread = spreads.get(features);
+  if (spread === undefined) {
+    const { luma, mean } = features;
+    let sum = 0;
+    for (let i = 0; i < luma.length; i += 1) sum += (luma[i]! - mean) ** 2;
+    spread = Math.sqrt(sum / luma.length);
+    spreads.set(features, spread);
+  }
+  return spread;
 }
 
 function normalised(features: FrameFeatures): Float32Array {
+  const { luma, mean } = features;
   const spread = spreadOf(features);
-  return Float32Array.from(features.luma, (value) => (value - features.mean) / spread);
+  const values = new Float32Array(luma.length);
+  for (let i = 0; i < luma.length; i += 1) values[i] = (luma[i]! - mean) / spread;
+  return values;
 }
 
 /** Pairwise: do these two textured frames of the same size belong to one shot? */
