@@ -35,7 +35,7 @@ export async function modelsAvailable(config: Config, ids: readonly string[], ki
   if (shipped) return { ready: false, missing, command: null, reason: shippedModelMissing(shipped).message };
   if (missing.length) {
     const command = `celforge models fetch ${missing.join(' ')}`;
-    return { ready: false, missing, command, reason: `model ${missing.join(', ')} is not in ${config.models.dir}; run "${command}"` };
+    return { ready: false, missing, command, reason: `${missingModels(missing)} not in ${config.models.dir}; run "${command}"` };
   }
   return {
     ready: true,
@@ -48,4 +48,9 @@ export function modelFile(model: AvailableModel, ending: string): string {
   const name = Object.keys(model.files).find((candidate) => candidate.endsWith(ending));
   if (!name) throw new CelforgeError('CONFIG_INVALID', `model ${model.entry.id} has no ${ending} file in its manifest entry`);
   return model.files[name]!;
+}
+
+/** "model a is" or "models a, b are", to begin a sentence about missing models. */
+export function missingModels(ids: string[]): string {
+  return ids.length === 1 ? `model ${ids[0]} is` : `models ${ids.join(', ')} are`;
 }

@@ -7,7 +7,7 @@
 import { errorMessage } from '../errors.ts';
 import { BUNDLED_MANIFEST, loadManifest, type ModelEntry } from '../models/manifest.ts';
 import { isDownloadable } from '../models/model-download.ts';
-import { modelsAvailable, type AvailableModel, type Availability } from '../models/model-availability.ts';
+import { missingModels, modelsAvailable, type AvailableModel, type Availability } from '../models/model-availability.ts';
 import type { StagePorts, StageResult } from './stage.ts';
 
 /** Models fetched while the daemon runs are noticed this soon (a SIGHUP re-checks at once); a failed download is tried again as often. */
@@ -30,7 +30,7 @@ export async function modelsOrWait(ports: StagePorts, ids: readonly string[], ki
   } catch (error) {
     if (ports.signal.aborted) return { ready: false, result: { kind: 'interrupted' } };
     const why = errorMessage(error);
-    const reason = `model ${available.missing.join(', ')} is not in ${config.models.dir} and its download failed (${why}); ` +
+    const reason = `${missingModels(available.missing)} not in ${config.models.dir} and its download failed (${why}); ` +
       `it is tried again at the next check, or run "${available.command}"`;
     return { ready: false, result: waitForModels({ ...available, reason }, why) };
   }
