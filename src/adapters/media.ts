@@ -38,6 +38,32 @@ export interface DecodedFrames {
   stop(): void;
 }
 
+export interface FrameTiming {
+  /** r_frame_rate, as ffprobe gives it ("24000/1001"). */
+  frameRate: string;
+  averageFrameRate: string;
+  /** Seconds; null when no frame could be decoded. */
+  firstPts: number | null;
+}
+
+export interface SeekDecodeRequest {
+  input: string;
+  width: number;
+  height: number;
+  /** Where to seek the input, in seconds after the file's start (ffmpeg adds the file's start_time to -ss). */
+  seekSeconds: number;
+  /** The wanted frame's pts in seconds. */
+  ptsSeconds: number;
+  fps: number;
+}
+
+export interface SeekDecoded {
+  /** The wanted frame in rgb24, or null when no frame had its pts. */
+  rgb: Buffer | null;
+  /** The pts in seconds of each frame decoded, in order. */
+  shown: number[];
+}
+
 export class ExtractionStopped extends Error {
   constructor() {
     super('extraction stopped');
@@ -186,6 +212,81 @@ export class MediaRepository {
         command.kill('SIGKILL');
       },
     };
+  }
+
+  /**
+   * The timing that frame numbers map to: the stream's nominal and average
+   * rates (equal for a constant-rate stream) and the pts of frame 0, the
+   * first frame a full decode gives out. Frame 0 is decoded rather than read
+   * from the stream's start_time because a stream that opens mid-GOP (a
+   * Blu-ray cut) has leading frames that are never shown: start_time is
+   * theirs, not frame 0's.
+   */
+  async frameTiming(file: string): Promise<FrameTiming> {
+    const data = await new Promise<ffmpeg.FfprobeData>((resolve, reject) => {
+      this.command(file).ffprobe(['-select_streams', 'v:0'], (error: Error | null, probed: ffmpeg.FfprobeData) =>
+        error ? reject(new FfmpegFailure(lastLine(error.message), error.message)) : resolve(probed));
+    });
+    const video = data.streams.find((stream) => stream.codec_type === 'video');
+    const first = await this.#showFrames(this.command(file).inputOptions(['-nostdin', '-v', 'info', '-copyts']).outputOptions(['-frames:v', '1']));
+    return {
+      frameRate: video?.r_frame_rate ?? '0/0',
+      averageFrameRate: video?.avg_frame_rate ?? '0/0',
+      firstPts: first.frames[0] === undefined ? null : first.frames[0] * first.timeBase,
+    };
+  }
+
+  /**
+   * Decodes one frame by seeking: the input is seeked (keyframe-accurate,
+   * fast) to `seekSeconds` after the file's start, timestamps are kept
+   * (-copyts), and the frame whose pts is within half a frame of
+   * `ptsSeconds` is given out, after which ffmpeg stops. `shown` is the pts
+   * (in seconds) of every frame decoded on the way, so the caller can check
+   * where the seek landed and that the pts follow the frame grid.
+   */
+  async decodeFrameAt(request: SeekDecodeRequest): Promise<SeekDecoded> {
+    const frameBytes = request.width * request.height * 3;
+    const chunks: Buffer[] = [];
+    const command = this.command(request.input)
+      // -noaccurate_seek: every frame decoded after the seek point reaches showinfo, none is trimmed unseen.
+      .inputOptions(['-nostdin', '-v', 'info', '-noaccurate_seek', '-ss', request.seekSeconds.toFixed(6), '-copyts'])
+      .outputOptions([
+        '-vf', `showinfo,select=lt(abs(t-${request.ptsSeconds.toFixed(6)})\\,${(0.5 / request.fps).toFixed(6)})`,
+        '-frames:v', '1', '-pix_fmt', 'rgb24',
+      ]);
+    const shown = await this.#showFrames(command, 'rawvideo', (chunk) => chunks.push(chunk));
+    const rgb = Buffer.concat(chunks);
+    return { rgb: rgb.length === frameBytes ? rgb : null, shown: shown.frames.map((pts) => pts * shown.timeBase) };
+  }
+
+  /** Runs a decode with showinfo; the pts of each frame it shows, and their time base. */
+  #showFrames(command: ffmpeg.FfmpegCommand, format = 'null', onData?: (chunk: Buffer) => void): Promise<{ frames: number[]; timeBase: number }> {
+    const frames: number[] = [];
+    let timeBase = 0;
+    const hasFilter = onData !== undefined;
+    command.outputOptions(['-map', '0:v:0', '-vsync', 'passthrough', ...(hasFilter ? [] : ['-vf', 'showinfo']), '-f', format]);
+    return new Promise((resolve, reject) => {
+      command
+        .on('stderr', (line: string) => {
+          const config = /Parsed_showinfo_\d+ @ [^\]]+\] config in time_base: (\d+)\/(\d+)/.exec(line);
+          if (config) timeBase = Number(config[1]) / Number(config[2]);
+          const frame = /Parsed_showinfo_\d+ @ [^\]]+\] n: *\d+ pts: *(-?\d+) /.exec(line);
+          if (frame) frames.push(Number(frame[1]));
+        })
+        .on('error', (error: Error, _stdout: string | null, stderr: string | null) =>
+          reject(new FfmpegFailure(firstErrorLine(stderr) ?? error.message, stderr ?? '')))
+      if (onData) {
+        const sink = new PassThrough();
+        sink.on('data', onData);
+        // Resolves once ffmpeg has exited and every byte it wrote has been read.
+        const drained = new Promise((ended) => sink.on('end', ended));
+        command.on('end', () => void drained.then(() => resolve({ frames, timeBase })));
+        command.pipe(sink, { end: true });
+      } else {
+        command.on('end', () => resolve({ frames, timeBase }));
+        command.output('-').run();
+      }
+    });
   }
 
   private runToEnd(command: ffmpeg.FfmpegCommand): Promise<void> {

@@ -15,6 +15,7 @@ import { readFrameMap, rewriteFrameMap, type FrameRecord } from '../adapters/fra
 import { writeFramePng } from '../adapters/image-writer.ts';
 import { acquireLock } from '../adapters/lock-file.ts';
 import { MediaRepository } from '../adapters/media.ts';
+import { frameGridOf, seekFrame } from './frame-seeker.ts';
 import { sha256Of } from '../adapters/file-hash.ts';
 import type { Config } from '../config/schema.ts';
 import { videoLayoutOf, type VideoLayout } from '../daemon/library-paths.ts';
@@ -118,23 +119,51 @@ async function decodeAgain(job: Job, records: FrameRecord[], layout: VideoLayout
   if (records.length === 0) return 0;
   const media = new MediaRepository(resolveFfmpegBinaries(config.ffmpeg));
   const { width, height } = job.probe!;
+  const grid = frameGridOf(await media.frameTiming(job.source));
+  let fromStart = records;
+  let bytes = 0;
+  if (typeof grid === 'string') {
+    process.stderr.write(`celforge: ${job.source}: decoding from the start to restore frames, not seeking: ${grid}\n`);
+  } else {
+    fromStart = [];
+    for (const record of records) {
+      const found = await seekFrame(media, job.source, { width, height }, grid, record.frame);
+      if (found.kind === 'found') {
+        bytes += await writeRestored(record, found.rgb, layout, config, width, height);
+      } else {
+        process.stderr.write(`celforge: ${job.source}: decoding from the start to restore frame ${record.frame}, not seeking: ${found.why}\n`);
+        fromStart.push(record);
+      }
+    }
+  }
+  return bytes + await decodeFromStart(media, job, fromStart, layout, config);
+}
+
+/** Restoring the slow way, every frame from 0: for streams whose timestamps do not say frame numbers. */
+async function decodeFromStart(media: MediaRepository, job: Job, records: FrameRecord[], layout: VideoLayout, config: Config): Promise<number> {
+  if (records.length === 0) return 0;
+  const { width, height } = job.probe!;
   const decoded = media.decodeFrames({ input: job.source, width, height, hwaccel: 'none', onlyFrames: records.map((r) => r.frame) });
   let bytes = 0;
   let index = 0;
   for await (const rgb of decoded.frames) {
     const record = records[index++];
     if (!record) break;
-    const kept = layout.keptFile(record.scene, record.frame);
-    const written = await writeFramePng({ rgb, width, height }, path.join(layout.library, kept), config.extract.pngCompression);
-    bytes += written.bytes;
-    record.sha256 = written.sha256;
-    markRestored(record, kept);
+    bytes += await writeRestored(record, rgb, layout, config, width, height);
   }
   await decoded.done;
   if (index < records.length) {
     throw new CelforgeError('EXTRACT_FAILED', `${job.source}: ffmpeg returned ${index} of the ${records.length} frames asked for; is this the same video?`, { file: job.source });
   }
   return bytes;
+}
+
+async function writeRestored(record: FrameRecord, rgb: Buffer, layout: VideoLayout, config: Config, width: number, height: number): Promise<number> {
+  const kept = layout.keptFile(record.scene, record.frame);
+  const written = await writeFramePng({ rgb, width, height }, path.join(layout.library, kept), config.extract.pngCompression);
+  record.sha256 = written.sha256;
+  markRestored(record, kept);
+  return written.bytes;
 }
 
 function markRestored(record: FrameRecord, keptFile: string): void {
