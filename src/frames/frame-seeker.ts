@@ -4,7 +4,9 @@
  * stream frame n has pts = pts(frame 0) + n / fps. The input is seeked a few
  * seconds before that pts, and every frame decoded from there shows its pts,
  * so the seek is trusted only when it landed before the frame and the pts
- * it saw all sit on the frame grid. Otherwise (a variable-rate stream, a
+ * it saw all sit on the frame grid, one after another. A change of rate or a
+ * lost frame before the seek point, far from the frame, cannot be seen this
+ * way: the nominal and average rates must agree too. Otherwise (a variable-rate stream, a
  * seek that overshot twice, pts off the grid) the caller decodes from the
  * start, as before.
  */
@@ -44,6 +46,10 @@ export async function seekFrame(media: MediaRepository, input: string, size: { w
     const numbers = decoded.shown.map((pts) => (pts - grid.origin) * grid.fps);
     const offGrid = numbers.find((n) => Math.abs(n - Math.round(n)) > 0.25);
     if (offGrid !== undefined) return { kind: 'untrusted', why: `a frame's pts (${(offGrid / grid.fps + grid.origin).toFixed(6)} s) is off the ${grid.fps} fps grid` };
+    // A stretch at a lower rate (every other grid point) sits on the grid too, but skips numbers.
+    const sorted = numbers.map(Math.round).sort((a, b) => a - b);
+    const gap = sorted.findIndex((n, i) => i > 0 && n !== sorted[i - 1]! + 1);
+    if (gap > 0) return { kind: 'untrusted', why: `the frames decoded skip from frame ${sorted[gap - 1]} to ${sorted[gap]} on the ${grid.fps} fps grid` };
     if (numbers.length === 0 || Math.round(numbers[0]!) > frame) {
       why = `the seek to ${seekSeconds.toFixed(3)} s landed after frame ${frame}`;
       continue;

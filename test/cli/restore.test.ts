@@ -4,9 +4,11 @@
  * every duplicate in full); under `move`, restoring moves the file back.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
+import { resolveFfmpegBinaries } from '../../src/adapters/ffmpeg-binaries.ts';
 import type { FrameRecord } from '../../src/adapters/frame-map-file.ts';
 import { makeAnimeClip, type AnimeClip } from '../fixtures/anime-clip.ts';
 import { frameMapOf, readJobs, runCli, tempDir, writeConfig } from '../helpers.ts';
@@ -79,4 +81,39 @@ test('under policy move, duplicates are written in full and restoring moves the 
   assert.ok(!existsSync(path.join(full.library, duplicate.file!)));
   assert.ok(readFileSync(path.join(full.library, record.file!)).equals(bytes));
   assert.equal(pngsUnder(videoDir).length, clip.frameCount, 'a frame went missing');
+});
+
+test('on a stream whose rate changes, restore says it decodes from the start and is still byte-identical', { timeout: 300_000 }, async (t) => {
+  const dir = tempDir(t);
+  const { ffmpeg } = resolveFfmpegBinaries();
+  const parts = [];
+  // Drawings held for 4 or 5 frames, so dedup finds duplicates; 24 fps, then 30 fps joined without re-encoding.
+  for (const [rate, count] of [[24, 48], [30, 72]] as const) {
+    const part = path.join(dir, `part-${rate}.mp4`);
+    execFileSync(ffmpeg, ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=160x90:rate=6', '-vf', `fps=${rate}`, '-frames:v', String(count),
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', part]);
+    parts.push(`file '${part}'\n`);
+  }
+  writeFileSync(path.join(dir, 'parts.txt'), parts.join(''));
+  const video = path.join(dir, 'vfr.mkv');
+  execFileSync(ffmpeg, ['-v', 'error', '-y', '-f', 'concat', '-safe', '0', '-i', path.join(dir, 'parts.txt'), '-c', 'copy', video]);
+  const processed = async (policy: 'reference' | 'move') => {
+    const work = path.join(dir, policy);
+    mkdirSync(work);
+    const configFile = writeConfig(work, { dedup: { policy }, disk: { reserve: 0 } });
+    const result = await runCli(['--config', configFile, 'process', video], { cwd: work });
+    assert.equal(result.code, 0, result.stderr);
+    const library = path.join(work, 'library');
+    const job = readJobs(library)[0]!;
+    return { work, configFile, library, job, map: frameMapOf(job) };
+  };
+  const full = await processed('move');
+  const byReference = await processed('reference');
+  const late = byReference.map.find((r) => r.status === 'duplicate' && r.frame > 80)!;
+  assert.ok(late, 'a duplicate in the 30 fps part');
+  const result = await runCli(['--config', byReference.configFile, 'restore', video, String(late.frame)], { cwd: byReference.work });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, new RegExp(`decoding from the start to restore frame ${late.frame}, not seeking: `));
+  const restored = readFileSync(path.join(byReference.library, frameMapOf(byReference.job)[late.frame]!.file!));
+  assert.ok(restored.equals(readFileSync(path.join(full.library, full.map[late.frame]!.file!))), `restored frame ${late.frame} is not byte-identical to the full extraction`);
 });

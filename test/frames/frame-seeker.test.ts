@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { before, test } from 'node:test';
@@ -75,4 +76,29 @@ test('a variable frame rate or a missing frame 0 is not trusted for seeking, and
   assert.match(String(frameGridOf({ frameRate: '0/0', averageFrameRate: '0/0', firstPts: 0 })), /no frame rate/);
   assert.match(String(frameGridOf({ frameRate: '24/1', averageFrameRate: '24/1', firstPts: null })), /frame 0 has no timestamp/);
   assert.deepEqual(frameGridOf({ frameRate: '24000/1001', averageFrameRate: '24000/1001', firstPts: 1.4 }), { fps: 24000 / 1001, origin: 1.4 });
+});
+
+test('a stream whose rate changes (24 then 30 fps, joined without re-encoding) is found exactly before the change and not trusted after it', { timeout: 300_000 }, async (t) => {
+  const dir = tempDir(t);
+  const parts = [];
+  for (const [rate, count] of [[24, 48], [30, 72]] as const) {
+    const part = path.join(dir, `part-${rate}.mp4`);
+    await run(binaries.ffmpeg, ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=${WIDTH}x${HEIGHT}:rate=${rate}`, '-frames:v', String(count),
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', part]);
+    parts.push(`file '${part}'\n`);
+  }
+  const list = path.join(dir, 'parts.txt');
+  writeFileSync(list, parts.join(''));
+  const file = path.join(dir, 'vfr.mkv');
+  await run(binaries.ffmpeg, ['-v', 'error', '-y', '-f', 'concat', '-safe', '0', '-i', list, '-c', 'copy', file]);
+  const frames = await fullDecode(file);
+  assert.equal(frames.length, 120);
+  const grid = frameGridOf(await media.frameTiming(file));
+  // Matroska states one rate for the whole stream: the rates agree, and only the pts can tell.
+  assert.ok(typeof grid !== 'string', String(grid));
+  const early = await seekFrame(media, file, { width: WIDTH, height: HEIGHT }, grid, 20);
+  assert.ok(early.kind === 'found' && early.rgb.equals(frames[20]!));
+  const late = await seekFrame(media, file, { width: WIDTH, height: HEIGHT }, grid, 100);
+  assert.equal(late.kind, 'untrusted');
+  assert.match(late.kind === 'untrusted' ? late.why : '', /off the 24 fps grid|skip from frame/);
 });
