@@ -243,6 +243,13 @@ export class MediaRepository {
    * `ptsSeconds` is given out, after which ffmpeg stops. `shown` is the pts
    * (in seconds) of every frame decoded on the way, so the caller can check
    * where the seek landed and that the pts follow the frame grid.
+   * ffmpeg adds the file's start_time to an input -ss, seeks to a keyframe at
+   * or before it, and with -copyts keeps the demuxer's pts (ts_offset 0):
+   * FFmpeg/FFmpeg fftools/ffmpeg_demux.c, ifile_open (commit 007ec49db8f3),
+   * `timestamp += ic->start_time`, `avformat_seek_file(ic, -1, INT64_MIN,
+   * seek_timestamp, seek_timestamp, 0)` and `f->ts_offset = o->input_ts_offset
+   * - (copy_ts ? ... : timestamp)`. A transport stream's seek can still land
+   * past the point (seen: 0.6 s), which is why `shown` is checked.
    */
   async decodeFrameAt(request: SeekDecodeRequest): Promise<SeekDecoded> {
     const frameBytes = request.width * request.height * 3;
