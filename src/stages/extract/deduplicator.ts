@@ -7,6 +7,7 @@
  */
 import { compareFrames, DEFAULT_THRESHOLDS, type Comparison, type DedupThresholds, type NoiseLevel } from './compare.ts';
 import { CutDetector } from './cut-detector.ts';
+import { DrawingIndex } from './drawing-index.ts';
 import { coarseSignature, type FrameFeatures } from './features.ts';
 import type { FeatureFile } from './feature-file.ts';
 import { TitleNoise } from './title-noise.ts';
@@ -20,6 +21,15 @@ export interface FrameDecision {
   scene: number;
 }
 
+export interface IndexStats {
+  /** Lookups in the index (frames that did not repeat the previous drawing). */
+  lookups: number;
+  /** Kept drawings whose coarse signature a lookup checked. */
+  examined: number;
+  /** Fine comparisons (compareFrames), the previous drawing's included. */
+  comparisons: number;
+}
+
 interface Drawing {
   frame: number;
   mean: number;
@@ -27,19 +37,17 @@ interface Drawing {
   record: number;
 }
 
-/** Coarse region means of the same drawing differ by grain averaged over ~50k pixels: a fraction of a level. */
-const COARSE_TOLERANCE = 4;
-
 export class Deduplicator {
   readonly #features: FeatureFile;
   readonly #thresholds: DedupThresholds;
-  /** Kept drawings by rounded mean luma, for lookups after cuts. */
-  readonly #byMean = new Map<number, Drawing[]>();
+  /** Kept drawings by what a repeat shares with them, for lookups after cuts. */
+  readonly #index = new DrawingIndex<Drawing>();
   readonly #byFrame = new Map<number, Drawing>();
   readonly #cuts = new CutDetector();
   readonly #noise = new TitleNoise();
   #previous: { features: FrameFeatures; drawing: Drawing } | null = null;
   #scene = 0;
+  #stats = { lookups: 0, comparisons: 0 };
 
   constructor(features: FeatureFile, thresholds: DedupThresholds = DEFAULT_THRESHOLDS) {
     this.#features = features;
@@ -48,6 +56,11 @@ export class Deduplicator {
 
   get drawings(): number {
     return this.#byFrame.size;
+  }
+
+  /** Work done by lookups so far, to check it stays bounded as drawings pile up. */
+  get stats(): IndexStats {
+    return { ...this.#stats, examined: this.#index.examined };
   }
 
   decide(frame: number, features: FrameFeatures): FrameDecision {
@@ -84,34 +97,32 @@ export class Deduplicator {
     const previous = this.#previous?.drawing;
     if (previous && this.#compare(previous, features, noise).same) return previous;
     const coarse = coarseSignature(features);
-    const key = Math.round(features.mean);
+    this.#stats.lookups += 1;
     let best: { drawing: Drawing; comparison: Comparison } | null = null;
-    for (const bucket of [key - 1, key, key + 1]) {
-      for (const drawing of this.#byMean.get(bucket) ?? []) {
-        if (drawing === previous || !closeCoarse(drawing.coarse, coarse)) continue;
-        const comparison = this.#compare(drawing, features, noise);
-        if (comparison.same && (!best || comparison.maxBlockDiff < best.comparison.maxBlockDiff)) best = { drawing, comparison };
-      }
+    for (const drawing of this.#index.near(features.mean, coarse)) {
+      if (drawing === previous) continue;
+      const comparison = this.#compare(drawing, features, noise);
+      if (comparison.same && (!best || closer(comparison, drawing, best))) best = { drawing, comparison };
     }
     return best?.drawing ?? null;
   }
 
   #compare(drawing: Drawing, features: FrameFeatures, noise: NoiseLevel): Comparison {
+    this.#stats.comparisons += 1;
     return compareFrames(this.#features.read(drawing.record, drawing.mean), features, this.#thresholds, noise);
   }
 
   #remember(frame: number, features: FrameFeatures): Drawing {
     const drawing: Drawing = { frame, mean: features.mean, coarse: coarseSignature(features), record: this.#features.append(features) };
-    const key = Math.round(features.mean);
-    const bucket = this.#byMean.get(key);
-    if (bucket) bucket.push(drawing);
-    else this.#byMean.set(key, [drawing]);
+    this.#index.add(drawing);
     this.#byFrame.set(frame, drawing);
     return drawing;
   }
 }
 
-function closeCoarse(a: Float32Array, b: Float32Array): boolean {
-  for (let i = 0; i < a.length; i += 1) if (Math.abs(a[i]! - b[i]!) > COARSE_TOLERANCE) return false;
-  return true;
+/** The smaller largest block difference wins; between equals, the earlier drawing (the order the index returns them in is not the film's). */
+function closer(comparison: Comparison, drawing: Drawing, best: { drawing: Drawing; comparison: Comparison }): boolean {
+  const a = comparison.maxBlockDiff;
+  const b = best.comparison.maxBlockDiff;
+  return a < b || (a === b && drawing.frame < best.drawing.frame);
 }

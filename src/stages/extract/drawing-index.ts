@@ -1,0 +1,89 @@
+/**
+ * Kept drawings, found by what a repeat must share with them: a mean luma
+ * within a level and every coarse region within COARSE_TOLERANCE. A film has
+ * tens of thousands of drawings, many of them dark scenes of the same
+ * brightness, so a list per mean luma grows with the film and every lookup
+ * would read all of it. Each drawing is filed instead under its rounded mean
+ * and a few of its coarse regions quantised into steps of REGION_STEP; a
+ * lookup opens only the cells its own values could reach within the
+ * tolerance (one or two per region), so it reads the drawings that look
+ * alike, however many others the film has, and never misses one that passes
+ * the coarse test.
+ */
+import { COARSE_COLS, COARSE_ROWS } from './features.ts';
+
+/** Coarse region means of the same drawing differ by grain averaged over ~50k pixels: a fraction of a level. */
+export const COARSE_TOLERANCE = 4;
+
+/** Regions of the 8x4 coarse grid used in the key: spread over the frame, background and middle. */
+const KEY_REGIONS = [1 * COARSE_COLS + 1, 1 * COARSE_COLS + 3, 1 * COARSE_COLS + 5, 1 * COARSE_COLS + 7,
+  2 * COARSE_COLS + 0, 2 * COARSE_COLS + 2, 2 * COARSE_COLS + 4, 2 * COARSE_COLS + 6];
+/**
+ * Twice the width of the tolerance window (8 levels): a value's window crosses a step
+ * boundary half the time, so a lookup opens 1.5 cells per region on average.
+ */
+const REGION_STEP = 4 * COARSE_TOLERANCE;
+const STEPS = Math.ceil(256 / REGION_STEP);
+
+export interface IndexedDrawing {
+  /** Frame number of its first appearance, the tie-break between equally close drawings. */
+  frame: number;
+  mean: number;
+  /** `coarseSignature` of its features. */
+  coarse: Float32Array;
+}
+
+export class DrawingIndex<D extends IndexedDrawing> {
+  readonly #cells = new Map<number, D[]>();
+  #size = 0;
+  /** Drawings read by lookups so far. */
+  examined = 0;
+
+  static {
+    if (KEY_REGIONS.some((region) => region >= COARSE_COLS * COARSE_ROWS)) throw new Error('KEY_REGIONS outside the coarse grid');
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  add(drawing: D): void {
+    let key = Math.round(drawing.mean);
+    for (const region of KEY_REGIONS) key = key * STEPS + step(drawing.coarse[region]!);
+    const cell = this.#cells.get(key);
+    if (cell) cell.push(drawing);
+    else this.#cells.set(key, [drawing]);
+    this.#size += 1;
+  }
+
+  /** Every drawing whose rounded mean is within one of `mean`'s and whose coarse regions are all within the tolerance. */
+  near(mean: number, coarse: Float32Array): D[] {
+    const rounded = Math.round(mean);
+    let keys = [rounded - 1, rounded, rounded + 1];
+    for (const region of KEY_REGIONS) {
+      const low = step(coarse[region]! - COARSE_TOLERANCE);
+      const high = step(coarse[region]! + COARSE_TOLERANCE);
+      const next: number[] = [];
+      for (const key of keys) for (let s = low; s <= high; s += 1) next.push(key * STEPS + s);
+      keys = next;
+    }
+    const found: D[] = [];
+    for (const key of keys) {
+      for (const drawing of this.#cells.get(key) ?? []) {
+        this.examined += 1;
+        if (closeCoarse(drawing.coarse, coarse)) found.push(drawing);
+      }
+    }
+    return found;
+  }
+}
+
+/** Monotonic in the value, so a value within the tolerance lands between the steps of the window's two ends. */
+function step(value: number): number {
+  return Math.min(STEPS - 1, Math.max(0, Math.floor(value / REGION_STEP)));
+}
+
+function closeCoarse(a: Float32Array, b: Float32Array): boolean {
+  for (let i = 0; i < a.length; i += 1) if (Math.abs(a[i]! - b[i]!) > COARSE_TOLERANCE) return false;
+  return true;
+}
