@@ -34,13 +34,20 @@ export interface IndexedDrawing {
 }
 
 export class DrawingIndex<D extends IndexedDrawing> {
-  readonly #cells = new Map<number, D[]>();
+  /**
+   * By rounded mean and the first key region, then by the other seven: keys under 2^30 stay small
+   * integers in V8, where larger ones are boxed doubles that are slow to hash.
+   */
+  readonly #cells = new Map<number, Map<number, D[]>>();
+  readonly #low = new Int32Array(KEY_REGIONS.length);
+  readonly #high = new Int32Array(KEY_REGIONS.length);
   #size = 0;
   /** Drawings read by lookups so far. */
   examined = 0;
 
   static {
     if (KEY_REGIONS.some((region) => region >= COARSE_COLS * COARSE_ROWS)) throw new Error('KEY_REGIONS outside the coarse grid');
+    if (STEPS ** (KEY_REGIONS.length - 1) >= 2 ** 30) throw new Error('inner key past the small-integer range');
   }
 
   get size(): number {
@@ -48,33 +55,45 @@ export class DrawingIndex<D extends IndexedDrawing> {
   }
 
   add(drawing: D): void {
-    let key = Math.round(drawing.mean);
-    for (const region of KEY_REGIONS) key = key * STEPS + step(drawing.coarse[region]!);
-    const cell = this.#cells.get(key);
+    const outer = Math.round(drawing.mean) * STEPS + step(drawing.coarse[KEY_REGIONS[0]!]!);
+    let key = 0;
+    for (let i = 1; i < KEY_REGIONS.length; i += 1) key = key * STEPS + step(drawing.coarse[KEY_REGIONS[i]!]!);
+    let inner = this.#cells.get(outer);
+    if (!inner) this.#cells.set(outer, inner = new Map());
+    const cell = inner.get(key);
     if (cell) cell.push(drawing);
-    else this.#cells.set(key, [drawing]);
+    else inner.set(key, [drawing]);
     this.#size += 1;
   }
 
   /** Every drawing whose rounded mean is within one of `mean`'s and whose coarse regions are all within the tolerance. */
   near(mean: number, coarse: Float32Array): D[] {
-    const rounded = Math.round(mean);
-    let keys = [rounded - 1, rounded, rounded + 1];
-    for (const region of KEY_REGIONS) {
-      const low = step(coarse[region]! - COARSE_TOLERANCE);
-      const high = step(coarse[region]! + COARSE_TOLERANCE);
-      const next: number[] = [];
-      for (const key of keys) for (let s = low; s <= high; s += 1) next.push(key * STEPS + s);
-      keys = next;
+    for (let i = 0; i < KEY_REGIONS.length; i += 1) {
+      this.#low[i] = step(coarse[KEY_REGIONS[i]!]! - COARSE_TOLERANCE);
+      this.#high[i] = step(coarse[KEY_REGIONS[i]!]! + COARSE_TOLERANCE);
     }
     const found: D[] = [];
-    for (const key of keys) {
-      for (const drawing of this.#cells.get(key) ?? []) {
-        this.examined += 1;
-        if (closeCoarse(drawing.coarse, coarse)) found.push(drawing);
+    const rounded = Math.round(mean);
+    for (let m = rounded - 1; m <= rounded + 1; m += 1) {
+      for (let s = this.#low[0]!; s <= this.#high[0]!; s += 1) {
+        const inner = this.#cells.get(m * STEPS + s);
+        if (inner) this.#walk(inner, 1, 0, coarse, found);
       }
     }
     return found;
+  }
+
+  #walk(inner: Map<number, D[]>, depth: number, key: number, coarse: Float32Array, found: D[]): void {
+    if (depth === KEY_REGIONS.length) {
+      const cell = inner.get(key);
+      if (!cell) return;
+      for (const drawing of cell) {
+        this.examined += 1;
+        if (closeCoarse(drawing.coarse, coarse)) found.push(drawing);
+      }
+      return;
+    }
+    for (let s = this.#low[depth]!; s <= this.#high[depth]!; s += 1) this.#walk(inner, depth + 1, key * STEPS + s, coarse, found);
   }
 }
 
