@@ -38,7 +38,11 @@ export class DrawingIndex<D extends IndexedDrawing> {
    * By rounded mean and the first key region, then by the other seven: keys under 2^30 stay small
    * integers in V8, where larger ones are boxed doubles that are slow to hash.
    */
-  readonly #cells = new Map<number, Map<number, D[]>>();
+  readonly #cells = new Map<number, Map<number, number[]>>();
+  /** Drawings in the order added; cells hold their positions here. */
+  readonly #drawings: D[] = [];
+  /** Their coarse signatures side by side, read without chasing one array per drawing. */
+  #coarse = new Float32Array(1024 * COARSE_COLS * COARSE_ROWS);
   readonly #low = new Int32Array(KEY_REGIONS.length);
   readonly #high = new Int32Array(KEY_REGIONS.length);
   #size = 0;
@@ -60,9 +64,18 @@ export class DrawingIndex<D extends IndexedDrawing> {
     for (let i = 1; i < KEY_REGIONS.length; i += 1) key = key * STEPS + step(drawing.coarse[KEY_REGIONS[i]!]!);
     let inner = this.#cells.get(outer);
     if (!inner) this.#cells.set(outer, inner = new Map());
+    const position = this.#drawings.length;
     const cell = inner.get(key);
-    if (cell) cell.push(drawing);
-    else inner.set(key, [drawing]);
+    if (cell) cell.push(position);
+    else inner.set(key, [position]);
+    this.#drawings.push(drawing);
+    const regions = COARSE_COLS * COARSE_ROWS;
+    if ((position + 1) * regions > this.#coarse.length) {
+      const grown = new Float32Array(this.#coarse.length * 2);
+      grown.set(this.#coarse);
+      this.#coarse = grown;
+    }
+    this.#coarse.set(drawing.coarse.subarray(0, regions), position * regions);
     this.#size += 1;
   }
 
@@ -83,13 +96,14 @@ export class DrawingIndex<D extends IndexedDrawing> {
     return found;
   }
 
-  #walk(inner: Map<number, D[]>, depth: number, key: number, coarse: Float32Array, found: D[]): void {
+  #walk(inner: Map<number, number[]>, depth: number, key: number, coarse: Float32Array, found: D[]): void {
     if (depth === KEY_REGIONS.length) {
       const cell = inner.get(key);
       if (!cell) return;
-      for (const drawing of cell) {
+      const regions = COARSE_COLS * COARSE_ROWS;
+      for (const position of cell) {
         this.examined += 1;
-        if (closeCoarse(drawing.coarse, coarse)) found.push(drawing);
+        if (closeCoarse(this.#coarse, position * regions, coarse)) found.push(this.#drawings[position]!);
       }
       return;
     }
@@ -102,7 +116,7 @@ function step(value: number): number {
   return Math.min(STEPS - 1, Math.max(0, Math.floor(value / REGION_STEP)));
 }
 
-function closeCoarse(a: Float32Array, b: Float32Array): boolean {
-  for (let i = 0; i < a.length; i += 1) if (Math.abs(a[i]! - b[i]!) > COARSE_TOLERANCE) return false;
+function closeCoarse(all: Float32Array, offset: number, b: Float32Array): boolean {
+  for (let i = 0; i < b.length; i += 1) if (Math.abs(all[offset + i]! - b[i]!) > COARSE_TOLERANCE) return false;
   return true;
 }
