@@ -43,6 +43,7 @@ import sharp from 'sharp';
 import { yoloTensor, type YoloResize } from '../src/adapters/image-tensors.ts';
 import { intersectionOverUnion, type FaceBox } from '../src/stages/faces/boxes.ts';
 import { detectYolo, loadYoloDetector } from '../src/stages/faces/yolo.ts';
+import { scoreFaces, type FaceScore } from '../test/fixtures/face-frames.ts';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MODEL = path.join(root, 'models', 'anime-faceboxes', 'faceboxes-anime-1024-trim.onnx');
@@ -81,41 +82,12 @@ function clip(box: Box, crop: Box): Box {
   return { x, y, width: Math.min(box.x + box.width, crop.x + crop.width) - x, height: Math.min(box.y + box.height, crop.y + crop.height) - y };
 }
 
-interface FrameScore {
-  faces: number;
-  found: number;
-  falsePositives: number;
-  ious: number[];
-}
-
-/** Greedy matching by score: each detection takes the best free face over MATCH_IOU; one on a cut face is ignored. */
-function scoreFrame(found: FaceBox[], whole: Box[], cut: Box[]): FrameScore {
-  const free = new Set(whole.map((_, index) => index));
-  const ious: number[] = [];
-  let falsePositives = 0;
-  for (const detection of [...found].sort((a, b) => b.score - a.score)) {
-    let best = -1;
-    let bestIou = MATCH_IOU;
-    for (const index of free) {
-      const iou = intersectionOverUnion(detection, whole[index]!);
-      if (iou >= bestIou) [best, bestIou] = [index, iou];
-    }
-    if (best >= 0) {
-      free.delete(best);
-      ious.push(bestIou);
-    } else if (!cut.some((box) => intersectionOverUnion(detection, box) >= MATCH_IOU)) {
-      falsePositives += 1;
-    }
-  }
-  return { faces: whole.length, found: ious.length, falsePositives, ious };
-}
-
 class Tally {
   faces = 0;
   found = 0;
   falsePositives = 0;
   ious: number[] = [];
-  add(score: FrameScore): void {
+  add(score: FaceScore): void {
     this.faces += score.faces;
     this.found += score.found;
     this.falsePositives += score.falsePositives;
@@ -172,7 +144,7 @@ try {
         const cut = truth.filter((box) => !inside(box, crop) && intersectionOverUnion(box, crop) > 0).map((box) => inFrame(clip(box, crop)));
         for (const resize of RESIZES) {
           const [found] = await detectYolo(detector, [await yoloTensor(frame, detector.width, detector.height, resize)], OPTIONS, 1);
-          const score = scoreFrame(found!, whole, cut);
+          const score = scoreFaces(found!, whole, { iou: MATCH_IOU, ignore: cut });
           tallies.get(resize)!.add(score);
           totals.get(resize)!.add(score);
         }
