@@ -4,7 +4,7 @@
  * frame, so that no other video (the same name from another folder, a
  * corrected re-rip) can take the folder's frames for its own resume point.
  */
-import { readFile } from 'node:fs/promises';
+import { readTextIfPresent } from './text-file.ts';
 import { replaceFileDurably } from './durable-file.ts';
 import { CelforgeError, errorMessage } from '../errors.ts';
 
@@ -16,13 +16,8 @@ export interface FolderOwner {
 
 /** The recorded owner, or null when the folder has no marker (new, or written by an older celforge). */
 export async function readFolderOwner(file: string): Promise<FolderOwner | null> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
+  const text = await readTextIfPresent(file);
+  if (text === null) return null;
   try {
     const owner = JSON.parse(text) as Partial<FolderOwner>;
     if (typeof owner.fingerprint === 'string' && typeof owner.source === 'string') return { fingerprint: owner.fingerprint, source: owner.source };

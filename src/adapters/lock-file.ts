@@ -18,6 +18,7 @@ import { link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CelforgeError } from '../errors.ts';
 import { isAlive } from './processes.ts';
+import { readTextIfPresent } from './text-file.ts';
 
 export interface Lock {
   release(): Promise<void>;
@@ -155,13 +156,8 @@ async function releaseLock(file: string, mine: string, nonce: string): Promise<v
 }
 
 async function readLock(file: string): Promise<Seen | null> {
-  let raw: string;
-  try {
-    raw = await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
+  const raw = await readTextIfPresent(file);
+  if (raw === null) return null;
   try {
     const holder = JSON.parse(raw) as Holder;
     return { raw, holder: Number.isInteger(holder.pid) ? holder : null };
