@@ -24,7 +24,7 @@ import { CelforgeError } from '../../errors.ts';
 import type { Stage, StagePorts, StageResult } from '../stage.ts';
 import { Deduplicator } from './deduplicator.ts';
 import { FeatureFile } from './feature-file.ts';
-import { computeFeatures } from './features.ts';
+import { framesWithFeatures } from './feature-pipeline.ts';
 import { countRecord, FrameOutput, type OutputTotals } from './frame-output.ts';
 
 const PROGRESS_SAVE_MS = 2000;
@@ -87,8 +87,7 @@ async function extractVideo(job: Job, ports: StagePorts, layout: VideoLayout, vi
   let frame = 0;
   let lastSave = Date.now();
   try {
-    for await (const rgb of decoded.frames) {
-      const frameFeatures = computeFeatures(rgb, width, height);
+    for await (const { rgb, features: frameFeatures } of framesWithFeatures(decoded.frames, width, height)) {
       if (frame < recorded.length) {
         dedup.replay(recorded[frame]!, frameFeatures);
       } else {
