@@ -22,7 +22,14 @@ export interface FrameFeatures {
   mean: number;
 }
 
-/** Features of one rgb24 frame. Integer sums of luma x 256 fit easily in 32 bits per block. */
+/**
+ * Features of one rgb24 frame. A row is read in runs of one luma block's
+ * width, summed in locals and added to its blocks once per run: the same
+ * integer sums as pixel by pixel, several times faster (this pass over every
+ * pixel is most of the dedup's cost). Luma and chroma are linear in R, G
+ * and B, so a run sums the three and weighs the sums once.
+ * Integer sums of luma x 256 fit easily in 32 bits per block.
+ */
 export function computeFeatures(rgb: Uint8Array, width: number, height: number): FrameFeatures {
   const lumaCols = Math.ceil(width / LUMA_BLOCK);
   const lumaRows = Math.ceil(height / LUMA_BLOCK);
@@ -30,30 +37,31 @@ export function computeFeatures(rgb: Uint8Array, width: number, height: number):
   const chromaRows = Math.ceil(height / CHROMA_BLOCK);
   const lumaSum = new Int32Array(lumaCols * lumaRows);
   const chromaSum = new Int32Array(chromaCols * chromaRows * 2);
-  const lumaColumn = new Int32Array(width);
-  const chromaColumn = new Int32Array(width);
-  for (let x = 0; x < width; x += 1) {
-    lumaColumn[x] = (x / LUMA_BLOCK) | 0;
-    chromaColumn[x] = ((x / CHROMA_BLOCK) | 0) * 2;
-  }
+  const chromaOfLumaColumn = new Int32Array(lumaCols);
+  for (let col = 0; col < lumaCols; col += 1) chromaOfLumaColumn[col] = (((col * LUMA_BLOCK) / CHROMA_BLOCK) | 0) * 2;
   let total = 0;
   for (let y = 0; y < height; y += 1) {
     const lumaRow = ((y / LUMA_BLOCK) | 0) * lumaCols;
     const chromaRow = ((y / CHROMA_BLOCK) | 0) * chromaCols * 2;
     let offset = y * width * 3;
-    let rowTotal = 0;
-    for (let x = 0; x < width; x += 1, offset += 3) {
-      const r = rgb[offset]!;
-      const b = rgb[offset + 2]!;
-      // BT.601 luma weights scaled by 256.
-      const luma = 77 * r + 150 * rgb[offset + 1]! + 29 * b;
-      lumaSum[lumaRow + lumaColumn[x]!]! += luma;
-      const chroma = chromaRow + chromaColumn[x]!;
-      chromaSum[chroma]! += (b << 8) - luma;
-      chromaSum[chroma + 1]! += (r << 8) - luma;
-      rowTotal += luma;
+    for (let col = 0; col < lumaCols; col += 1) {
+      const runEnd = offset + Math.min(LUMA_BLOCK, width - col * LUMA_BLOCK) * 3;
+      let red = 0;
+      let green = 0;
+      let blue = 0;
+      for (; offset < runEnd; offset += 3) {
+        red += rgb[offset]!;
+        green += rgb[offset + 1]!;
+        blue += rgb[offset + 2]!;
+      }
+      // BT.601 luma weights scaled by 256 (luma is linear: the weights apply to the run's sums).
+      const luma = 77 * red + 150 * green + 29 * blue;
+      lumaSum[lumaRow + col]! += luma;
+      const chroma = chromaRow + chromaOfLumaColumn[col]!;
+      chromaSum[chroma]! += (blue << 8) - luma;
+      chromaSum[chroma + 1]! += (red << 8) - luma;
+      total += luma;
     }
-    total += rowTotal;
   }
   return {
     width, height, lumaCols, lumaRows, chromaCols, chromaRows,

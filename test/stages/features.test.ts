@@ -1,0 +1,54 @@
+/**
+ * computeFeatures gives exactly what a plain pixel-by-pixel reading gives
+ * (the dedup's decisions and the feature file depend on every bit), on sizes
+ * that are and are not multiples of the blocks.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { CHROMA_BLOCK, computeFeatures, LUMA_BLOCK } from '../../src/stages/extract/features.ts';
+import { mulberry32 } from '../fixtures/anime-clip.ts';
+
+/** Sums every pixel into its blocks one at a time, then divides as the features do. */
+function reference(rgb: Uint8Array, width: number, height: number) {
+  const lumaCols = Math.ceil(width / LUMA_BLOCK);
+  const chromaCols = Math.ceil(width / CHROMA_BLOCK);
+  const luma = new Array<number>(lumaCols * Math.ceil(height / LUMA_BLOCK)).fill(0);
+  const lumaPixels = [...luma];
+  const chroma = new Array<number>(chromaCols * Math.ceil(height / CHROMA_BLOCK) * 2).fill(0);
+  const chromaPixels = new Array<number>(chroma.length / 2).fill(0);
+  let total = 0;
+  for (let y = 0; y < height; y += 1) {
+    for (let x = 0; x < width; x += 1) {
+      const [r, g, b] = [rgb[(y * width + x) * 3]!, rgb[(y * width + x) * 3 + 1]!, rgb[(y * width + x) * 3 + 2]!];
+      const y256 = 77 * r + 150 * g + 29 * b;
+      const l = Math.floor(y / LUMA_BLOCK) * lumaCols + Math.floor(x / LUMA_BLOCK);
+      luma[l] += y256;
+      lumaPixels[l] += 1;
+      const c = Math.floor(y / CHROMA_BLOCK) * chromaCols + Math.floor(x / CHROMA_BLOCK);
+      chroma[c * 2] += b * 256 - y256;
+      chroma[c * 2 + 1] += r * 256 - y256;
+      chromaPixels[c] += 1;
+      total += y256;
+    }
+  }
+  return {
+    luma: Float32Array.from(luma, (sum, i) => sum / 256 / lumaPixels[i]!),
+    chroma: Float32Array.from(chroma, (sum, i) => sum / 256 / chromaPixels[i >> 1]!),
+    mean: total / 256 / (width * height),
+  };
+}
+
+for (const [width, height] of [[64, 32], [50, 30], [7, 5], [1920, 1080]] as const) {
+  test(`${width}x${height}: the block sums equal a pixel-by-pixel reading, bit for bit`, () => {
+    const random = mulberry32(width * 31 + height);
+    const rgb = new Uint8Array(width * height * 3);
+    // Flat areas with grain and a few saturated pixels, as decoded frames have.
+    for (let i = 0; i < rgb.length; i += 1) rgb[i] = random() < 0.01 ? 255 * Math.round(random()) : Math.min(255, Math.max(0, 120 + ((i / 3) % 97) + Math.round((random() - 0.5) * 20)));
+    const features = computeFeatures(rgb, width, height);
+    const expected = reference(rgb, width, height);
+    assert.deepEqual(features.luma, expected.luma);
+    assert.deepEqual(features.chroma, expected.chroma);
+    assert.equal(features.mean, expected.mean);
+    assert.equal(features.lumaCols * features.lumaRows, expected.luma.length);
+  });
+}
