@@ -1,0 +1,357 @@
+/**
+ * A film's length of frames (issue 15, item 3): `celforge process` on a long
+ * clip (bench/long-clip-video.ts: BENCH_FRAMES frames, default 100000, at
+ * BENCH_WIDTH x BENCH_HEIGHT, default 320x180, an .m2ts with B-frames, a 2 s
+ * GOP and timestamps from 600 s), for each checkout in the same run: this
+ * one ("now") and, when BENCH_BEFORE names another checkout (a git worktree
+ * with node_modules), that one ("before").
+ *
+ * Per checkout, each in a fresh library:
+ *  1. an uninterrupted run: frames/s over the first and the last tenth of
+ *     the frame map, and the node process's RSS (VmRSS) at each tenth;
+ *  2. a run SIGKILLed (its whole process group, ffmpeg included) once 90% of
+ *     the frames are recorded, then the same command again: seconds from the
+ *     restart to the first new frame-map line, and to the end; the frame map
+ *     must then hold every frame once, in order, with the very decisions of
+ *     the uninterrupted run;
+ *  3. `celforge restore` of the last duplicate in that library, timed.
+ * BENCH_REFERENCE=0 skips run 1 (then the tenths come from run 2 before the
+ * kill, and nothing is compared).
+ * Targets: last-tenth frames/s within 20% of the first tenth, memory flat,
+ * first new frame within 30 s of the restart, restore under 5 s.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { makeLongClip, type LongClip } from './long-clip-video.ts';
+import { projectRoot, writeConfig } from '../test/helpers.ts';
+
+const FRAMES = Number(process.env.BENCH_FRAMES ?? 100_000);
+const WIDTH = Number(process.env.BENCH_WIDTH ?? 320);
+const HEIGHT = Number(process.env.BENCH_HEIGHT ?? 180);
+const WITH_REFERENCE = process.env.BENCH_REFERENCE !== '0';
+const POLL_MS = 200;
+const KILL_AT = 0.9;
+
+interface MapRecord {
+  frame: number;
+  status: string;
+  duplicateOf: number | null;
+  scene: number;
+}
+
+interface Checkout {
+  label: string;
+  root: string;
+  /** Commit, and whether its src/ differs from it. */
+  version: string;
+}
+
+/** One `celforge process` run as seen from outside: when each tenth of the frame map was reached, and RSS then. */
+interface Watch {
+  /** Seconds from spawn to the first line beyond `startCount`. */
+  firstNewFrame: number | null;
+  /** Seconds from spawn at which the map reached k tenths (index k), and the RSS in bytes then. */
+  tenths: ({ seconds: number; rss: number } | undefined)[];
+  /** Seconds from spawn to exit (or to the kill). */
+  seconds: number;
+  peakRss: number;
+  /** Lines in the map after the process ended. */
+  finalCount: number;
+  killed: boolean;
+}
+
+interface CheckoutResult {
+  reference: Watch | undefined;
+  killedRun: Watch;
+  restart: Watch;
+  countAtKill: number;
+  inOrder: boolean;
+  mismatches: number | undefined;
+  firstMismatch: string | undefined;
+  wrongLinks: number;
+  keptDrawings: number;
+  kept: number;
+  restoreFrame: number;
+  restoreSeconds: number;
+}
+
+const children = new Set<number>();
+process.on('exit', () => {
+  for (const pid of children) killGroup(pid);
+});
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+}
+
+function versionOf(root: string): string {
+  const git = (...args: string[]) => execFileSync('git', ['-C', root, ...args], { encoding: 'utf8' }).trim();
+  try {
+    const dirty = git('status', '--porcelain', '--', 'src', 'bin').length > 0;
+    return `${git('log', '-1', '--format=%h %s').slice(0, 70)}${dirty ? ' (+ uncommitted src changes)' : ''}`;
+  } catch {
+    return 'not a git checkout';
+  }
+}
+
+/** Counts the complete lines of a growing file, reading only what was appended (from 0 again if it was replaced). */
+class LineCounter {
+  private offset = 0;
+  private inode = -1;
+  private lines = 0;
+  private readonly buffer = Buffer.allocUnsafe(1 << 20);
+
+  constructor(private readonly file: string) {}
+
+  count(): number {
+    let fd: number;
+    try {
+      fd = openSync(this.file, 'r');
+    } catch {
+      return this.lines;
+    }
+    try {
+      const stat = fstatSync(fd);
+      if (stat.ino !== this.inode || stat.size < this.offset) {
+        this.inode = stat.ino;
+        this.offset = 0;
+        this.lines = 0;
+      }
+      for (;;) {
+        const read = readSync(fd, this.buffer, 0, this.buffer.length, this.offset);
+        if (read === 0) break;
+        const end = this.buffer.lastIndexOf(10, read - 1);
+        if (end < 0) break;
+        for (let i = 0; i <= end; i++) if (this.buffer[i] === 10) this.lines += 1;
+        this.offset += end + 1;
+      }
+      return this.lines;
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+function rssOf(pid: number): number {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+function frameMapUnder(library: string): string | undefined {
+  if (!existsSync(library)) return undefined;
+  const found = readdirSync(library, { recursive: true }).map(String).find((name) => name.endsWith('frame-map.jsonl'));
+  return found && path.join(library, found);
+}
+
+/**
+ * Runs `celforge process` of one checkout in its own process group and
+ * follows the frame map; with `killAt`, SIGKILLs the group once that many
+ * frames are recorded.
+ */
+async function watchProcess(checkout: Checkout, work: string, clip: LongClip, options: { killAt?: number; startCount?: number; log: string }): Promise<Watch> {
+  const configFile = path.join(work, 'daemon.config.ts');
+  const library = path.join(work, 'library');
+  const log = openSync(path.join(work, options.log), 'a');
+  const started = performance.now();
+  const child = spawn(process.execPath, [path.join(checkout.root, 'bin', 'celforge.js'), '--config', configFile, 'process', clip.file], {
+    cwd: work, detached: true, stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  const pid = child.pid!;
+  children.add(pid);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let done = false;
+  void exited.then(() => (done = true));
+
+  const watch: Watch = { firstNewFrame: null, tenths: [], seconds: 0, peakRss: 0, finalCount: 0, killed: false };
+  const startCount = options.startCount ?? 0;
+  let counter: LineCounter | undefined;
+  const seconds = () => (performance.now() - started) / 1000;
+  const sample = () => {
+    const map = counter ? undefined : frameMapUnder(library);
+    if (map) counter = new LineCounter(map);
+    const count = counter?.count() ?? 0;
+    const rss = rssOf(pid);
+    if (rss > watch.peakRss) watch.peakRss = rss;
+    if (watch.firstNewFrame === null && count > startCount) watch.firstNewFrame = seconds();
+    for (let k = 1; k <= 10; k++) {
+      if (!watch.tenths[k] && count >= Math.ceil((k * clip.frameCount) / 10)) watch.tenths[k] = { seconds: seconds(), rss };
+    }
+    if (count > 0 && !watch.tenths[0]) watch.tenths[0] = { seconds: seconds(), rss };
+    return count;
+  };
+  while (!done) {
+    const count = sample();
+    if (options.killAt !== undefined && count >= options.killAt) {
+      killGroup(pid);
+      watch.killed = true;
+      break;
+    }
+    await sleep(POLL_MS);
+  }
+  const code = await exited;
+  children.delete(pid);
+  watch.seconds = seconds();
+  if (!watch.killed) {
+    sample();
+    if (code !== 0) throw new Error(`${checkout.label}: celforge process exited ${code}; see ${path.join(work, options.log)}:\n${readFileSync(path.join(work, options.log), 'utf8').slice(-2000)}`);
+  }
+  watch.finalCount = counter ? new LineCounter(frameMapUnder(library)!).count() : 0;
+  return watch;
+}
+
+function readMap(library: string): MapRecord[] {
+  return readFileSync(frameMapUnder(library)!, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as MapRecord);
+}
+
+function freshLibrary(label: string): string {
+  const work = mkdtempSync(path.join(os.tmpdir(), `celforge-bench-long-${label}-`));
+  writeConfig(work, { library: './library' });
+  return work;
+}
+
+async function benchCheckout(checkout: Checkout, clip: LongClip): Promise<CheckoutResult> {
+  let reference: Watch | undefined;
+  let referenceMap: MapRecord[] | undefined;
+  if (WITH_REFERENCE) {
+    const work = freshLibrary(checkout.label);
+    try {
+      console.error(`${checkout.label}: uninterrupted run in ${work}`);
+      reference = await watchProcess(checkout, work, clip, { log: 'reference.log' });
+      referenceMap = readMap(path.join(work, 'library'));
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+
+  const work = freshLibrary(checkout.label);
+  try {
+    console.error(`${checkout.label}: run to be killed at ${KILL_AT * 100}% in ${work}`);
+    const killedRun = await watchProcess(checkout, work, clip, { killAt: Math.ceil(KILL_AT * clip.frameCount), log: 'killed.log' });
+    const countAtKill = killedRun.finalCount;
+    console.error(`${checkout.label}: killed with ${countAtKill} frames recorded; restarting`);
+    const restart = await watchProcess(checkout, work, clip, { startCount: countAtKill, log: 'restart.log' });
+    const library = path.join(work, 'library');
+    const records = readMap(library);
+    const inOrder = records.length === clip.frameCount && records.every((record, i) => record.frame === i);
+    let mismatches: number | undefined;
+    let firstMismatch: string | undefined;
+    if (referenceMap) {
+      mismatches = 0;
+      for (let i = 0; i < Math.max(records.length, referenceMap.length); i++) {
+        const a = referenceMap[i];
+        const b = records[i];
+        if (a && b && a.status === b.status && a.duplicateOf === b.duplicateOf && a.scene === b.scene) continue;
+        mismatches += 1;
+        firstMismatch ??= `frame ${i}: uninterrupted ${JSON.stringify(a && { status: a.status, duplicateOf: a.duplicateOf, scene: a.scene })}, after the restart ${JSON.stringify(b && { status: b.status, duplicateOf: b.duplicateOf, scene: b.scene })}`;
+      }
+    }
+    const wrongLinks = records.filter((r) => r.status === 'duplicate' && clip.drawings[r.duplicateOf!] !== clip.drawings[r.frame]).length;
+    const keptFrames = records.filter((r) => r.status === 'kept');
+    const keptDrawings = new Set(keptFrames.map((r) => clip.drawings[r.frame])).size;
+
+    let restoreFrame = records.length - 1;
+    while (restoreFrame > 0 && records[restoreFrame]!.status !== 'duplicate') restoreFrame -= 1;
+    const started = performance.now();
+    const restored = spawnSync(process.execPath, [path.join(checkout.root, 'bin', 'celforge.js'), '--config', path.join(work, 'daemon.config.ts'), 'restore', clip.file, String(restoreFrame)], {
+      cwd: work, encoding: 'utf8',
+    });
+    const restoreSeconds = (performance.now() - started) / 1000;
+    if (restored.status !== 0 || !/restored to/.test(restored.stdout)) {
+      throw new Error(`${checkout.label}: celforge restore ${restoreFrame} exited ${restored.status}: ${restored.stderr.slice(-2000)}`);
+    }
+    return { reference, killedRun, restart, countAtKill, inOrder, mismatches, firstMismatch, wrongLinks, keptDrawings, kept: keptFrames.length, restoreFrame, restoreSeconds };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Frames/s between two tenths of a run. */
+function rate(watch: Watch, from: number, to: number, frames: number): number {
+  const a = watch.tenths[from];
+  const b = watch.tenths[to];
+  if (!a || !b || b.seconds <= a.seconds) return NaN;
+  return ((to - from) * frames) / 10 / (b.seconds - a.seconds);
+}
+
+function figures(result: CheckoutResult, clip: LongClip): Map<string, string> {
+  const n = clip.frameCount;
+  // Without the uninterrupted run, the tenths come from the run that was killed at 90%.
+  const steady = result.reference ?? result.killedRun;
+  const lastTo = result.reference ? 10 : 9;
+  const first = rate(steady, 0, 1, n);
+  const last = rate(steady, lastTo - 1, lastTo, n);
+  const mib = (bytes: number | undefined) => (bytes === undefined || Number.isNaN(bytes) ? 'n/a' : `${(bytes / 2 ** 20).toFixed(0)} MiB`);
+  const rssFirst = steady.tenths[1]?.rss;
+  const rssLast = steady.tenths[lastTo]?.rss;
+  const rows = new Map<string, string>();
+  rows.set(`frames/s, first tenth`, first.toFixed(0));
+  rows.set(`frames/s, tenth ${lastTo} (last${result.reference ? '' : ' before the kill'})`, last.toFixed(0));
+  if (!result.reference) {
+    const end = result.restart.tenths[10];
+    const resumed = end && result.restart.firstNewFrame !== null
+      ? (n - result.countAtKill) / (end.seconds - result.restart.firstNewFrame) : NaN;
+    rows.set('frames/s, last tenth (after the restart)', resumed.toFixed(0));
+  }
+  rows.set('last tenth / first tenth', (last / first).toFixed(2));
+  rows.set('RSS of node at tenth 1 / last tenth', `${mib(rssFirst)} / ${mib(rssLast)}`);
+  rows.set('RSS last / first tenth', rssFirst && rssLast ? (rssLast / rssFirst).toFixed(2) : 'n/a');
+  rows.set('RSS, every tenth (MiB)', steady.tenths.slice(1).map((t) => (t ? (t.rss / 2 ** 20).toFixed(0) : '-')).join(' '));
+  rows.set('RSS of node, peak after the restart', mib(result.restart.peakRss));
+  if (result.reference) rows.set('uninterrupted run, wall', `${result.reference.seconds.toFixed(0)} s`);
+  rows.set('frames recorded at the SIGKILL', String(result.countAtKill));
+  rows.set('restart -> first new frame', result.restart.firstNewFrame === null ? 'never' : `${result.restart.firstNewFrame.toFixed(1)} s`);
+  rows.set('restart -> finished', `${result.restart.seconds.toFixed(0)} s`);
+  rows.set('frame map after the restart: every frame once, in order', result.inOrder ? 'yes' : 'NO');
+  rows.set('decisions differing from the uninterrupted run', result.mismatches === undefined ? 'not compared' : String(result.mismatches));
+  rows.set('kept frames / drawings kept of all / wrong duplicate links', `${result.kept} / ${result.keptDrawings} of ${clip.uniqueDrawings} / ${result.wrongLinks}`);
+  rows.set('restore of the last duplicate (celforge restore, wall)', `${result.restoreSeconds.toFixed(2)} s (frame ${result.restoreFrame})`);
+  return rows;
+}
+
+const TARGETS: Record<string, string> = {
+  'last tenth / first tenth': '>= 0.80',
+  'RSS last / first tenth': 'flat (~1.0)',
+  'restart -> first new frame': '<= 30 s',
+  'frame map after the restart: every frame once, in order': 'yes',
+  'decisions differing from the uninterrupted run': '0',
+  'restore of the last duplicate (celforge restore, wall)': '< 5 s',
+};
+
+const checkouts: Checkout[] = [];
+if (process.env.BENCH_BEFORE) checkouts.push({ label: 'before', root: path.resolve(process.env.BENCH_BEFORE), version: versionOf(path.resolve(process.env.BENCH_BEFORE)) });
+checkouts.push({ label: 'now', root: projectRoot, version: versionOf(projectRoot) });
+
+const generation = performance.now();
+const clip = await makeLongClip({ frames: FRAMES, width: WIDTH, height: HEIGHT, grain: 6, seed: 1 });
+console.log(
+  `clip: ${clip.frameCount} frames (ffprobe -count_frames: ${clip.countedFrames}), ${WIDTH}x${HEIGHT} .m2ts, x264 B-frames, 2 s GOP, timestamps from 600 s, `
+  + `${clip.uniqueDrawings} drawings, ${clip.shots.length} shots; ready in ${((performance.now() - generation) / 1000).toFixed(0)} s (cached in ${path.dirname(clip.file)})`,
+);
+const results: { checkout: Checkout; rows: Map<string, string>; result: CheckoutResult }[] = [];
+for (const checkout of checkouts) {
+  const result = await benchCheckout(checkout, clip);
+  // The raw watch data, for a second look without another hour of running.
+  writeFileSync(path.join(os.tmpdir(), `celforge-bench-long-${checkout.label}.json`), `${JSON.stringify({ checkout, result }, null, 1)}\n`);
+  results.push({ checkout, rows: figures(result, clip), result });
+}
+for (const { checkout } of results) console.log(`${checkout.label}: ${checkout.root} at ${checkout.version}`);
+console.log(`\n| figure | ${results.map((r) => r.checkout.label).join(' | ')} | target |`);
+console.log(`|---|${results.map(() => '---|').join('')}---|`);
+for (const key of results[0]!.rows.keys()) {
+  console.log(`| ${key} | ${results.map((r) => r.rows.get(key) ?? '').join(' | ')} | ${TARGETS[key] ?? ''} |`);
+}
+for (const { checkout, result } of results) {
+  if (result.firstMismatch) console.log(`${checkout.label}: first decision that differs: ${result.firstMismatch}`);
+}
