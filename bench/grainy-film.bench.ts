@@ -1,0 +1,256 @@
+/**
+ * Dedup, cuts and speed on a grainy 1080p clip made independently of the
+ * anime clip (test/fixtures/grainy-film.ts), all in one run:
+ *  (b) full PNG extraction: ffmpeg -i clip -vsync passthrough %06d.png,
+ *  decoding alone, two ways: ffmpeg -f null (the decoder by itself) and
+ *      ffmpeg rgb24 rawvideo piped into Node and discarded (what celforge must
+ *      do at minimum: the "x decode" target is against this one),
+ *  (c) celforge process, frames only (faces and tags off).
+ * Then where celforge's time goes: the same loop as the extract stage, in
+ * process and timed by step (the main thread's waits), and what each part
+ * costs on one core, measured alone on the clip's frames.
+ * Targets (issue 15): recall 1.00 with no wrong link, redundancy <= 1.05, cut
+ * precision >= 0.9 and recall 1.0, wall <= 0.4x and bytes <= 0.35x of (b),
+ * <= 3x decoding alone.
+ * BENCH_WIDTH/BENCH_HEIGHT change the size; BENCH_THREADS the feature threads
+ * of the in-process run.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MediaRepository } from '../src/adapters/media.ts';
+import { writeFramePng, writePreview } from '../src/adapters/image-writer.ts';
+import { videoLayout } from '../src/daemon/library-paths.ts';
+import { Deduplicator } from '../src/stages/extract/deduplicator.ts';
+import { FeatureFile } from '../src/stages/extract/feature-file.ts';
+import { defaultFeatureThreads, framesWithFeatures } from '../src/stages/extract/feature-pipeline.ts';
+import { computeFeatures, type FrameFeatures } from '../src/stages/extract/features.ts';
+import { FrameOutput } from '../src/stages/extract/frame-output.ts';
+import { binaries } from '../test/fixtures/clips.ts';
+import { makeGrainyFilm, type GrainyFilm } from '../test/fixtures/grainy-film.ts';
+import { FRAMES_ONLY, writeConfig } from '../test/helpers.ts';
+
+const WIDTH = Number(process.env.BENCH_WIDTH ?? 1920);
+const HEIGHT = Number(process.env.BENCH_HEIGHT ?? 1080);
+const THREADS = process.env.BENCH_THREADS === undefined ? defaultFeatureThreads() : Number(process.env.BENCH_THREADS);
+const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'celforge.js');
+
+interface MapRecord {
+  frame: number;
+  status: string;
+  duplicateOf: number | null;
+  scene: number;
+}
+
+const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
+
+function timed<T>(fn: () => T): { value: T; seconds: number } {
+  const start = process.hrtime.bigint();
+  const value = fn();
+  return { value, seconds: seconds(start) };
+}
+
+function bytesUnder(dir: string): number {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .reduce((sum, entry) => sum + statSync(path.join(entry.parentPath, entry.name)).size, 0);
+}
+
+function fullPng(film: GrainyFilm, work: string) {
+  const out = path.join(work, 'full');
+  mkdirSync(out);
+  const run = timed(() => execFileSync(binaries.ffmpeg, ['-v', 'error', '-nostdin', '-i', film.file, '-map', '0:v:0', '-vsync', 'passthrough', path.join(out, '%06d.png')]));
+  const files = readdirSync(out).length;
+  if (files !== film.frameCount) throw new Error(`full extraction wrote ${files} of ${film.frameCount} frames`);
+  const bytes = bytesUnder(out);
+  rmSync(out, { recursive: true });
+  return { seconds: run.seconds, bytes };
+}
+
+function decodeToNull(film: GrainyFilm): number {
+  return timed(() => execFileSync(binaries.ffmpeg, ['-v', 'error', '-nostdin', '-i', film.file, '-map', '0:v:0', '-f', 'null', '-'])).seconds;
+}
+
+/** rgb24 through a pipe into this process, counted and dropped. */
+async function decodeToNode(film: GrainyFilm): Promise<number> {
+  const start = process.hrtime.bigint();
+  const child = spawn(binaries.ffmpeg, ['-v', 'error', '-nostdin', '-i', film.file, '-map', '0:v:0', '-vsync', 'passthrough', '-pix_fmt', 'rgb24', '-f', 'rawvideo', '-'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let bytes = 0;
+  for await (const chunk of child.stdout) bytes += (chunk as Buffer).length;
+  const expected = film.frameCount * film.width * film.height * 3;
+  if (bytes !== expected) throw new Error(`the rgb24 pipe gave ${bytes} bytes, expected ${expected}`);
+  return seconds(start);
+}
+
+function celforgeProcess(film: GrainyFilm, work: string) {
+  const dir = path.join(work, 'celforge');
+  mkdirSync(dir);
+  const library = path.join(dir, 'library');
+  const configFile = writeConfig(dir, { library: './library', ...FRAMES_ONLY });
+  const run = timed(() => spawnSync(process.execPath, [cli, '--config', configFile, 'process', film.file], { encoding: 'utf8', cwd: dir }));
+  if (run.value.status !== 0) throw new Error(run.value.stderr);
+  const mapFile = readdirSync(library, { recursive: true }).map(String).find((name) => name.endsWith('frame-map.jsonl'))!;
+  const records = readFileSync(path.join(library, mapFile), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as MapRecord);
+  if (records.length !== film.frameCount) throw new Error(`frame map has ${records.length} of ${film.frameCount} frames`);
+  const bytes = bytesUnder(library) - bytesUnder(path.join(library, 'logs')) - bytesUnder(path.join(library, '.celforge'));
+  rmSync(dir, { recursive: true });
+  return { records, seconds: run.seconds, bytes };
+}
+
+/** The extract stage's loop (decode, features, decide, write), with the main thread's time split by step. */
+async function instrumented(film: GrainyFilm, work: string, threads: number) {
+  const library = path.join(work, 'instrumented');
+  mkdirSync(library);
+  const media = new MediaRepository(binaries);
+  const features = FeatureFile.create(path.join(work, 'features.bin'), film.width, film.height);
+  const dedup = new Deduplicator(features);
+  const layout = videoLayout(library, 'bench', 'e01');
+  const output = new FrameOutput({
+    layout, policy: 'reference', previewWidth: 320, pngCompression: 'fast',
+    totals: { kept: 0, duplicates: 0, scenes: 0, bytes: { frames: 0, duplicates: 0, previews: 0 } },
+  });
+  const decoded = media.decodeFrames({ input: film.file, width: film.width, height: film.height, hwaccel: 'none' });
+  const time = { waitFrame: 0, decide: 0, submit: 0, finish: 0 };
+  const start = process.hrtime.bigint();
+  let mark = process.hrtime.bigint();
+  let frame = 0;
+  const lap = (key: keyof typeof time) => {
+    const now = process.hrtime.bigint();
+    time[key] += Number(now - mark) / 1e9;
+    mark = now;
+  };
+  for await (const { rgb, features: frameFeatures } of framesWithFeatures(decoded.frames, film.width, film.height, threads)) {
+    lap('waitFrame');
+    const decision = dedup.decide(frame, frameFeatures);
+    lap('decide');
+    await output.submit(decision, { rgb, width: film.width, height: film.height });
+    lap('submit');
+    frame += 1;
+  }
+  await decoded.done;
+  mark = process.hrtime.bigint();
+  await output.finish();
+  lap('finish');
+  features.close();
+  rmSync(library, { recursive: true });
+  return { ...time, total: seconds(start) };
+}
+
+/** What each part of the work costs on one core, alone, on this clip's frames (seconds for the whole clip). */
+async function costs(film: GrainyFilm, work: string, kept: Set<number>) {
+  const media = new MediaRepository(binaries);
+  const dir = path.join(work, 'costs');
+  mkdirSync(dir);
+  const decoded = media.decodeFrames({ input: film.file, width: film.width, height: film.height, hwaccel: 'none' });
+  const cost = { features: 0, dedup: 0, copy: 0, png: 0, hashAndWrite: 0, preview: 0 };
+  const all: FrameFeatures[] = [];
+  let frame = 0;
+  const scratch = Buffer.allocUnsafe(film.width * film.height * 3);
+  for await (const rgb of decoded.frames) {
+    let t = process.hrtime.bigint();
+    all.push(computeFeatures(rgb, film.width, film.height));
+    cost.features += seconds(t);
+    t = process.hrtime.bigint();
+    rgb.copy(scratch);
+    cost.copy += seconds(t);
+    const image = { rgb, width: film.width, height: film.height };
+    // PNG encoding and writing (with its fsync) for kept frames, a preview for the others, one at a time.
+    if (kept.has(frame)) {
+      t = process.hrtime.bigint();
+      const sharp = (await import('sharp')).default;
+      await sharp(rgb, { raw: { width: film.width, height: film.height, channels: 3 } }).png({ compressionLevel: 2, adaptiveFiltering: false }).toBuffer();
+      cost.png += seconds(t);
+      t = process.hrtime.bigint();
+      await writeFramePng(image, path.join(dir, `${frame}.png`), 'fast');
+      cost.hashAndWrite += seconds(t);
+    } else {
+      t = process.hrtime.bigint();
+      await writePreview(image, path.join(dir, `${frame}.jpg`), 320);
+      cost.preview += seconds(t);
+    }
+    frame += 1;
+  }
+  await decoded.done;
+  // writeFramePng encodes too: what is left is the hash, the write and the fsync.
+  cost.hashAndWrite -= cost.png;
+  const features = FeatureFile.create(path.join(work, 'costs-features.bin'), film.width, film.height);
+  const dedup = new Deduplicator(features);
+  const t = process.hrtime.bigint();
+  all.forEach((f, i) => dedup.decide(i, f));
+  cost.dedup = seconds(t);
+  features.close();
+  rmSync(dir, { recursive: true });
+  return cost;
+}
+
+function sceneStarts(records: MapRecord[]): number[] {
+  return records.filter((r, i) => i === 0 || r.scene !== records[i - 1]!.scene).map((r) => r.frame);
+}
+
+const generated = timed(() => makeGrainyFilm({ width: WIDTH, height: HEIGHT }));
+const film = await generated.value;
+const work = mkdtempSync(path.join(os.tmpdir(), 'celforge-bench-grainy-'));
+try {
+  const full = fullPng(film, work);
+  const nullDecode = decodeToNull(film);
+  const pipeDecode = await decodeToNode(film);
+  const celforge = celforgeProcess(film, work);
+
+  const { records } = celforge;
+  const keptFrames = records.filter((r) => r.status === 'kept').map((r) => r.frame);
+  const drawingsKept = new Set(keptFrames.map((frame) => film.drawings[frame]));
+  const wrong = records.filter((r) => r.status === 'duplicate' && film.drawings[r.duplicateOf!] !== film.drawings[r.frame]);
+  const missed = [...new Set(film.drawings)].filter((d) => !drawingsKept.has(d));
+  const found = sceneStarts(records).filter((f) => f > 0);
+  const real = new Set(film.shots.filter((f) => f > 0));
+  const right = found.filter((f) => real.has(f)).length;
+
+  console.log(`clip: ${film.width}x${film.height}, ${film.frameCount} frames, ${film.uniqueDrawings} drawings, ${film.shots.length - 1} cuts (${film.kinds.join(', ')}); machine: ${os.availableParallelism()} cores`);
+  console.log(`made in ${generated.seconds.toFixed(1)} s (cached after the first run)\n`);
+  const rows: [string, string, string][] = [
+    ['(b) full PNG extraction (ffmpeg %06d.png)', `${full.seconds.toFixed(1)} s`, `${(full.bytes / 2 ** 20).toFixed(0)} MiB`],
+    ['decode alone: ffmpeg -f null', `${nullDecode.toFixed(1)} s`, ''],
+    ['decode alone: rgb24 pipe into Node', `${pipeDecode.toFixed(1)} s`, ''],
+    ['(c) celforge process (frames only)', `${celforge.seconds.toFixed(1)} s`, `${(celforge.bytes / 2 ** 20).toFixed(0)} MiB`],
+  ];
+  for (const [what, wall, size] of rows) console.log(`${what.padEnd(44)}${wall.padEnd(10)}${size}`);
+  console.log();
+  const table: [string, string, string][] = [
+    ['recall of drawings', (drawingsKept.size / film.uniqueDrawings).toFixed(3), '1.00'],
+    ['wrong duplicate links', String(wrong.length), '0'],
+    ['redundancy (kept / drawings)', (keptFrames.length / film.uniqueDrawings).toFixed(3), '<= 1.05'],
+    ['cut precision', (right / Math.max(1, found.length)).toFixed(2), '>= 0.9'],
+    ['cut recall', (right / Math.max(1, real.size)).toFixed(2), '1.0'],
+    ['wall / (b)', (celforge.seconds / full.seconds).toFixed(2), '<= 0.4'],
+    ['bytes / (b)', (celforge.bytes / full.bytes).toFixed(3), '<= 0.35'],
+    ['wall / rgb24 pipe decode', (celforge.seconds / pipeDecode).toFixed(2), '<= 3'],
+    ['wall / ffmpeg -f null', (celforge.seconds / nullDecode).toFixed(2), ''],
+  ];
+  console.log(`${'measure'.padEnd(32)}${'value'.padEnd(10)}target`);
+  for (const [what, value, target] of table) console.log(`${what.padEnd(32)}${value.padEnd(10)}${target}`);
+  if (wrong.length) console.log(`wrong links (frame -> kept frame): ${wrong.map((r) => `${r.frame}->${r.duplicateOf}`).join(' ')}`);
+  if (missed.length) console.log(`drawings never kept: ${missed.join(' ')} (first frames ${missed.map((d) => film.drawings.indexOf(d)).join(' ')})`);
+  console.log(`cuts found ${found.length}: ${found.join(' ')}; real: ${[...real].join(' ')}`);
+
+  const loop = await instrumented(film, work, THREADS);
+  console.log(`\nwhere the time goes, in process (${THREADS} feature threads), main thread:`);
+  console.log(`  waiting for the next frame (decode + features)  ${loop.waitFrame.toFixed(2)} s`);
+  console.log(`  dedup decide (compare, cuts, index)             ${loop.decide.toFixed(2)} s`);
+  console.log(`  submit (waiting on PNG/preview writes)          ${loop.submit.toFixed(2)} s`);
+  console.log(`  finish (last writes, map fsync)                 ${loop.finish.toFixed(2)} s`);
+  console.log(`  total                                           ${loop.total.toFixed(2)} s`);
+  const cost = await costs(film, work, new Set(keptFrames));
+  console.log(`\nwhat each part costs alone on one core, whole clip (decode excluded):`);
+  console.log(`  features (block means)                 ${cost.features.toFixed(2)} s`);
+  console.log(`  dedup decide                           ${cost.dedup.toFixed(2)} s`);
+  console.log(`  one copy of every frame                ${cost.copy.toFixed(2)} s`);
+  console.log(`  PNG encoding, ${keptFrames.length} kept frames         ${cost.png.toFixed(2)} s`);
+  console.log(`  their hash, write and fsync            ${cost.hashAndWrite.toFixed(2)} s`);
+  console.log(`  previews, ${film.frameCount - keptFrames.length} duplicates (resize, JPEG, write)  ${cost.preview.toFixed(2)} s`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
