@@ -50,7 +50,13 @@ const GENERATOR_VERSION = 3;
 const FPS = '24000/1001';
 /** 2 s at 23.976 fps. */
 const GOP = 48;
-/** Blu-ray timestamps start past zero (BDAV streams commonly begin at 600 s or later). */
+/**
+ * Issue 15 asks for an .m2ts whose timestamps do not start at zero, as a
+ * disc's do; 600 s as in bench/restore.bench.ts. -output_ts_offset is a muxer
+ * option of type duration (FFmpeg libavformat/options_table.h,
+ * "output_ts_offset"); -mpegts_m2ts_mode 1 writes 192-byte BDAV packets
+ * (libavformat/mpegtsenc.c, "mpegts_m2ts_mode").
+ */
 const TS_OFFSET_SECONDS = 600;
 const cacheDir = path.join(os.tmpdir(), 'celforge-bench-v1');
 

@@ -16,7 +16,8 @@
  *     the uninterrupted run;
  *  3. `celforge restore` of the last duplicate in that library, timed.
  * BENCH_REFERENCE=0 skips run 1 (then the tenths come from run 2 before the
- * kill, and nothing is compared).
+ * kill, and nothing is compared); BENCH_ONLY=before or now runs one checkout
+ * (on two busy cores a checkout takes the better part of an hour).
  * Targets: last-tenth frames/s within 20% of the first tenth, memory flat,
  * first new frame within 30 s of the restart, restore under 5 s.
  */
@@ -139,6 +140,11 @@ class LineCounter {
   }
 }
 
+/**
+ * Resident memory of one process: VmRSS in /proc/<pid>/status, in kB, which
+ * is RssAnon + RssFile + RssShmem (Linux Documentation/filesystems/proc.rst,
+ * Table 1-2, torvalds/linux at 03c11eb3). NaN where there is no /proc.
+ */
 function rssOf(pid: number): number {
   try {
     const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -329,9 +335,13 @@ const TARGETS: Record<string, string> = {
   'restore of the last duplicate (celforge restore, wall)': '< 5 s',
 };
 
+const only = process.env.BENCH_ONLY;
 const checkouts: Checkout[] = [];
 if (process.env.BENCH_BEFORE) checkouts.push({ label: 'before', root: path.resolve(process.env.BENCH_BEFORE), version: versionOf(path.resolve(process.env.BENCH_BEFORE)) });
 checkouts.push({ label: 'now', root: projectRoot, version: versionOf(projectRoot) });
+if (only && !checkouts.some((checkout) => checkout.label === only)) {
+  throw new Error(`BENCH_ONLY=${only}: expected 'now', or 'before' with BENCH_BEFORE set to a checkout`);
+}
 
 const generation = performance.now();
 const clip = await makeLongClip({ frames: FRAMES, width: WIDTH, height: HEIGHT, grain: 6, seed: 1 });
@@ -340,7 +350,7 @@ console.log(
   + `${clip.uniqueDrawings} drawings, ${clip.shots.length} shots; ready in ${((performance.now() - generation) / 1000).toFixed(0)} s (cached in ${path.dirname(clip.file)})`,
 );
 const results: { checkout: Checkout; rows: Map<string, string>; result: CheckoutResult }[] = [];
-for (const checkout of checkouts) {
+for (const checkout of checkouts.filter((c) => !only || c.label === only)) {
   const result = await benchCheckout(checkout, clip);
   // The raw watch data, for a second look without another hour of running.
   writeFileSync(path.join(os.tmpdir(), `celforge-bench-long-${checkout.label}.json`), `${JSON.stringify({ checkout, result }, null, 1)}\n`);
