@@ -3,8 +3,8 @@
  * clip (bench/long-clip-video.ts: BENCH_FRAMES frames, default 100000, at
  * BENCH_WIDTH x BENCH_HEIGHT, default 320x180, an .m2ts with B-frames, a 2 s
  * GOP and timestamps from 600 s), for each checkout in the same run: this
- * one ("now") and, when BENCH_BEFORE names another checkout (a git worktree
- * with node_modules), that one ("before").
+ * one, or the one BENCH_NOW names ("now"), and, when BENCH_BEFORE names
+ * another checkout (a git worktree with node_modules), that one ("before").
  *
  * Per checkout, each in a fresh library:
  *  1. an uninterrupted run: frames/s over the first and the last tenth of
@@ -338,7 +338,9 @@ const TARGETS: Record<string, string> = {
 const only = process.env.BENCH_ONLY;
 const checkouts: Checkout[] = [];
 if (process.env.BENCH_BEFORE) checkouts.push({ label: 'before', root: path.resolve(process.env.BENCH_BEFORE), version: versionOf(path.resolve(process.env.BENCH_BEFORE)) });
-checkouts.push({ label: 'now', root: projectRoot, version: versionOf(projectRoot) });
+// BENCH_NOW: a checkout of a commit, away from edits in progress in this one.
+const now = path.resolve(process.env.BENCH_NOW ?? projectRoot);
+checkouts.push({ label: 'now', root: now, version: versionOf(now) });
 if (only && !checkouts.some((checkout) => checkout.label === only)) {
   throw new Error(`BENCH_ONLY=${only}: expected 'now', or 'before' with BENCH_BEFORE set to a checkout`);
 }
