@@ -18,6 +18,8 @@ const SEEK_START_NOISE =
   /co located POCs unavailable|mmco: unref short failure|reference picture missing|Missing reference picture|Last message repeated|illegal short term buffer state|decode_slice_header error|non-existing PPS|no frame!/i;
 const DECODER_COMPLAINT = /^\[(h264|hevc|mpeg2video|vc1|NULL) @ [^\]]+\] /;
 const FRAME_SHOWN = /\[Parsed_showinfo_\d+ @ [^\]]+\] n: *\d+ /;
+const SHOWINFO_TIME_BASE = /Parsed_showinfo_\d+ @ [^\]]+\] config in time_base: (\d+)\/(\d+)/;
+const SHOWINFO_PTS = /Parsed_showinfo_\d+ @ [^\]]+\] n: *\d+ pts: *(-?\d+) /;
 
 export interface DecodeRequest {
   input: string;
@@ -26,6 +28,12 @@ export interface DecodeRequest {
   hwaccel: string;
   /** Decode only these frame numbers (restoring single frames); all frames when absent. */
   onlyFrames?: readonly number[];
+  /**
+   * Start at the keyframe at or before this many seconds after the file's start, keeping the
+   * stream's timestamps (-copyts); `onPts` then hears the pts (seconds) of every frame given
+   * out, in order, so the caller can tell which frames they are (see decodeFrameAt).
+   */
+  seek?: { seconds: number; onPts: (pts: number) => void; onEnd: () => void };
   onSpawn?: (pid: number) => void;
 }
 
@@ -187,6 +195,20 @@ export class MediaRepository {
       const wanted = request.onlyFrames.map((frame) => `eq(n\\,${frame})`).join('+');
       outputOptions.push('-vf', `select=${wanted}`);
     }
+    const { seek } = request;
+    if (seek) {
+      inputOptions.push('-v', 'info', '-nostats', '-noaccurate_seek', '-ss', seek.seconds.toFixed(6), '-copyts');
+      outputOptions.push('-vf', 'showinfo');
+      let timeBase = 0;
+      command.on('stderr', (line: string) => {
+        const config = SHOWINFO_TIME_BASE.exec(line);
+        if (config) timeBase = Number(config[1]) / Number(config[2]);
+        const frame = SHOWINFO_PTS.exec(line);
+        if (frame) seek.onPts(Number(frame[1]) * timeBase);
+      });
+      command.on('end', () => seek.onEnd());
+      command.on('error', () => seek.onEnd());
+    }
     command.inputOptions(inputOptions).outputOptions(outputOptions);
     const stream = new PassThrough({ highWaterMark: request.width * request.height * 3 });
     const done = new Promise<void>((resolve, reject) => {
@@ -275,9 +297,9 @@ export class MediaRepository {
     return new Promise((resolve, reject) => {
       command
         .on('stderr', (line: string) => {
-          const config = /Parsed_showinfo_\d+ @ [^\]]+\] config in time_base: (\d+)\/(\d+)/.exec(line);
+          const config = SHOWINFO_TIME_BASE.exec(line);
           if (config) timeBase = Number(config[1]) / Number(config[2]);
-          const frame = /Parsed_showinfo_\d+ @ [^\]]+\] n: *\d+ pts: *(-?\d+) /.exec(line);
+          const frame = SHOWINFO_PTS.exec(line);
           if (frame) frames.push(Number(frame[1]));
         })
         .on('error', (error: Error, _stdout: string | null, stderr: string | null) =>

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { before, test } from 'node:test';
 import { resolveFfmpegBinaries } from '../../src/adapters/ffmpeg-binaries.ts';
 import { MediaRepository } from '../../src/adapters/media.ts';
-import { frameGridOf, seekFrame } from '../../src/frames/frame-seeker.ts';
+import { decodeFromFrame, frameGridOf, seekFrame } from '../../src/frames/frame-seeker.ts';
 import { tempDir } from '../helpers.ts';
 
 const run = promisify(execFile);
@@ -68,6 +68,27 @@ for (const name of ['mp4', 'm2ts']) {
     const found = await seekFrame(media, file, { width: WIDTH, height: HEIGHT }, grid, FRAMES - 1);
     assert.equal(found.kind, 'found');
     assert.ok(found.kind === 'found' && found.decoded < (FRAMES - 1) / 2, `decoded ${found.kind === 'found' ? found.decoded : '?'} frames to reach frame ${FRAMES - 1}`);
+  });
+}
+
+for (const name of ['mp4', 'm2ts']) {
+  test(`${name}: a decode resumed by seeking from frame n gives frames n to the end, each equal to the full decode's`, { timeout: 300_000 }, async () => {
+    const { file, frames } = streams[name]!;
+    const grid = frameGridOf(await media.frameTiming(file));
+    assert.ok(typeof grid !== 'string');
+    for (const frame of [0, 1, 47, 48, 201, FRAMES - 1]) {
+      const found = await decodeFromFrame(media, { input: file, width: WIDTH, height: HEIGHT, hwaccel: 'none' }, grid, frame);
+      assert.equal(found.kind, 'found', found.kind === 'untrusted' ? found.why : '');
+      assert.ok(found.kind === 'found');
+      assert.ok(found.skipped <= frame && (frame < FRAMES - 1 || found.skipped < frame / 2), `${found.skipped} frames decoded before frame ${frame}`);
+      let n = frame;
+      for await (const rgb of found.decoded.frames) {
+        assert.ok(rgb.equals(frames[n]!), `frame ${n} (resumed at ${frame}) differs from the full decode's`);
+        n += 1;
+      }
+      await found.decoded.done;
+      assert.equal(n, frames.length, `resumed at ${frame}, the decode ended at frame ${n}`);
+    }
   });
 }
 

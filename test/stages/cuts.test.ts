@@ -66,7 +66,7 @@ test('grain alone keeps a drawing; a small change of shade or a two-pixel shift 
 test('on a grainy .m2ts: redraws over one background, a fast pan, shake, a flash and a fade stay in their shots; cuts between look-alike compositions are found', { timeout: 120_000 }, async (t) => {
   const clip = await makeCutShots({ width: 640, height: 360 });
   const dir = tempDir(t);
-  const features = new FeatureFile(path.join(dir, 'features.bin'));
+  const features = FeatureFile.create(path.join(dir, 'features.bin'), clip.width, clip.height);
   t.after(() => features.close());
   const dedup = new Deduplicator(features);
   const decoded = new MediaRepository(resolveFfmpegBinaries()).decodeFrames({ input: clip.file, width: clip.width, height: clip.height, hwaccel: 'none' });

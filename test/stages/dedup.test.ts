@@ -168,7 +168,7 @@ test('through x264 at Blu-ray settings: held pictures of one brightness are told
   const frames = [...(await decodedFeatures(first, size.width, size.height)), ...(await decodedFeatures(second, size.width, size.height))];
   assert.equal(frames.length, 2 * held.length);
 
-  const featureFile = new FeatureFile(path.join(dir, 'features.bin'));
+  const featureFile = FeatureFile.create(path.join(dir, 'features.bin'), size.width, size.height);
   t.after(() => featureFile.close());
   const dedup = new Deduplicator(featureFile);
   const wrong: string[] = [];

@@ -65,11 +65,29 @@ const FLASH_INHERITED_EDGES = 0.8;
 /** A brightening that lasts longer than this is a new shot (found late), not a flash. */
 const MAX_FLASH_FRAMES = 6;
 
+/** What the detector remembers between frames (kept in a resume point). */
+export interface CutDetectorState {
+  reference: FrameFeatures | null;
+  previous: FrameFeatures | null;
+  flashFrames: number;
+}
+
 export class CutDetector {
   /** The last textured, unflashed frame of the current shot. */
   #reference: FrameFeatures | null = null;
   #previous: FrameFeatures | null = null;
   #flashFrames = 0;
+
+  get state(): CutDetectorState {
+    return { reference: this.#reference, previous: this.#previous, flashFrames: this.#flashFrames };
+  }
+
+  /** Continues from a state an earlier run saved. */
+  restore(state: CutDetectorState): void {
+    this.#reference = state.reference;
+    this.#previous = state.previous;
+    this.#flashFrames = state.flashFrames;
+  }
 
   /** True when `current` starts a new shot (always for the first frame). `noise`: the title's block noise sigma. */
   next(current: FrameFeatures, noise = 0): boolean {

@@ -6,11 +6,11 @@
  * it is a duplicate of that first frame.
  */
 import { compareFrames, DEFAULT_THRESHOLDS, type Comparison, type DedupThresholds, type NoiseLevel } from './compare.ts';
-import { CutDetector } from './cut-detector.ts';
+import { CutDetector, type CutDetectorState } from './cut-detector.ts';
 import { DrawingIndex } from './drawing-index.ts';
 import { coarseSignature, type FrameFeatures } from './features.ts';
 import type { FeatureFile } from './feature-file.ts';
-import { TitleNoise } from './title-noise.ts';
+import { TitleNoise, type TitleNoiseState } from './title-noise.ts';
 
 export interface FrameDecision {
   frame: number;
@@ -28,6 +28,18 @@ export interface IndexStats {
   examined: number;
   /** Fine comparisons (compareFrames), the previous drawing's included. */
   comparisons: number;
+}
+
+/** Everything a run knows after deciding frames 0 to `frame - 1`, but the drawings (their features are in the feature file). */
+export interface DedupState {
+  /** The next frame to decide. */
+  frame: number;
+  /** Drawings remembered so far: the feature file's first records. */
+  drawings: number;
+  scene: number;
+  cuts: CutDetectorState;
+  noise: TitleNoiseState;
+  previous: { features: FrameFeatures; drawingFrame: number } | null;
 }
 
 interface Drawing {
@@ -54,8 +66,30 @@ export class Deduplicator {
     this.#thresholds = thresholds;
   }
 
+  /**
+   * Continues where an earlier run's state left off, with its drawings read back from the
+   * feature file (already cut back to `state.drawings` records).
+   */
+  static resume(features: FeatureFile, state: DedupState, thresholds: DedupThresholds = DEFAULT_THRESHOLDS): Deduplicator {
+    const dedup = new Deduplicator(features, thresholds);
+    features.heads(state.drawings).forEach((head, record) => dedup.#file({ ...head, record }));
+    dedup.#scene = state.scene;
+    dedup.#cuts.restore(state.cuts);
+    dedup.#noise.restore(state.noise);
+    const previous = state.previous && dedup.#byFrame.get(state.previous.drawingFrame);
+    if (state.previous && !previous) throw new Error(`the state's previous drawing (frame ${state.previous.drawingFrame}) is not among its drawings`);
+    dedup.#previous = previous ? { features: state.previous!.features, drawing: previous } : null;
+    return dedup;
+  }
+
   get drawings(): number {
     return this.#byFrame.size;
+  }
+
+  /** The state after the frames decided so far; `frame` is the next one. */
+  state(frame: number): DedupState {
+    const previous = this.#previous && { features: this.#previous.features, drawingFrame: this.#previous.drawing.frame };
+    return { frame, drawings: this.#byFrame.size, scene: this.#scene, cuts: this.#cuts.state, noise: this.#noise.state, previous };
   }
 
   /** Work done by lookups so far, to check it stays bounded as drawings pile up. */
@@ -109,13 +143,17 @@ export class Deduplicator {
 
   #compare(drawing: Drawing, features: FrameFeatures, noise: NoiseLevel): Comparison {
     this.#stats.comparisons += 1;
-    return compareFrames(this.#features.read(drawing.record, drawing.mean), features, this.#thresholds, noise);
+    return compareFrames(this.#features.read(drawing.record), features, this.#thresholds, noise);
   }
 
   #remember(frame: number, features: FrameFeatures): Drawing {
-    const drawing: Drawing = { frame, mean: features.mean, coarse: coarseSignature(features), record: this.#features.append(features) };
+    const coarse = coarseSignature(features);
+    return this.#file({ frame, mean: features.mean, coarse, record: this.#features.append(frame, features, coarse) });
+  }
+
+  #file(drawing: Drawing): Drawing {
     this.#index.add(drawing);
-    this.#byFrame.set(frame, drawing);
+    this.#byFrame.set(drawing.frame, drawing);
     return drawing;
   }
 }

@@ -3,9 +3,11 @@
  * and decided on the spot: which shot it belongs to and whether it repeats a
  * drawing seen before. Only kept frames are written in full; duplicates are
  * recorded (with a preview) or written under duplicates/, by policy. Nothing
- * is deleted. Resumable: the frame map says what is done; a restart decodes
- * again from the start, replays the recorded decisions to rebuild the
- * drawing index, and continues after the last recorded frame. When free space
+ * is deleted. Resumable: the frame map says what is done; a restart takes
+ * the dedup state of the last resume point (resume-point.ts) and the drawings
+ * from the feature file, seeks to that frame, replays the recorded decisions
+ * up to the end of the map and continues after it. Without a usable resume
+ * point it decodes from frame 0 and replays every recorded decision. When free space
  * falls under the reserve (or the disk fills), it stops, keeps nothing
  * partial, and the job pauses until space returns.
  */
@@ -13,7 +15,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readFrameMap, rewriteFrameMap, type FrameRecord } from '../../adapters/frame-map-file.ts';
-import { ExtractionStopped, FfmpegFailure, type DecodedFrames } from '../../adapters/media.ts';
+import { ExtractionStopped, FfmpegFailure, type DecodedFrames, type DecodeRequest } from '../../adapters/media.ts';
 import { acquireLock } from '../../adapters/lock-file.ts';
 import { killOrphan } from '../../adapters/processes.ts';
 import { formatSize } from '../../config/size.ts';
@@ -24,6 +26,8 @@ import { CelforgeError } from '../../errors.ts';
 import type { Stage, StagePorts, StageResult } from '../stage.ts';
 import { Deduplicator } from './deduplicator.ts';
 import { FeatureFile } from './feature-file.ts';
+import { decodeFromFrame, frameGridOf } from '../../frames/frame-seeker.ts';
+import { ResumePoints } from './resume-point.ts';
 import { framesWithFeatures } from './feature-pipeline.ts';
 import { countRecord, FrameOutput, type OutputTotals } from './frame-output.ts';
 
@@ -69,22 +73,33 @@ async function extractVideo(job: Job, ports: StagePorts, layout: VideoLayout, vi
     recordState(target);
     target.state = 'running';
   });
-  if (recorded.length > 0) ports.log.info({ job: job.id, startFrame: recorded.length, total }, 'resuming extraction');
 
   const { width, height } = job.probe!;
   await mkdir(tempDir(config.library), { recursive: true });
-  const features = new FeatureFile(path.join(tempDir(config.library), `features-${job.id}.bin`));
+  const files = resumeFiles(job, config.library);
   // Everything that can fail before decoding is set up first: a started ffmpeg is always stopped or drained.
-  const decoded = ports.media.decodeFrames({
-    input: job.source, width, height, hwaccel,
-    onSpawn: (pid) => saveInBackground(ports, (target) => void (target.extract!.pid = pid)),
-  });
-  const dedup = new Deduplicator(features, config.dedup.thresholds);
   const output = new FrameOutput({
     layout, totals, policy: config.dedup.policy, previewWidth: config.dedup.previewWidth, pngCompression: config.extract.pngCompression,
   });
+  const decodeRequest = {
+    input: job.source, width, height, hwaccel,
+    onSpawn: (pid: number) => saveInBackground(ports, (target) => void (target.extract!.pid = pid)),
+  };
+  const start = (recorded.length > 0 && (await resumeBySeeking(job, ports, files, recorded, decodeRequest))) || {
+    from: 0,
+    features: FeatureFile.create(files.features, width, height),
+    dedup: null,
+    decoded: null,
+  };
+  const { features } = start;
+  const dedup = start.dedup ?? new Deduplicator(features, config.dedup.thresholds);
+  const decoded = start.decoded ?? ports.media.decodeFrames(decodeRequest);
+  if (recorded.length > 0) ports.log.info({ job: job.id, startFrame: recorded.length, decodeFrom: start.from, total }, 'resuming extraction');
+  const points = new ResumePoints(files.point, features, { video: job.id, width, height });
   const stopReason = watchStop(decoded, ports);
-  let frame = 0;
+  // On a timer, not per frame: a decode that stalls still leaves its latest point saved.
+  const saver = setInterval(() => void points.save().catch((error: unknown) => ports.log.warn({ err: error }, 'could not save a resume point')), PROGRESS_SAVE_MS);
+  let frame = start.from;
   let lastSave = Date.now();
   try {
     for await (const { rgb, features: frameFeatures } of framesWithFeatures(decoded.frames, width, height)) {
@@ -94,6 +109,8 @@ async function extractVideo(job: Job, ports: StagePorts, layout: VideoLayout, vi
         await output.submit(dedup.decide(frame, frameFeatures), { rgb, width, height });
       }
       frame += 1;
+      points.capture(dedup.state(frame));
+      points.recorded(recorded.length + output.committed);
       if (Date.now() - lastSave >= PROGRESS_SAVE_MS) {
         lastSave = Date.now();
         const done = recorded.length + output.committed;
@@ -109,17 +126,109 @@ async function extractVideo(job: Job, ports: StagePorts, layout: VideoLayout, vi
     decoded.stop();
     await output.salvage();
     await removeTemporaryFiles(videoDir);
+    points.recorded(recorded.length + output.committed);
+    await points.save().catch((saveError: unknown) => ports.log.warn({ err: saveError }, 'could not save where extraction stopped; it will resume from an earlier point'));
     const reason = stopReason.get() ?? lowSpaceFrom(error);
     if (reason === 'interrupted') return { kind: 'interrupted' };
     if (reason) return pauseForSpace(reason, ports);
     const said = error instanceof Error ? error.message : String(error);
     throw new CelforgeError('EXTRACT_FAILED', `${job.source}: extracting frames failed (${said})`, { file: job.source, cause: error });
   } finally {
+    clearInterval(saver);
+    await points.close();
     stopReason.dispose();
     features.close();
     await ports.save((target) => void (target.extract && (target.extract.pid = null)));
   }
+  await removeResumeFiles(files);
   return finish(job, layout, recorded.length + output.committed, output.totals, config.dedup.policy);
+}
+
+interface ResumeFiles {
+  features: string;
+  point: string;
+}
+
+/** Kept in the library's temporary folder while the video is unfinished, named by its content fingerprint. */
+function resumeFiles(job: Job, library: string): ResumeFiles {
+  return { features: path.join(tempDir(library), `features-${job.id}.bin`), point: path.join(tempDir(library), `resume-${job.id}.v8`) };
+}
+
+async function removeResumeFiles(files: ResumeFiles): Promise<void> {
+  await rm(files.features, { force: true });
+  await ResumePoints.remove(files.point);
+}
+
+interface SeekStart {
+  /** The first frame the decode gives out. */
+  from: number;
+  features: FeatureFile;
+  dedup: Deduplicator;
+  decoded: DecodedFrames;
+}
+
+/**
+ * Continues from the last saved resume point: its dedup state, the drawings in the feature
+ * file, and a decode that seeks to its frame. Null (with a log line saying why) when any of
+ * them is missing or does not agree with the frame map; then the video is decoded from frame 0
+ * and the recorded decisions replayed, as before resume points.
+ */
+async function resumeBySeeking(job: Job, ports: StagePorts, files: ResumeFiles, recorded: readonly FrameRecord[], request: Omit<DecodeRequest, 'seek'>): Promise<SeekStart | null> {
+  const fromStart = (why: string) => {
+    ports.log.info({ job: job.id, why }, 'resuming extraction by decoding from frame 0');
+    return null;
+  };
+  try {
+    return await seekToResumePoint(job, ports, files, recorded, request, fromStart);
+  } catch (error) {
+    return fromStart(error instanceof Error ? error.message : String(error));
+  }
+}
+
+async function seekToResumePoint(
+  job: Job, ports: StagePorts, files: ResumeFiles, recorded: readonly FrameRecord[], request: Omit<DecodeRequest, 'seek'>, fromStart: (why: string) => null,
+): Promise<SeekStart | null> {
+  const { width, height } = job.probe!;
+  const state = await ResumePoints.load(files.point, { video: job.id, width, height });
+  if (typeof state === 'string') return fromStart(state);
+  if (state.frame > recorded.length) return fromStart(`the resume point (frame ${state.frame}) is past the frame map (${recorded.length} frames)`);
+  if (state.frame >= job.probe!.frameCount) return fromStart('the resume point is at the end of the video');
+  const drawings = drawingFrames(recorded, state.frame);
+  if (drawings.length !== state.drawings) return fromStart(`the frame map has changed since the resume point (${drawings.length} drawings before frame ${state.frame}, ${state.drawings} then)`);
+  const features = FeatureFile.reopen(files.features, width, height, state.drawings);
+  if (typeof features === 'string') return fromStart(features);
+  const keep = (result: SeekStart | null) => {
+    if (!result) features.close();
+    return result;
+  };
+  try {
+    if (features.heads(state.drawings).some((head, i) => head.frame !== drawings[i])) return keep(fromStart('the feature file does not match the frame map'));
+    const grid = frameGridOf(await ports.media.frameTiming(job.source));
+    if (typeof grid === 'string') return keep(fromStart(`seeking cannot be trusted on this video: ${grid}`));
+    const dedup = Deduplicator.resume(features, state, ports.config().dedup.thresholds);
+    const seek = await decodeFromFrame(ports.media, request, grid, state.frame);
+    if (seek.kind === 'untrusted') return keep(fromStart(`seeking cannot be trusted on this video: ${seek.why}`));
+    return { from: state.frame, features, dedup, decoded: seek.decoded };
+  } catch (error) {
+    features.close();
+    throw error;
+  }
+}
+
+/**
+ * The frames before `end` that were the first of their drawing, as Deduplicator.replay
+ * counts them: kept or rejected frames, and a duplicate whose original is not among them.
+ */
+function drawingFrames(recorded: readonly FrameRecord[], end: number): number[] {
+  const drawings = new Set<number>();
+  const frames: number[] = [];
+  for (const record of recorded.slice(0, end)) {
+    if (record.status !== 'duplicate' || !drawings.has(record.duplicateOf!)) {
+      drawings.add(record.frame);
+      frames.push(record.frame);
+    }
+  }
+  return frames;
 }
 
 async function finish(job: Job, layout: VideoLayout, framesDone: number, totals: OutputTotals, policy: string): Promise<StageResult> {

@@ -1,60 +1,166 @@
 /**
- * Features of every kept drawing, kept in a temporary file rather than in
- * memory: a film has tens of thousands of drawings at ~100 KB of features
- * each. Fixed-size records of 16-bit fixed-point values; the few most recent
- * are cached decoded.
+ * Features of every kept drawing, kept in a file rather than in memory: a
+ * film has tens of thousands of drawings at ~100 KB of features each. The
+ * file outlives an interrupted extraction, so that a resumed one finds the
+ * drawings seen so far without decoding the video again. Fixed-size records:
+ * a head (frame, mean luma, coarse signature: what the drawing index needs)
+ * and the block means as 16-bit fixed-point values; the few most recent are
+ * cached decoded.
  */
-import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
-import type { FrameFeatures } from './features.ts';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { CHROMA_BLOCK, COARSE_COLS, COARSE_ROWS, LUMA_BLOCK, type FrameFeatures } from './features.ts';
 
+const MAGIC = 'celforge-features-1';
+const HEADER_BYTES = 64;
+const COARSE_VALUES = COARSE_COLS * COARSE_ROWS;
+/** frame (uint32, padded to 8), mean (float64), coarse signature (float32 each): the values the drawing index was given, exactly. */
+const HEAD_BYTES = 16 + 4 * COARSE_VALUES;
 const LUMA_SCALE = 200;
 const CHROMA_SCALE = 100;
 const CHROMA_OFFSET = 256;
 const CACHE_SIZE = 32;
 
+export interface DrawingHead {
+  frame: number;
+  mean: number;
+  coarse: Float32Array;
+}
+
 export class FeatureFile {
   readonly path: string;
   readonly #fd: number;
+  readonly #shape: Omit<FrameFeatures, 'luma' | 'chroma' | 'mean'>;
+  readonly #lumaValues: number;
+  readonly #recordBytes: number;
   readonly #cache = new Map<number, FrameFeatures>();
-  #records = 0;
-  #template: FrameFeatures | null = null;
+  #records: number;
 
-  constructor(path: string) {
-    this.path = path;
-    this.#fd = openSync(path, 'w+');
+  /** A new, empty file for frames of this size (an existing one is replaced). */
+  static create(path: string, width: number, height: number): FeatureFile {
+    const fd = openSync(path, 'w+');
+    const header = Buffer.alloc(HEADER_BYTES);
+    header.write(MAGIC, 0, 'latin1');
+    header.writeUInt32LE(width, 32);
+    header.writeUInt32LE(height, 36);
+    writeSync(fd, header, 0, HEADER_BYTES, 0);
+    return new FeatureFile(path, fd, width, height, 0);
   }
 
-  /** Stores the features; returns the record number to read them back with. */
-  append(features: FrameFeatures): number {
-    this.#template ??= features;
-    const record = new Uint16Array(features.luma.length + features.chroma.length);
-    for (let i = 0; i < features.luma.length; i += 1) record[i] = Math.round(features.luma[i]! * LUMA_SCALE);
-    for (let i = 0; i < features.chroma.length; i += 1) {
-      record[features.luma.length + i] = Math.round((features.chroma[i]! + CHROMA_OFFSET) * CHROMA_SCALE);
+  /**
+   * The file an interrupted extraction left, cut back to its first `records` drawings (those
+   * after were decided but never recorded), or why it cannot be used.
+   */
+  static reopen(path: string, width: number, height: number, records: number): FeatureFile | string {
+    let fd: number;
+    try {
+      fd = openSync(path, 'r+');
+    } catch (error) {
+      return `no feature file (${(error as NodeJS.ErrnoException).code})`;
     }
-    writeSync(this.#fd, new Uint8Array(record.buffer), 0, record.byteLength, this.#records * record.byteLength);
-    this.#remember(this.#records, features);
+    const header = Buffer.alloc(HEADER_BYTES);
+    readSync(fd, header, 0, HEADER_BYTES, 0);
+    const file = new FeatureFile(path, fd, width, height, records);
+    const problem = header.toString('latin1', 0, MAGIC.length) !== MAGIC
+      ? 'the feature file is of another format'
+      : header.readUInt32LE(32) !== width || header.readUInt32LE(36) !== height
+        ? 'the feature file is of another frame size'
+        : fstatSync(fd).size < file.#offset(records)
+          ? `the feature file holds fewer than ${records} drawings`
+          : null;
+    if (problem) {
+      closeSync(fd);
+      return problem;
+    }
+    ftruncateSync(fd, file.#offset(records));
+    return file;
+  }
+
+  private constructor(path: string, fd: number, width: number, height: number, records: number) {
+    this.path = path;
+    this.#fd = fd;
+    const lumaCols = Math.ceil(width / LUMA_BLOCK);
+    const lumaRows = Math.ceil(height / LUMA_BLOCK);
+    const chromaCols = Math.ceil(width / CHROMA_BLOCK);
+    const chromaRows = Math.ceil(height / CHROMA_BLOCK);
+    this.#shape = { width, height, lumaCols, lumaRows, chromaCols, chromaRows };
+    this.#lumaValues = lumaCols * lumaRows;
+    this.#recordBytes = HEAD_BYTES + 2 * (this.#lumaValues + chromaCols * chromaRows * 2);
+    this.#records = records;
+  }
+
+  get records(): number {
+    return this.#records;
+  }
+
+  /** Stores a drawing's features; returns the record number to read them back with. */
+  append(frame: number, features: FrameFeatures, coarse: Float32Array): number {
+    const record = Buffer.alloc(this.#recordBytes);
+    record.writeUInt32LE(frame, 0);
+    record.writeDoubleLE(features.mean, 8);
+    for (let i = 0; i < COARSE_VALUES; i += 1) record.writeFloatLE(coarse[i]!, 16 + 4 * i);
+    const values = this.#values(record);
+    const { luma, chroma } = features;
+    for (let i = 0; i < luma.length; i += 1) values[i] = Math.round(luma[i]! * LUMA_SCALE);
+    for (let i = 0; i < chroma.length; i += 1) values[luma.length + i] = Math.round((chroma[i]! + CHROMA_OFFSET) * CHROMA_SCALE);
+    writeSync(this.#fd, record, 0, record.length, this.#offset(this.#records));
+    // Cached as a read gives them back, so that a comparison never depends on whether a record was cached (or a run resumed).
+    this.#remember(this.#records, this.#decode(record));
     return this.#records++;
   }
 
-  read(recordNumber: number, mean: number): FrameFeatures {
+  /** The heads of the first `count` records, in order. */
+  heads(count: number): DrawingHead[] {
+    const head = Buffer.alloc(HEAD_BYTES);
+    const heads: DrawingHead[] = [];
+    for (let record = 0; record < count; record += 1) {
+      readSync(this.#fd, head, 0, HEAD_BYTES, this.#offset(record));
+      const coarse = new Float32Array(COARSE_VALUES);
+      for (let i = 0; i < COARSE_VALUES; i += 1) coarse[i] = head.readFloatLE(16 + 4 * i);
+      heads.push({ frame: head.readUInt32LE(0), mean: head.readDoubleLE(8), coarse });
+    }
+    return heads;
+  }
+
+  read(recordNumber: number): FrameFeatures {
     const cached = this.#cache.get(recordNumber);
     if (cached) return cached;
-    const template = this.#template!;
-    const record = new Uint16Array(template.luma.length + template.chroma.length);
-    readSync(this.#fd, new Uint8Array(record.buffer), 0, record.byteLength, recordNumber * record.byteLength);
-    const luma = new Float32Array(template.luma.length);
-    for (let i = 0; i < luma.length; i += 1) luma[i] = record[i]! / LUMA_SCALE;
-    const chroma = new Float32Array(template.chroma.length);
-    for (let i = 0; i < chroma.length; i += 1) chroma[i] = record[luma.length + i]! / CHROMA_SCALE - CHROMA_OFFSET;
-    const features = { ...template, luma, chroma, mean };
+    const record = Buffer.alloc(this.#recordBytes);
+    readSync(this.#fd, record, 0, record.length, this.#offset(recordNumber));
+    const features = this.#decode(record);
     this.#remember(recordNumber, features);
     return features;
   }
 
+  /** Makes what was appended durable (before a resume point that counts on it is written). */
+  sync(): void {
+    fsyncSync(this.#fd);
+  }
+
   close(): void {
     closeSync(this.#fd);
+  }
+
+  /** Closes and deletes the file (the extraction finished). */
+  remove(): void {
+    this.close();
     rmSync(this.path, { force: true });
+  }
+
+  #values(record: Buffer): Uint16Array {
+    return new Uint16Array(record.buffer, record.byteOffset + HEAD_BYTES, (this.#recordBytes - HEAD_BYTES) / 2);
+  }
+
+  #decode(record: Buffer): FrameFeatures {
+    const values = this.#values(record);
+    const luma = new Float32Array(this.#lumaValues);
+    for (let i = 0; i < luma.length; i += 1) luma[i] = values[i]! / LUMA_SCALE;
+    const chroma = new Float32Array(values.length - luma.length);
+    for (let i = 0; i < chroma.length; i += 1) chroma[i] = values[luma.length + i]! / CHROMA_SCALE - CHROMA_OFFSET;
+    return { ...this.#shape, luma, chroma, mean: record.readDoubleLE(8) };
+  }
+
+  #offset(record: number): number {
+    return HEADER_BYTES + record * this.#recordBytes;
   }
 
   #remember(recordNumber: number, features: FrameFeatures): void {

@@ -23,9 +23,25 @@ const QUANTILE = 0.25;
  */
 export const NOISE_CAP: NoiseLevel = { luma: 3.5, chroma: 5 };
 
+/** The window of recent measurements (kept in a resume point). */
+export interface TitleNoiseState {
+  luma: number[];
+  chroma: number[];
+}
+
 export class TitleNoise {
-  readonly #luma: number[] = [];
-  readonly #chroma: number[] = [];
+  #luma: number[] = [];
+  #chroma: number[] = [];
+
+  get state(): TitleNoiseState {
+    return { luma: [...this.#luma], chroma: [...this.#chroma] };
+  }
+
+  /** Continues from a state an earlier run saved. */
+  restore(state: TitleNoiseState): void {
+    this.#luma = [...state.luma];
+    this.#chroma = [...state.chroma];
+  }
 
   /** Records the noise between a frame and the one before it. */
   add(previous: FrameFeatures, current: FrameFeatures): void {
