@@ -85,12 +85,11 @@ async function extractVideo(job: Job, ports: StagePorts, layout: VideoLayout, vi
     input: job.source, width, height, hwaccel,
     onSpawn: (pid: number) => saveInBackground(ports, (target) => void (target.extract!.pid = pid)),
   };
-  const start = (recorded.length > 0 && (await resumeBySeeking(job, ports, files, recorded, decodeRequest))) || {
-    from: 0,
-    features: FeatureFile.create(files.features, width, height),
-    dedup: null,
-    decoded: null,
-  };
+  await removePartialResumePoints(files);
+  const seeking = recorded.length > 0 && (await resumeBySeeking(job, ports, files, recorded, decodeRequest));
+  // From frame 0 a point of an earlier run must not outlive the feature file it counted on.
+  if (!seeking) await ResumePoints.remove(files.point);
+  const start = seeking || { from: 0, features: FeatureFile.create(files.features, width, height), dedup: null, decoded: null };
   const { features } = start;
   const dedup = start.dedup ?? new Deduplicator(features, config.dedup.thresholds);
   const decoded = start.decoded ?? ports.media.decodeFrames(decodeRequest);
@@ -152,6 +151,13 @@ interface ResumeFiles {
 /** Kept in the library's temporary folder while the video is unfinished, named by its content fingerprint. */
 function resumeFiles(job: Job, library: string): ResumeFiles {
   return { features: path.join(tempDir(library), `features-${job.id}.bin`), point: path.join(tempDir(library), `resume-${job.id}.v8`) };
+}
+
+/** A save cut short by a crash leaves its temporary file (replaceFileDurably names it after the point). */
+async function removePartialResumePoints(files: ResumeFiles): Promise<void> {
+  const base = path.basename(files.point);
+  const names = await readdir(path.dirname(files.point)).catch(() => []);
+  await Promise.all(names.filter((name) => name.startsWith(`${base}.`) && name.endsWith('.tmp')).map((name) => rm(path.join(path.dirname(files.point), name), { force: true })));
 }
 
 async function removeResumeFiles(files: ResumeFiles): Promise<void> {
