@@ -72,6 +72,8 @@ export const configSchema = z.strictObject({
     hwaccel: z.enum(HWACCELS).default('none'),
     /** `fast`: unfiltered PNG; `small`: adaptive filtering, ~26% smaller files, ~40% slower to write. */
     pngCompression: z.enum(['fast', 'small']).default('fast'),
+    /** Worker threads that measure decoded frames for dedup; 0 measures them on the main thread. */
+    threads: z.number().int().min(0).max(64).default(Math.min(8, os.availableParallelism())),
   }).prefault({}),
   dedup: z.strictObject({
     /** `reference`: duplicates are recorded with a preview and restored on request; `move`: written in full under duplicates/. */
