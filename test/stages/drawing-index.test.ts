@@ -45,6 +45,7 @@ test('a repeat of a drawing seen 50k drawings earlier is found, and lookups read
     }
   }
   assert.deepEqual(wrong, [], 'distinct drawings stay distinct');
+  t.diagnostic(`drawings read per lookup: ${perLookup.map((w) => `${w.examined.toFixed(1)} at ${w.drawings}`).join(', ')}`);
   // Drawing 0 and drawing 1 again, after 50k others, with grain; then a drawing in the middle.
   for (const d of [0, 1, 25_000, DRAWINGS - 1]) {
     const decision = dedup.decide(frame, grainyRepeat(syntheticDrawing(d, W, H), random));
@@ -57,7 +58,7 @@ test('a repeat of a drawing seen 50k drawings earlier is found, and lookups read
   for (const window of perLookup) assert.ok(window.examined < 200, `${window.examined} drawings read per lookup at ${window.drawings} drawings`);
 });
 
-test('a lookup does about the same work with 50k drawings in the index as with 5k', { timeout: 600_000 }, () => {
+test('a lookup does about the same work with 50k drawings in the index as with 5k', { timeout: 600_000 }, (t) => {
   const index = new DrawingIndex<IndexedDrawing>();
   const random = mulberry32(3);
   const kept: IndexedDrawing[] = [];
@@ -89,6 +90,7 @@ test('a lookup does about the same work with 50k drawings in the index as with 5
   // The grid of cells this replaced read 0.7 drawings per lookup at 5k and 46 at 50k: its cells filled with the film.
   // A tree's lookups straddle a few cuts more per doubling of the drawings: about the fourth root of ten here.
   const ratio = (late.examined + late.visited) / (early.examined + early.visited);
+  t.diagnostic(`per lookup: ${early.examined.toFixed(1)} drawings read, ${early.visited.toFixed(1)} nodes entered at 6k drawings; ${late.examined.toFixed(1)}, ${late.visited.toFixed(1)} at 50k (${ratio.toFixed(2)}x)`);
   assert.ok(ratio < 2.2, `work per lookup ${JSON.stringify(early)} at 6k drawings, ${JSON.stringify(late)} at 50k: ${ratio.toFixed(2)}x`);
   assert.ok(late.examined < 150, `${late.examined} drawings read per lookup at 50k`);
 });

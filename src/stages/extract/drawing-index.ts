@@ -238,7 +238,7 @@ class Tree {
     if (node === undefined) {
       node = this.nodes++;
       if (node >= this.value.length) {
-        const size = this.value.length * 2;
+        const size = Math.ceil(this.value.length * GROWTH);
         this.value = grow(this.value, size);
         this.cut = grow(this.cut, size);
         this.low = grow(this.low, size);
@@ -263,7 +263,7 @@ class Tree {
     if (block === undefined) {
       block = this.blocks++;
       if (block >= this.next.length) {
-        this.next = grow(this.next, this.next.length * 2);
+        this.next = grow(this.next, Math.ceil(this.next.length * GROWTH));
         this.slots = grow(this.slots, this.next.length * LEAF);
         this.levels = grow(this.levels, this.next.length * LEAF * VALUES);
       }
@@ -415,8 +415,11 @@ function close(drawing: IndexedDrawing, mean: number, coarse: Float32Array): boo
   return true;
 }
 
+/** Capacity added when a column fills: half again, so at most a third of it stands empty (doubling left up to half). */
+const GROWTH = 1.5;
+
 function grow<T extends Int32Array | Int8Array | Uint16Array>(array: T, size: number): T {
-  const grown = new (array.constructor as new (length: number) => T)(Math.max(size, array.length * 2));
+  const grown = new (array.constructor as new (length: number) => T)(size);
   grown.set(array);
   return grown;
 }
