@@ -9,8 +9,9 @@
  * value (the mean or a region) between the drawings beneath it, and a lookup
  * enters only the sides its own value could reach within the tolerance. A
  * leaf holds a few drawings however many the film has, and a lookup's work
- * grows only as fast as the tolerance windows straddle cuts (about the fourth
- * root of the drawings in bench/drawing-index.bench.ts).
+ * grows only as fast as the tolerance windows straddle cuts: 1.9 times from
+ * 6k to 50k drawings (test/stages/drawing-index.test.ts), where the grid's
+ * grew 8 times.
  *
  * The tree works on fixed-point levels: each drawing's values clamped to
  * 0..255 and floored to a 256th of a level, two bytes each, kept side by side
@@ -32,7 +33,7 @@ const VALUES = 1 + REGIONS;
 const STEP = 256;
 /** How far a repeat's value may lie from the drawing's, in steps: the rounded means within one level. */
 const TOLERANCE = Float64Array.from({ length: VALUES }, (_, value) => (value === 0 ? 1 : COARSE_TOLERANCE) * STEP);
-/** Drawings in a leaf before it is split, and slots in one block of a leaf (bench/drawing-index.bench.ts: 4 to 16 cost about the same). */
+/** Drawings in a leaf before it is split, and slots in one block of a leaf: 2 to 16 took about the same time per lookup at 50k drawings, smaller leaves reading fewer drawings and entering more nodes. */
 const LEAF = 8;
 const NONE = -1;
 
@@ -129,10 +130,8 @@ class Tree {
   blocks = 0;
   readonly freeBlocks: number[] = [];
   readonly #path: number[] = [];
-  /** A subtree's drawings while it is built: positions and levels as they were collected, and the order the cuts sort them into. */
-  #positions = new Int32Array(0);
-  #rows = new Uint16Array(0);
-  #order = new Int32Array(0);
+  /** Kept for splitting leaves and building small subtrees; a larger one gets its own for the time it is built. */
+  readonly #scratch = scratch(SCRATCH);
 
   constructor() {
     this.#leaf(this.#node());
@@ -165,13 +164,8 @@ class Tree {
   /** Builds the subtree at `node` again from its drawings, its nodes and blocks freed first. */
   #rebuild(node: number): void {
     const n = this.count[node]!;
-    if (this.#order.length < n) {
-      this.#order = new Int32Array(2 * n);
-      this.#positions = new Int32Array(2 * n);
-      this.#rows = new Uint16Array(2 * n * VALUES);
-    }
-    const positions = this.#positions;
-    const rows = this.#rows;
+    const space = n <= SCRATCH ? this.#scratch : scratch(n);
+    const { positions, rows, order } = space;
     let filled = 0;
     const stack = this.#path;
     stack.length = 0;
@@ -193,18 +187,17 @@ class Tree {
       }
       if (at !== node) this.freeNodes.push(at);
     }
-    for (let row = 0; row < n; row += 1) this.#order[row] = row;
-    this.#build(node, 0, n);
+    for (let row = 0; row < n; row += 1) order[row] = row;
+    this.#build(node, 0, n, space);
   }
 
-  /** Makes `node` a balanced subtree over the drawings that order[from..to] picks out of the scratch rows (reordered in place by the cuts). */
-  #build(node: number, from: number, to: number): void {
-    const order = this.#order;
-    const rows = this.#rows;
+  /** Makes `node` a balanced subtree over the drawings that order[from..to] picks out of `space` (reordering them in place by the cuts). */
+  #build(node: number, from: number, to: number, space: Scratch): void {
+    const { order, rows, positions } = space;
     const split = to - from > LEAF ? chooseCut(order, from, to, rows) : null;
     if (!split) {
       this.#leaf(node);
-      for (let i = from; i < to; i += 1) this.#append(node, this.#positions[order[i]!]!, rows, order[i]! * VALUES);
+      for (let i = from; i < to; i += 1) this.#append(node, positions[order[i]!]!, rows, order[i]! * VALUES);
       this.built[node] = to - from;
       return;
     }
@@ -216,8 +209,8 @@ class Tree {
     this.low[node] = low;
     this.high[node] = high;
     this.count[node] = this.built[node] = to - from;
-    this.#build(low, from, middle);
-    this.#build(high, middle, to);
+    this.#build(low, from, middle, space);
+    this.#build(high, middle, to, space);
   }
 
   #append(leaf: number, position: number, rows: Uint16Array, offset: number): void {
@@ -273,9 +266,23 @@ class Tree {
   }
 }
 
+/** A subtree's drawings while it is built: positions and levels as collected from its leaves, and the order the cuts sort them into. */
+interface Scratch {
+  positions: Int32Array;
+  rows: Uint16Array;
+  order: Int32Array;
+}
+
+/** Drawings a tree's own scratch space holds (about 75 kB). */
+const SCRATCH = 1024;
+
+function scratch(drawings: number): Scratch {
+  return { positions: new Int32Array(drawings), rows: new Uint16Array(drawings * VALUES), order: new Int32Array(drawings) };
+}
+
 /** Values of the widest spread whose cuts are compared. */
 const CANDIDATES = 3;
-/** How a subtree's work grows with its drawings (about N^0.25 in bench/drawing-index.bench.ts, rounded up). */
+/** How a subtree's work grows with its drawings: about N^0.3 (1.9 times the work per lookup from 6k to 50k drawings in test/stages/drawing-index.test.ts). */
 const SIDE_COST = 0.3;
 /** Cuts tried along a large subtree being built; a leaf splitting tries all. */
 const CUTS_TRIED = 32;
@@ -288,8 +295,8 @@ const CUTS_TRIED = 32;
  * their tolerance are the candidates; of their cuts, the one chosen costs the
  * least on average, taking a side's cost as its drawings plus the straddlers
  * entering it, times its size to the power SIDE_COST. Null when no candidate
- * can be cut: the drawings have equal levels in every value, and stay in one
- * leaf.
+ * can be cut so (most of the drawings have equal levels): they stay in one
+ * leaf until it has doubled.
  */
 function chooseCut(order: Int32Array, from: number, to: number, rows: Uint16Array): { value: number; cut: number } | null {
   const n = to - from;
