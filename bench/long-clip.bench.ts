@@ -310,7 +310,7 @@ function figures(result: CheckoutResult, clip: LongClip): Map<string, string> {
       ? (n - result.countAtKill) / (end.seconds - result.restart.firstNewFrame) : NaN;
     rows.set('frames/s, last tenth (after the restart)', resumed.toFixed(0));
   }
-  rows.set('frames/s, every tenth', steady.tenths.slice(1).map((_, i) => rate(steady, i, i + 1, n).toFixed(0)).join(' '));
+  rows.set('frames/s, every tenth', Array.from({ length: lastTo }, (_, i) => rate(steady, i, i + 1, n)).map((r) => (Number.isNaN(r) ? '-' : r.toFixed(0))).join(' '));
   rows.set('last tenth / first tenth', (last / first).toFixed(2));
   rows.set('RSS of node at tenth 1 / last tenth', `${mib(rssFirst)} / ${mib(rssLast)}`);
   rows.set('RSS last / first tenth', rssFirst && rssLast ? (rssLast / rssFirst).toFixed(2) : 'n/a');
