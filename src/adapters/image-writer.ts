@@ -39,15 +39,9 @@ export async function writeFramePng(image: RawImage, file: string, compression: 
   return { bytes: bytes.length, sha256 };
 }
 
-/**
- * Returns the bytes written. Mitchell rather than sharp's default Lanczos-3
- * (sharp 0.35 lib/index.d.ts, KernelEnum): a 1080p frame reduced to 320 wide
- * takes 4 to 5 times fewer taps, measured 18-26 ms -> 6 ms a preview, and
- * every duplicate gets one (bench/grainy-film.bench.ts); for a thumbnail the
- * softer kernel shows no loss.
- */
+/** Returns the bytes written. */
 export async function writePreview(image: RawImage, file: string, width: number): Promise<number> {
-  const bytes = await fromRaw(image).resize({ width, kernel: 'mitchell' }).jpeg({ quality: 75 }).toBuffer();
+  const bytes = await fromRaw(image).resize({ width }).jpeg({ quality: 75 }).toBuffer();
   await writeWhole(file, bytes, false);
   return bytes.length;
 }
