@@ -16,7 +16,7 @@ import { writeThenRename } from './durable-file.ts';
  * filtering makes files ~26% smaller for ~40% more time.
  */
 export type PngCompression = 'fast' | 'small';
-const PNG_OPTIONS = {
+export const PNG_OPTIONS = {
   fast: { compressionLevel: 2, adaptiveFiltering: false },
   small: { compressionLevel: 3, adaptiveFiltering: true },
 } as const;
