@@ -1,7 +1,7 @@
 /**
  * computeFeatures gives exactly what a plain pixel-by-pixel reading gives
  * (the dedup's decisions and the feature file depend on every bit), on sizes
- * that are and are not multiples of the blocks.
+ * that are and are not multiples of the blocks, read as words or as bytes.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -38,10 +38,12 @@ function reference(rgb: Uint8Array, width: number, height: number) {
   };
 }
 
-for (const [width, height] of [[64, 32], [50, 30], [7, 5], [1920, 1080]] as const) {
-  test(`${width}x${height}: the block sums equal a pixel-by-pixel reading, bit for bit`, () => {
+// Rows on 32-bit words (read word by word) or not, a last block narrower than 8 pixels, a frame
+// that does not start on a word (a Buffer cut from a larger one).
+for (const [width, height, start] of [[64, 32, 0], [36, 20, 0], [50, 30, 0], [7, 5, 0], [64, 32, 1], [1920, 1080, 0]] as const) {
+  test(`${width}x${height}${start ? `, ${start} byte into its memory` : ''}: the block sums equal a pixel-by-pixel reading, bit for bit`, () => {
     const random = mulberry32(width * 31 + height);
-    const rgb = new Uint8Array(width * height * 3);
+    const rgb = new Uint8Array(width * height * 3 + start).subarray(start);
     // Flat areas with grain and a few saturated pixels, as decoded frames have.
     for (let i = 0; i < rgb.length; i += 1) rgb[i] = random() < 0.01 ? 255 * Math.round(random()) : Math.min(255, Math.max(0, 120 + ((i / 3) % 97) + Math.round((random() - 0.5) * 20)));
     const features = computeFeatures(rgb, width, height);
@@ -52,3 +54,12 @@ for (const [width, height] of [[64, 32], [50, 30], [7, 5], [1920, 1080]] as cons
     assert.equal(features.lumaCols * features.lumaRows, expected.luma.length);
   });
 }
+
+test('a white frame and a black one: every block at 255 and 0 (no sum overflows its lane)', () => {
+  for (const level of [255, 0]) {
+    const features = computeFeatures(new Uint8Array(64 * 32 * 3).fill(level), 64, 32);
+    assert.ok(features.luma.every((value) => value === level), `luma at ${level}`);
+    assert.ok(features.chroma.every((value) => value === 0), `chroma at ${level}`);
+    assert.equal(features.mean, level);
+  }
+});
