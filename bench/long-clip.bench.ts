@@ -15,8 +15,9 @@
  *     must then hold every frame once, in order, with the very decisions of
  *     the uninterrupted run;
  *  3. `celforge restore` of the last duplicate in that library, timed.
- * BENCH_REFERENCE=0 skips run 1 (then the tenths come from run 2 before the
- * kill, and nothing is compared); BENCH_ONLY=before or now runs one checkout
+ * BENCH_REFERENCE=0 skips run 1, BENCH_REFERENCE=now runs it for "now" only
+ * (without it the tenths come from run 2 before the kill, and nothing is
+ * compared); BENCH_ONLY=before or now runs one checkout
  * (on two busy cores a checkout takes the better part of an hour).
  * Targets: last-tenth frames/s within 20% of the first tenth, memory flat,
  * first new frame within 30 s of the restart, restore under 5 s.
@@ -32,7 +33,9 @@ import { projectRoot, writeConfig } from '../test/helpers.ts';
 const FRAMES = Number(process.env.BENCH_FRAMES ?? 100_000);
 const WIDTH = Number(process.env.BENCH_WIDTH ?? 320);
 const HEIGHT = Number(process.env.BENCH_HEIGHT ?? 180);
-const WITH_REFERENCE = process.env.BENCH_REFERENCE !== '0';
+/** Checkouts that get the uninterrupted run: all by default, none with 0, or one label. */
+const REFERENCE = process.env.BENCH_REFERENCE ?? 'all';
+const withReference = (label: string) => REFERENCE === 'all' || REFERENCE === label;
 const POLL_MS = 200;
 const KILL_AT = 0.9;
 
@@ -230,7 +233,7 @@ function freshLibrary(label: string): string {
 async function benchCheckout(checkout: Checkout, clip: LongClip): Promise<CheckoutResult> {
   let reference: Watch | undefined;
   let referenceMap: MapRecord[] | undefined;
-  if (WITH_REFERENCE) {
+  if (withReference(checkout.label)) {
     const work = freshLibrary(checkout.label);
     try {
       console.error(`${checkout.label}: uninterrupted run in ${work}`);
