@@ -18,7 +18,9 @@
  * BENCH_REFERENCE=0 skips run 1, BENCH_REFERENCE=now runs it for "now" only
  * (without it the tenths come from run 2 before the kill, and nothing is
  * compared); BENCH_ONLY=before or now runs one checkout
- * (on two busy cores a checkout takes the better part of an hour).
+ * (on two busy cores a checkout takes the better part of an hour). Each
+ * checkout's raw figures are saved as celforge-bench-long-<label>.json in the
+ * temp folder; BENCH_TABLE_FROM=<file,...> prints their table again.
  * Targets: last-tenth frames/s within 20% of the first tenth, memory flat,
  * first new frame within 30 s of the restart, restore under 5 s.
  */
@@ -305,21 +307,22 @@ function figures(result: CheckoutResult, clip: LongClip): Map<string, string> {
   const rssFirst = steady.tenths[1]?.rss;
   const rssLast = steady.tenths[lastTo]?.rss;
   const rows = new Map<string, string>();
-  rows.set(`frames/s, first tenth`, first.toFixed(0));
-  rows.set(`frames/s, tenth ${lastTo} (last${result.reference ? '' : ' before the kill'})`, last.toFixed(0));
-  if (!result.reference) {
+  rows.set('frames/s, first tenth', first.toFixed(0));
+  if (result.reference) {
+    rows.set('frames/s, last tenth', last.toFixed(0));
+  } else {
     const end = result.restart.tenths[10];
     const resumed = end && result.restart.firstNewFrame !== null
       ? (n - result.countAtKill) / (end.seconds - result.restart.firstNewFrame) : NaN;
-    rows.set('frames/s, last tenth (after the restart)', resumed.toFixed(0));
+    rows.set('frames/s, last tenth', `${resumed.toFixed(0)} after the restart; tenth 9: ${last.toFixed(0)}`);
   }
   rows.set('frames/s, every tenth', Array.from({ length: lastTo }, (_, i) => rate(steady, i, i + 1, n)).map((r) => (Number.isNaN(r) ? '-' : r.toFixed(0))).join(' '));
-  rows.set('last tenth / first tenth', (last / first).toFixed(2));
+  rows.set('last tenth / first tenth', `${(last / first).toFixed(2)}${result.reference ? '' : ' (tenth 9)'}`);
   rows.set('RSS of node at tenth 1 / last tenth', `${mib(rssFirst)} / ${mib(rssLast)}`);
   rows.set('RSS last / first tenth', rssFirst && rssLast ? (rssLast / rssFirst).toFixed(2) : 'n/a');
   rows.set('RSS, every tenth (MiB)', steady.tenths.slice(1).map((t) => (t ? (t.rss / 2 ** 20).toFixed(0) : '-')).join(' '));
   rows.set('RSS of node, peak after the restart', mib(result.restart.peakRss));
-  if (result.reference) rows.set('uninterrupted run, wall', `${result.reference.seconds.toFixed(0)} s`);
+  rows.set('uninterrupted run, wall', result.reference ? `${result.reference.seconds.toFixed(0)} s` : 'not run');
   rows.set('frames recorded at the SIGKILL', String(result.countAtKill));
   rows.set('restart -> first new frame', result.restart.firstNewFrame === null ? 'never' : `${result.restart.firstNewFrame.toFixed(1)} s`);
   rows.set('restart -> finished', `${result.restart.seconds.toFixed(0)} s`);
@@ -356,7 +359,10 @@ console.log(
   + `${clip.uniqueDrawings} drawings, ${clip.shots.length} shots; ready in ${((performance.now() - generation) / 1000).toFixed(0)} s (cached in ${path.dirname(clip.file)})`,
 );
 const results: { checkout: Checkout; rows: Map<string, string>; result: CheckoutResult }[] = [];
-for (const checkout of checkouts.filter((c) => !only || c.label === only)) {
+// BENCH_TABLE_FROM: the raw results saved by earlier runs (comma-separated), printed again without running.
+const saved = process.env.BENCH_TABLE_FROM?.split(',').map((file) => JSON.parse(readFileSync(file, 'utf8')) as { checkout: Checkout; result: CheckoutResult });
+for (const { checkout, result } of saved ?? []) results.push({ checkout, rows: figures(result, clip), result });
+for (const checkout of saved ? [] : checkouts.filter((c) => !only || c.label === only)) {
   const result = await benchCheckout(checkout, clip);
   // The raw watch data, for a second look without another hour of running.
   writeFileSync(path.join(os.tmpdir(), `celforge-bench-long-${checkout.label}.json`), `${JSON.stringify({ checkout, result }, null, 1)}\n`);
@@ -365,7 +371,7 @@ for (const checkout of checkouts.filter((c) => !only || c.label === only)) {
 for (const { checkout } of results) console.log(`${checkout.label}: ${checkout.root} at ${checkout.version}`);
 console.log(`\n| figure | ${results.map((r) => r.checkout.label).join(' | ')} | target |`);
 console.log(`|---|${results.map(() => '---|').join('')}---|`);
-for (const key of results[0]!.rows.keys()) {
+for (const key of new Set(results.flatMap((r) => [...r.rows.keys()]))) {
   console.log(`| ${key} | ${results.map((r) => r.rows.get(key) ?? '').join(' | ')} | ${TARGETS[key] ?? ''} |`);
 }
 for (const { checkout, result } of results) {
