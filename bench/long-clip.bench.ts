@@ -24,12 +24,12 @@
  * Targets: last-tenth frames/s within 20% of the first tenth, memory flat,
  * first new frame within 30 s of the restart, restore under 5 s.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { makeLongClip, type LongClip } from './long-clip-video.ts';
+import { frameMapUnder, watchRun, type Watch } from './process-watch.ts';
 import { projectRoot, writeConfig } from '../test/helpers.ts';
 
 const FRAMES = Number(process.env.BENCH_FRAMES ?? 100_000);
@@ -38,7 +38,6 @@ const HEIGHT = Number(process.env.BENCH_HEIGHT ?? 180);
 /** Checkouts that get the uninterrupted run: all by default, none with 0, or one label. */
 const REFERENCE = process.env.BENCH_REFERENCE ?? 'all';
 const withReference = (label: string) => REFERENCE === 'all' || REFERENCE === label;
-const POLL_MS = 200;
 const KILL_AT = 0.9;
 
 interface MapRecord {
@@ -53,20 +52,6 @@ interface Checkout {
   root: string;
   /** Commit, and whether its src/ differs from it. */
   version: string;
-}
-
-/** One `celforge process` run as seen from outside: when each tenth of the frame map was reached, and RSS then. */
-interface Watch {
-  /** Seconds from spawn to the first line beyond `startCount`. */
-  firstNewFrame: number | null;
-  /** Seconds from spawn at which the map reached k tenths (index k), and the RSS in bytes then. */
-  tenths: ({ seconds: number; rss: number } | undefined)[];
-  /** Seconds from spawn to exit (or to the kill). */
-  seconds: number;
-  peakRss: number;
-  /** Lines in the map after the process ended. */
-  finalCount: number;
-  killed: boolean;
 }
 
 interface CheckoutResult {
@@ -84,19 +69,6 @@ interface CheckoutResult {
   restoreSeconds: number;
 }
 
-const children = new Set<number>();
-process.on('exit', () => {
-  for (const pid of children) killGroup(pid);
-});
-
-function killGroup(pid: number): void {
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    // Already gone.
-  }
-}
-
 function versionOf(root: string): string {
   const git = (...args: string[]) => execFileSync('git', ['-C', root, ...args], { encoding: 'utf8' }).trim();
   try {
@@ -107,119 +79,10 @@ function versionOf(root: string): string {
   }
 }
 
-/** Counts the complete lines of a growing file, reading only what was appended (from 0 again if it was replaced). */
-class LineCounter {
-  private offset = 0;
-  private inode = -1;
-  private lines = 0;
-  private readonly buffer = Buffer.allocUnsafe(1 << 20);
-
-  constructor(private readonly file: string) {}
-
-  count(): number {
-    let fd: number;
-    try {
-      fd = openSync(this.file, 'r');
-    } catch {
-      return this.lines;
-    }
-    try {
-      const stat = fstatSync(fd);
-      if (stat.ino !== this.inode || stat.size < this.offset) {
-        this.inode = stat.ino;
-        this.offset = 0;
-        this.lines = 0;
-      }
-      for (;;) {
-        const read = readSync(fd, this.buffer, 0, this.buffer.length, this.offset);
-        if (read === 0) break;
-        const end = this.buffer.lastIndexOf(10, read - 1);
-        if (end < 0) break;
-        for (let i = 0; i <= end; i++) if (this.buffer[i] === 10) this.lines += 1;
-        this.offset += end + 1;
-      }
-      return this.lines;
-    } finally {
-      closeSync(fd);
-    }
-  }
-}
-
-/**
- * Resident memory of one process: VmRSS in /proc/<pid>/status, in kB, which
- * is RssAnon + RssFile + RssShmem (Linux Documentation/filesystems/proc.rst,
- * Table 1-2, torvalds/linux at 03c11eb3). NaN where there is no /proc.
- */
-function rssOf(pid: number): number {
-  try {
-    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match ? Number(match[1]) * 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-function frameMapUnder(library: string): string | undefined {
-  if (!existsSync(library)) return undefined;
-  const found = readdirSync(library, { recursive: true }).map(String).find((name) => name.endsWith('frame-map.jsonl'));
-  return found && path.join(library, found);
-}
-
-/**
- * Runs `celforge process` of one checkout in its own process group and
- * follows the frame map; with `killAt`, SIGKILLs the group once that many
- * frames are recorded.
- */
-async function watchProcess(checkout: Checkout, work: string, clip: LongClip, options: { killAt?: number; startCount?: number; log: string }): Promise<Watch> {
-  const configFile = path.join(work, 'daemon.config.ts');
-  const library = path.join(work, 'library');
-  const log = openSync(path.join(work, options.log), 'a');
-  const started = performance.now();
-  const child = spawn(process.execPath, [path.join(checkout.root, 'bin', 'celforge.js'), '--config', configFile, 'process', clip.file], {
-    cwd: work, detached: true, stdio: ['ignore', log, log],
-  });
-  closeSync(log);
-  const pid = child.pid!;
-  children.add(pid);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let done = false;
-  void exited.then(() => (done = true));
-
-  const watch: Watch = { firstNewFrame: null, tenths: [], seconds: 0, peakRss: 0, finalCount: 0, killed: false };
-  const startCount = options.startCount ?? 0;
-  let counter: LineCounter | undefined;
-  const seconds = () => (performance.now() - started) / 1000;
-  const sample = () => {
-    const map = counter ? undefined : frameMapUnder(library);
-    if (map) counter = new LineCounter(map);
-    const count = counter?.count() ?? 0;
-    const rss = rssOf(pid);
-    if (rss > watch.peakRss) watch.peakRss = rss;
-    if (watch.firstNewFrame === null && count > startCount) watch.firstNewFrame = seconds();
-    for (let k = 1; k <= 10; k++) {
-      if (!watch.tenths[k] && count >= Math.ceil((k * clip.frameCount) / 10)) watch.tenths[k] = { seconds: seconds(), rss };
-    }
-    if (count > 0 && !watch.tenths[0]) watch.tenths[0] = { seconds: seconds(), rss };
-    return count;
-  };
-  while (!done) {
-    const count = sample();
-    if (options.killAt !== undefined && count >= options.killAt) {
-      killGroup(pid);
-      watch.killed = true;
-      break;
-    }
-    await sleep(POLL_MS);
-  }
-  const code = await exited;
-  children.delete(pid);
-  watch.seconds = seconds();
-  if (!watch.killed) {
-    sample();
-    if (code !== 0) throw new Error(`${checkout.label}: celforge process exited ${code}; see ${path.join(work, options.log)}:\n${readFileSync(path.join(work, options.log), 'utf8').slice(-2000)}`);
-  }
-  watch.finalCount = counter ? new LineCounter(frameMapUnder(library)!).count() : 0;
-  return watch;
+/** `celforge process` of one checkout on the clip, in the library of `work`, followed from outside. */
+function processVideo(checkout: Checkout, work: string, clip: LongClip, options: { log: string; killAt?: number; startCount?: number }): Promise<Watch> {
+  const args = [path.join(checkout.root, 'bin', 'celforge.js'), '--config', path.join(work, 'daemon.config.ts'), 'process', clip.file];
+  return watchRun({ args, work, library: path.join(work, 'library'), total: clip.frameCount, ...options });
 }
 
 function readMap(library: string): MapRecord[] {
@@ -239,7 +102,7 @@ async function benchCheckout(checkout: Checkout, clip: LongClip): Promise<Checko
     const work = freshLibrary(checkout.label);
     try {
       console.error(`${checkout.label}: uninterrupted run in ${work}`);
-      reference = await watchProcess(checkout, work, clip, { log: 'reference.log' });
+      reference = await processVideo(checkout, work, clip, { log: 'reference.log' });
       referenceMap = readMap(path.join(work, 'library'));
     } finally {
       rmSync(work, { recursive: true, force: true });
@@ -249,10 +112,10 @@ async function benchCheckout(checkout: Checkout, clip: LongClip): Promise<Checko
   const work = freshLibrary(checkout.label);
   try {
     console.error(`${checkout.label}: run to be killed at ${KILL_AT * 100}% in ${work}`);
-    const killedRun = await watchProcess(checkout, work, clip, { killAt: Math.ceil(KILL_AT * clip.frameCount), log: 'killed.log' });
+    const killedRun = await processVideo(checkout, work, clip, { killAt: Math.ceil(KILL_AT * clip.frameCount), log: 'killed.log' });
     const countAtKill = killedRun.finalCount;
     console.error(`${checkout.label}: killed with ${countAtKill} frames recorded; restarting`);
-    const restart = await watchProcess(checkout, work, clip, { startCount: countAtKill, log: 'restart.log' });
+    const restart = await processVideo(checkout, work, clip, { startCount: countAtKill, log: 'restart.log' });
     const library = path.join(work, 'library');
     const records = readMap(library);
     const inOrder = records.length === clip.frameCount && records.every((record, i) => record.frame === i);
