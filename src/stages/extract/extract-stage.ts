@@ -101,7 +101,7 @@ async function extractVideo(job: Job, ports: StagePorts, layout: VideoLayout, vi
   let frame = start.from;
   let lastSave = Date.now();
   try {
-    for await (const { rgb, features: frameFeatures } of framesWithFeatures(decoded.frames, width, height)) {
+    for await (const { rgb, features: frameFeatures } of framesWithFeatures(decoded.frames, width, height, config.extract.threads)) {
       if (frame < recorded.length) {
         dedup.replay(recorded[frame]!, frameFeatures);
       } else {
