@@ -12,13 +12,13 @@
  * metadata are cached in the system temp folder, keyed on the spec and
  * GENERATOR_VERSION.
  */
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { resolveFfmpegBinaries } from '../src/adapters/ffmpeg-binaries.ts';
+import { pipeFramesToFfmpeg } from '../test/fixtures/pipe-to-ffmpeg.ts';
 import {
   gesture, makeComposition, mulberry32, Renderer, REST, still,
   type Cel, type Composition, type Framing, type Pose, type Rng, type Size,
@@ -163,33 +163,14 @@ function newShot(comp: Composition, framing: Framing, length: number, rng: Rng):
 }
 
 async function encode(frames: Iterable<Buffer>, spec: LongClipSpec, out: string): Promise<void> {
-  const { ffmpeg } = resolveFfmpegBinaries();
-  const args = [
+  await pipeFramesToFfmpeg(frames, [
     '-v', 'error', '-y',
     '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${spec.width}x${spec.height}`, '-r', FPS, '-i', 'pipe:0',
     // Temporal grain: held drawings differ in pixels, as on a disc.
     '-vf', `noise=alls=${spec.grain}:allf=t:all_seed=${spec.seed}`,
     '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '18', '-g', String(GOP), '-bf', '3', '-pix_fmt', 'yuv420p',
-    '-f', 'mpegts', '-mpegts_m2ts_mode', '1', '-output_ts_offset', String(TS_OFFSET_SECONDS), out,
-  ];
-  const child = spawn(ffmpeg, args, { stdio: ['pipe', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  const exit = new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', resolve);
-  });
-  let exited = false;
-  void exit.then(() => (exited = true), () => (exited = true));
-  // An early exit shows here as EPIPE; ffmpeg's status and stderr below say why.
-  child.stdin.on('error', () => {});
-  for (const frame of frames) {
-    if (exited) break;
-    if (!child.stdin.write(frame)) await Promise.race([once(child.stdin, 'drain').catch(() => {}), exit]);
-  }
-  child.stdin.end();
-  const code = await exit;
-  if (code !== 0) throw new Error(`ffmpeg could not encode ${out} (exit ${code}): ${stderr.trim() || 'no message'}`);
+    '-f', 'mpegts', '-mpegts_m2ts_mode', '1', '-output_ts_offset', String(TS_OFFSET_SECONDS),
+  ], out);
 }
 
 function countFrames(file: string): number {
