@@ -52,7 +52,8 @@ test('a full library volume pauses extraction, keeps nothing partial, and resume
   execFileSync('cp', [clip, path.join(dir, 'Full 01.m2ts')]);
   renameSync(path.join(dir, 'Full 01.m2ts'), path.join(dir, 'inbox', 'Full 01.m2ts'));
   const paused = await waitFor('extraction to pause on a full disk', () => readJobs(library).find((job) => job.state === 'paused-disk-low'), 120_000);
-  assert.match(daemon.output(), /paused-disk-low: the library volume is full \(no space left on device\)/);
+  // The ledger is saved before the line is logged, and the log reaches this process later still.
+  await waitFor('the pause to be logged', () => /paused-disk-low: the library volume is full \(no space left on device\)/.test(daemon.output()), 30_000);
   const partial = readdirSync(paused.extract!.dir, { recursive: true }).map(String).filter((name) => name.endsWith('.tmp') || name.endsWith('.partial'));
   assert.deepEqual(partial, [], 'nothing half-written is kept');
 
