@@ -8,6 +8,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { CelforgeError, type ErrorCode } from '../errors.ts';
+import { terminateWorkers } from './terminate-workers.ts';
 import { performImageTask, type ImageTask, type ImageTaskResult } from './image-tasks.ts';
 
 const BOOT = new URL('./worker-boot.mjs', import.meta.url);
@@ -57,7 +58,7 @@ class ImageWorkerPool implements ImageWorkers {
   async close(): Promise<void> {
     this.#closed = true;
     for (const pending of this.#queue.splice(0)) pending.reject(new Error('the image worker pool was closed'));
-    await Promise.all(this.#slots.splice(0).map(({ worker }) => worker.terminate()));
+    await terminateWorkers(this.#slots.splice(0).map(({ worker }) => worker));
   }
 
   #dispatch(): void {

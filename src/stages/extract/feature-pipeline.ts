@@ -11,6 +11,7 @@
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { terminateWorkers } from '../../adapters/terminate-workers.ts';
 import { CelforgeError, type ErrorCode } from '../../errors.ts';
 import { computeFeatures, type FrameFeatures } from './features.ts';
 
@@ -157,11 +158,7 @@ export class FeatureWorkers {
 
   async close(): Promise<void> {
     this.#closed = true;
-    // Held until they are gone: an unreferenced worker's exit would not keep the process waiting for it.
-    await Promise.all(this.#slots.map(({ worker }) => {
-      worker.ref();
-      return worker.terminate();
-    }));
+    await terminateWorkers(this.#slots.map(({ worker }) => worker));
   }
 
   #spawn(module: URL): Slot {
