@@ -199,13 +199,7 @@ export class MediaRepository {
     if (seek) {
       inputOptions.push('-v', 'info', '-nostats', '-noaccurate_seek', '-ss', seek.seconds.toFixed(6), '-copyts');
       outputOptions.push('-vf', 'showinfo');
-      let timeBase = 0;
-      command.on('stderr', (line: string) => {
-        const config = SHOWINFO_TIME_BASE.exec(line);
-        if (config) timeBase = Number(config[1]) / Number(config[2]);
-        const frame = SHOWINFO_PTS.exec(line);
-        if (frame) seek.onPts(Number(frame[1]) * timeBase);
-      });
+      onShownPts(command, seek.onPts);
       command.on('end', () => seek.onEnd());
       command.on('error', () => seek.onEnd());
     }
@@ -254,7 +248,7 @@ export class MediaRepository {
     return {
       frameRate: video?.r_frame_rate ?? '0/0',
       averageFrameRate: video?.avg_frame_rate ?? '0/0',
-      firstPts: first.frames[0] === undefined ? null : first.frames[0] * first.timeBase,
+      firstPts: first[0] ?? null,
     };
   }
 
@@ -285,34 +279,27 @@ export class MediaRepository {
       ]);
     const shown = await this.#showFrames(command, 'rawvideo', (chunk) => chunks.push(chunk));
     const rgb = Buffer.concat(chunks);
-    return { rgb: rgb.length === frameBytes ? rgb : null, shown: shown.frames.map((pts) => pts * shown.timeBase) };
+    return { rgb: rgb.length === frameBytes ? rgb : null, shown };
   }
 
-  /** Runs a decode with showinfo; the pts of each frame it shows, and their time base. */
-  #showFrames(command: ffmpeg.FfmpegCommand, format = 'null', onData?: (chunk: Buffer) => void): Promise<{ frames: number[]; timeBase: number }> {
-    const frames: number[] = [];
-    let timeBase = 0;
+  /** Runs a decode with showinfo; the pts (seconds) of each frame it shows. */
+  #showFrames(command: ffmpeg.FfmpegCommand, format = 'null', onData?: (chunk: Buffer) => void): Promise<number[]> {
+    const shown: number[] = [];
     const hasFilter = onData !== undefined;
     command.outputOptions(['-map', '0:v:0', '-vsync', 'passthrough', ...(hasFilter ? [] : ['-vf', 'showinfo']), '-f', format]);
+    onShownPts(command, (pts) => shown.push(pts));
     return new Promise((resolve, reject) => {
-      command
-        .on('stderr', (line: string) => {
-          const config = SHOWINFO_TIME_BASE.exec(line);
-          if (config) timeBase = Number(config[1]) / Number(config[2]);
-          const frame = SHOWINFO_PTS.exec(line);
-          if (frame) frames.push(Number(frame[1]));
-        })
-        .on('error', (error: Error, _stdout: string | null, stderr: string | null) =>
-          reject(new FfmpegFailure(firstErrorLine(stderr) ?? error.message, stderr ?? '')))
+      command.on('error', (error: Error, _stdout: string | null, stderr: string | null) =>
+        reject(new FfmpegFailure(firstErrorLine(stderr) ?? error.message, stderr ?? '')));
       if (onData) {
         const sink = new PassThrough();
         sink.on('data', onData);
         // Resolves once ffmpeg has exited and every byte it wrote has been read.
         const drained = new Promise((ended) => sink.on('end', ended));
-        command.on('end', () => void drained.then(() => resolve({ frames, timeBase })));
+        command.on('end', () => void drained.then(() => resolve(shown)));
         command.pipe(sink, { end: true });
       } else {
-        command.on('end', () => resolve({ frames, timeBase }));
+        command.on('end', () => resolve(shown));
         command.output('-').run();
       }
     });
@@ -327,6 +314,20 @@ export class MediaRepository {
         .run();
     });
   }
+}
+
+/**
+ * Hears the pts, in seconds, of each frame showinfo logs. Its time base is logged once, when the
+ * filter is configured, before any frame.
+ */
+function onShownPts(command: ffmpeg.FfmpegCommand, onPts: (pts: number) => void): void {
+  let timeBase = 0;
+  command.on('stderr', (line: string) => {
+    const config = SHOWINFO_TIME_BASE.exec(line);
+    if (config) timeBase = Number(config[1]) / Number(config[2]);
+    const frame = SHOWINFO_PTS.exec(line);
+    if (frame) onPts(Number(frame[1]) * timeBase);
+  });
 }
 
 /** The decoder's complaints, or null when it decoded no frame at all. */
@@ -360,7 +361,8 @@ function emptyInfo(): VideoInfo {
   return { frameCount: 0, fps: 0, frameRate: '0/1', durationSeconds: 0, width: 0, height: 0, codec: 'none', streams: [] };
 }
 
-function parseRate(rate: string): number {
+/** A rate as ffprobe writes it ("24000/1001", "25") in frames per second; 0 when unreadable. */
+export function parseRate(rate: string): number {
   const [num, den] = rate.split('/').map(Number);
   return den ? num! / den : Number(num) || 0;
 }

@@ -10,7 +10,7 @@
  * seek that overshot twice, pts off the grid) the caller decodes from the
  * start, as before.
  */
-import type { DecodedFrames, DecodeRequest, FrameTiming, MediaRepository } from '../adapters/media.ts';
+import { parseRate, type DecodedFrames, type DecodeRequest, type FrameTiming, type MediaRepository } from '../adapters/media.ts';
 
 /** Seconds to seek before the frame: more than a Blu-ray GOP (at most 1 s) and the overshoot of a transport stream's seek (about 0.6 s seen). */
 const SEEK_MARGIN_SECONDS = 3;
@@ -131,9 +131,4 @@ function checkLanding(shown: readonly number[], grid: FrameGrid, frame: number, 
   if (gap > 0) return { kind: 'untrusted', why: `the frames decoded skip from frame ${sorted[gap - 1]} to ${sorted[gap]} on the ${grid.fps} fps grid` };
   if (numbers.length === 0 || Math.round(numbers[0]!) > frame) return { kind: 'after', why: `the seek to ${seekSeconds.toFixed(3)} s landed after frame ${frame}` };
   return { kind: 'before' };
-}
-
-function parseRate(rate: string): number {
-  const [num, den] = rate.split('/').map(Number);
-  return den ? num! / den : Number(num) || 0;
 }
