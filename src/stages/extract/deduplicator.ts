@@ -9,7 +9,7 @@ import { compareFrames, DEFAULT_THRESHOLDS, type Comparison, type DedupThreshold
 import { CutDetector, type CutDetectorState } from './cut-detector.ts';
 import { DrawingIndex } from './drawing-index.ts';
 import { coarseSignature, type FrameFeatures } from './features.ts';
-import type { FeatureFile } from './feature-file.ts';
+import type { DrawingHead, FeatureFile } from './feature-file.ts';
 import { TitleNoise, type TitleNoiseState } from './title-noise.ts';
 
 export interface FrameDecision {
@@ -67,12 +67,12 @@ export class Deduplicator {
   }
 
   /**
-   * Continues where an earlier run's state left off, with its drawings read back from the
-   * feature file (already cut back to `state.drawings` records).
+   * Continues where an earlier run's state left off, with its drawings as the feature file
+   * (already cut back to `state.drawings` records) holds them: `heads` are its records' heads.
    */
-  static resume(features: FeatureFile, state: DedupState, thresholds: DedupThresholds = DEFAULT_THRESHOLDS): Deduplicator {
+  static resume(features: FeatureFile, heads: readonly DrawingHead[], state: DedupState, thresholds: DedupThresholds = DEFAULT_THRESHOLDS): Deduplicator {
     const dedup = new Deduplicator(features, thresholds);
-    features.heads(state.drawings).forEach((head, record) => dedup.#file({ ...head, record }));
+    heads.forEach((head, record) => dedup.#file({ ...head, record }));
     dedup.#scene = state.scene;
     dedup.#cuts.restore(state.cuts);
     dedup.#noise.restore(state.noise);

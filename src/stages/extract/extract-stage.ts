@@ -203,21 +203,19 @@ async function seekToResumePoint(
   if (drawings.length !== state.drawings) return fromStart(`the frame map has changed since the resume point (${drawings.length} drawings before frame ${state.frame}, ${state.drawings} then)`);
   const features = FeatureFile.reopen(files.features, width, height, state.drawings);
   if (typeof features === 'string') return fromStart(features);
-  const keep = (result: SeekStart | null) => {
-    if (!result) features.close();
-    return result;
-  };
+  let started: SeekStart | null = null;
   try {
-    if (features.heads(state.drawings).some((head, i) => head.frame !== drawings[i])) return keep(fromStart('the feature file does not match the frame map'));
+    const heads = features.heads(state.drawings);
+    if (heads.some((head, i) => head.frame !== drawings[i])) return fromStart('the feature file does not match the frame map');
     const grid = frameGridOf(await ports.media.frameTiming(job.source));
-    if (typeof grid === 'string') return keep(fromStart(`seeking cannot be trusted on this video: ${grid}`));
-    const dedup = Deduplicator.resume(features, state, ports.config().dedup.thresholds);
+    if (typeof grid === 'string') return fromStart(`seeking cannot be trusted on this video: ${grid}`);
+    const dedup = Deduplicator.resume(features, heads, state, ports.config().dedup.thresholds);
     const seek = await decodeFromFrame(ports.media, request, grid, state.frame);
-    if (seek.kind === 'untrusted') return keep(fromStart(`seeking cannot be trusted on this video: ${seek.why}`));
-    return { from: state.frame, features, dedup, decoded: seek.decoded };
-  } catch (error) {
-    features.close();
-    throw error;
+    if (seek.kind === 'untrusted') return fromStart(`seeking cannot be trusted on this video: ${seek.why}`);
+    started = { from: state.frame, features, dedup, decoded: seek.decoded };
+    return started;
+  } finally {
+    if (!started) features.close();
   }
 }
 

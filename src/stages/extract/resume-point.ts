@@ -11,7 +11,6 @@ import v8 from 'node:v8';
 import { replaceFileDurably } from '../../adapters/durable-file.ts';
 import type { DedupState } from './deduplicator.ts';
 import type { FeatureFile } from './feature-file.ts';
-import type { FrameFeatures } from './features.ts';
 
 const FORMAT = 1;
 
@@ -78,7 +77,7 @@ export class ResumePoints {
     if (this.#closed || !state || state.frame > this.#recorded || state.frame === this.#savedFrame) return;
     // The drawings the state counts must be on disk before the state that counts on them.
     this.#features.sync();
-    const point: SavedPoint = { format: FORMAT, ...this.#video, state: compact(state) };
+    const point: SavedPoint = { format: FORMAT, ...this.#video, state };
     await replaceFileDurably(this.path, v8.serialize(point));
     this.#savedFrame = state.frame;
   }
@@ -102,21 +101,3 @@ export class ResumePoints {
   }
 }
 
-/**
- * The state with each frame's features in arrays of their own (one object kept once where the
- * state names it twice): features may be views into larger buffers, which would be saved whole.
- */
-function compact(state: DedupState): DedupState {
-  const copies = new Map<FrameFeatures, FrameFeatures>();
-  const copy = (features: FrameFeatures | null): FrameFeatures | null => {
-    if (!features) return null;
-    let copied = copies.get(features);
-    if (!copied) copies.set(features, copied = { ...features, luma: features.luma.slice(), chroma: features.chroma.slice() });
-    return copied;
-  };
-  return {
-    ...state,
-    cuts: { ...state.cuts, reference: copy(state.cuts.reference), previous: copy(state.cuts.previous) },
-    previous: state.previous && { ...state.previous, features: copy(state.previous.features)! },
-  };
-}
