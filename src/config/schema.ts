@@ -7,6 +7,7 @@ import os from 'node:os';
 import cron from 'node-cron';
 import { z } from 'zod';
 import { DEFAULT_THRESHOLDS } from '../stages/extract/compare.ts';
+import { defaultFeatureThreads } from '../stages/extract/feature-pipeline.ts';
 import { DEFAULT_SUBJECT_TAGS } from '../stages/tags/subject-gate.ts';
 import { isLoopbackHost } from './loopback-host.ts';
 import { parseSize } from './size.ts';
@@ -73,7 +74,7 @@ export const configSchema = z.strictObject({
     /** `fast`: unfiltered PNG; `small`: adaptive filtering, ~26% smaller files, ~40% slower to write. */
     pngCompression: z.enum(['fast', 'small']).default('fast'),
     /** Worker threads that measure decoded frames for dedup; 0 measures them on the main thread. */
-    threads: z.number().int().min(0).max(64).default(Math.min(8, os.availableParallelism())),
+    threads: z.number().int().min(0).max(64).default(defaultFeatureThreads()),
   }).prefault({}),
   dedup: z.strictObject({
     /** `reference`: duplicates are recorded with a preview and restored on request; `move`: written in full under duplicates/. */

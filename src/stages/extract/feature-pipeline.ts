@@ -26,17 +26,15 @@ export interface FrameWithFeatures {
 }
 
 /**
- * The threads a machine gives feature work by default (config `extract.threads`
- * has the same default): one per core, sharing them with ffmpeg and sharp, up
- * to 8, which measure some 700 1080p frames a second, more than one decoder gives.
+ * The threads a machine gives feature work by default (config `extract.threads`):
+ * one per core, sharing them with ffmpeg and sharp, up to 8, which measure some
+ * 700 1080p frames a second, more than one decoder gives.
  */
 export function defaultFeatureThreads(): number {
   return Math.min(8, os.availableParallelism());
 }
 
-export function framesWithFeatures(
-  frames: AsyncIterable<Buffer>, width: number, height: number, threads: number = defaultFeatureThreads(),
-): AsyncIterable<FrameWithFeatures> {
+export function framesWithFeatures(frames: AsyncIterable<Buffer>, width: number, height: number, threads: number): AsyncIterable<FrameWithFeatures> {
   if (threads <= 0) return inline(frames, width, height);
   return pooled(frames, () => new FeatureWorkers(threads, width, height), threads * FRAMES_PER_WORKER);
 }
