@@ -29,7 +29,7 @@ import { ModelCache } from '../src/models/model-cache.ts';
 import { forEachBatch } from '../src/stages/batches.ts';
 import type { FaceBox } from '../src/stages/faces/boxes.ts';
 import { detectorModelId, DETECTOR_KINDS, finishFaces, loadFaceDetector, prepareFaces } from '../src/stages/faces/face-detector.ts';
-import { makeFaceFrame, scoreFaces, type FaceFrame } from '../test/fixtures/face-frames.ts';
+import { makeFaceFrame, scoreFrames, type FaceFrame } from '../test/fixtures/face-frames.ts';
 
 const SIZES = [
   { name: '1080p', width: 1920, height: 1080, withFaces: 40, faceless: 20 },
@@ -74,15 +74,8 @@ try {
       });
       const seconds = (performance.now() - start) / 1000 / frames.length;
       if (faces.detector === 'cascade') cascadeSeconds = seconds;
-      let matched = 0;
-      let falsePositives = 0;
-      let facelessWithBox = 0;
-      frames.forEach((frame, index) => {
-        const score = scoreFaces(found[index]!, frame.faces);
-        matched += score.found;
-        falsePositives += score.falsePositives;
-        if (frame.faces.length === 0 && found[index]!.length > 0) facelessWithBox += 1;
-      });
+      const { found: matched, falsePositives } = scoreFrames(found, frames.map((frame) => frame.faces));
+      const facelessWithBox = frames.filter((frame, index) => frame.faces.length === 0 && found[index]!.length > 0).length;
       rows.push([
         size.name, name, `${size.withFaces} + ${size.faceless}`, String(totalFaces),
         (matched / totalFaces).toFixed(3), (matched / Math.max(1, matched + falsePositives)).toFixed(3),

@@ -17,7 +17,7 @@ import { modelsAvailable } from '../../src/models/model-availability.ts';
 import { ModelCache } from '../../src/models/model-cache.ts';
 import { intersectionOverUnion } from '../../src/stages/faces/boxes.ts';
 import { detectorModelId, DETECTOR_KINDS, finishFaces, loadFaceDetector, prepareFaces, type FaceDetector } from '../../src/stages/faces/face-detector.ts';
-import { makeFaceFrame, scoreFaces, type FaceFrame } from '../fixtures/face-frames.ts';
+import { makeFaceFrame, scoreFrames, type FaceFrame } from '../fixtures/face-frames.ts';
 import { tempDir } from '../helpers.ts';
 
 const TIMEOUT = { timeout: 240_000 };
@@ -52,14 +52,8 @@ test('the default detector finds the faces of 1080p frames made of grid-36 pictu
   for (let seed = 1; seed <= 5; seed += 1) frames.push(await makeFaceFrame({ width: 1920, height: 1080, seed, pictures: 3 }));
   for (let seed = 1; seed <= 3; seed += 1) frames.push(await makeFaceFrame({ width: 1920, height: 1080, seed, pictures: 0 }));
   const found = await detect(detector, config, images, writeFrames(dir, frames));
-  let faces = 0;
-  let matched = 0;
-  let falsePositives = 0;
+  const { faces, found: matched, falsePositives } = scoreFrames(found, frames.map((frame) => frame.faces));
   frames.forEach((frame, index) => {
-    const score = scoreFaces(found[index]!, frame.faces);
-    faces += score.faces;
-    matched += score.found;
-    falsePositives += score.falsePositives;
     if (frame.faces.length === 0) assert.deepEqual(found[index], [], `scenery frame ${index} (${frame.kind}) has no face`);
   });
   assert.ok(faces >= 10, `${faces} faces on the frames`);
