@@ -7,7 +7,7 @@
  * and the block means as 16-bit fixed-point values; the few most recent are
  * cached decoded.
  */
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { CHROMA_BLOCK, COARSE_COLS, COARSE_ROWS, LUMA_BLOCK, type FrameFeatures } from './features.ts';
 
 const MAGIC = 'celforge-features-1';
@@ -88,10 +88,6 @@ export class FeatureFile {
     this.#records = records;
   }
 
-  get records(): number {
-    return this.#records;
-  }
-
   /** Stores a drawing's features; returns the record number to read them back with. */
   append(frame: number, features: FrameFeatures, coarse: Float32Array): number {
     const record = Buffer.alloc(this.#recordBytes);
@@ -138,12 +134,6 @@ export class FeatureFile {
 
   close(): void {
     closeSync(this.#fd);
-  }
-
-  /** Closes and deletes the file (the extraction finished). */
-  remove(): void {
-    this.close();
-    rmSync(this.path, { force: true });
   }
 
   #values(record: Buffer): Uint16Array {
