@@ -125,11 +125,17 @@ async function extractVideo(job: Job, ports: StagePorts, layout: VideoLayout, vi
     decoded.stop();
     await output.salvage();
     await removeTemporaryFiles(videoDir);
+    const reason = stopReason.get() ?? lowSpaceFrom(error);
+    if (reason && reason !== 'interrupted') {
+      // Out of space, the feature file (up to gigabytes) is given back: the ledger must still be able to record the pause.
+      // The restart then decodes from frame 0.
+      await points.close();
+      await removeResumeFiles(files).catch(() => undefined);
+      return pauseForSpace(reason, ports);
+    }
     points.recorded(recorded.length + output.committed);
     await points.save().catch((saveError: unknown) => ports.log.warn({ err: saveError }, 'could not save where extraction stopped; it will resume from an earlier point'));
-    const reason = stopReason.get() ?? lowSpaceFrom(error);
     if (reason === 'interrupted') return { kind: 'interrupted' };
-    if (reason) return pauseForSpace(reason, ports);
     const said = error instanceof Error ? error.message : String(error);
     throw new CelforgeError('EXTRACT_FAILED', `${job.source}: extracting frames failed (${said})`, { file: job.source, cause: error });
   } finally {
