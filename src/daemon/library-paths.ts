@@ -39,6 +39,8 @@ export interface VideoLayout {
   frameMap: string;
   /** Face detections per kept frame. */
   faces: string;
+  /** Crops written from the kept frames' faces (src/adapters/crops-file.ts). */
+  crops: string;
   report: string;
   /** Held while extraction or a restore writes this video's output. */
   lock: string;
@@ -48,22 +50,27 @@ export interface VideoLayout {
   keptFile(scene: number, frame: number): string;
   duplicateFile(scene: number, frame: number): string;
   previewFile(scene: number, frame: number): string;
+  /** Relative to the library: `crops/<kind>/<scene folder>/<frame name>_<faceIndex>.png`. */
+  cropFile(kind: string, scene: number, frame: number, faceIndex: number): string;
 }
 
 export function videoLayout(library: string, series: string, episode: string): VideoLayout {
   const dir = path.join(series, episode);
-  const frameName = (frame: number, ext: string) => `${series}_${episode}_${String(frame).padStart(6, '0')}.${ext}`;
+  const frameStem = (frame: number) => `${series}_${episode}_${String(frame).padStart(6, '0')}`;
+  const frameName = (frame: number, ext: string) => `${frameStem(frame)}.${ext}`;
   return {
     library,
     dir,
     frameMap: path.join(library, dir, 'frame-map.jsonl'),
     faces: path.join(library, dir, 'faces.jsonl'),
+    crops: path.join(library, dir, 'crops.jsonl'),
     report: path.join(library, dir, 'report.json'),
     lock: path.join(library, dir, '.lock'),
     owner: path.join(library, dir, '.owner.json'),
     keptFile: (scene, frame) => path.join(dir, 'frames', sceneFolder(scene), frameName(frame, 'png')),
     duplicateFile: (scene, frame) => path.join(dir, 'duplicates', sceneFolder(scene), frameName(frame, 'png')),
     previewFile: (scene, frame) => path.join(dir, 'previews', sceneFolder(scene), frameName(frame, 'jpg')),
+    cropFile: (kind, scene, frame, faceIndex) => path.join(dir, 'crops', kind, sceneFolder(scene), `${frameStem(frame)}_${faceIndex}.png`),
   };
 }
 
