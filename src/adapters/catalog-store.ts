@@ -17,8 +17,11 @@ import { CelforgeError, errorMessage } from '../errors.ts';
 const CURRENT = 0;
 /** Hydrus's number for a deleted tag. */
 const DELETED = 2;
-/** 1: the first schema; 2: `rejected_from`, where a rejected image was, so that `unreject` can put it back. */
-const SCHEMA_VERSION = 2;
+/**
+ * 1: the first schema; 2: `rejected_from`, where a rejected image was, so that `unreject` can put it back;
+ * 3: `origin_hash`, `origin_box`, the frame and face box a crop was cut from.
+ */
+const SCHEMA_VERSION = 3;
 
 export interface CatalogImage {
   id: number;
@@ -36,9 +39,11 @@ export interface CatalogImage {
   rejectedAt: string | null;
   /** Where a rejected image was before it went to the trash (relative to the library); null when it is not there by `reject`. */
   rejectedFrom: string | null;
+  /** For a crop: its source frame's hash and the face box in frame pixels [x, y, width, height]; null for a frame. */
+  origin: { hash: string; box: [number, number, number, number] } | null;
 }
 
-export type NewImage = Omit<CatalogImage, 'id' | 'rejectedAt' | 'rejectedFrom'>;
+export type NewImage = Omit<CatalogImage, 'id' | 'rejectedAt' | 'rejectedFrom' | 'origin'> & { origin?: CatalogImage['origin'] };
 
 export class Catalog {
   readonly file: string;
@@ -82,8 +87,10 @@ export class Catalog {
       const existing = this.#sql('SELECT id FROM images WHERE hash = ?').get(image.hash) as { id: number } | undefined;
       let id = existing?.id;
       if (id === undefined) {
-        id = Number(this.#sql(`INSERT INTO images (hash, path, size, width, height, series, episode, scene, frame, source, added_at)
-          VALUES (@hash, @path, @size, @width, @height, @series, @episode, @scene, @frame, @source, @now)`).run({ ...image, now: now() }).lastInsertRowid);
+        const { origin, ...fields } = image;
+        id = Number(this.#sql(`INSERT INTO images (hash, path, size, width, height, series, episode, scene, frame, source, origin_hash, origin_box, added_at)
+          VALUES (@hash, @path, @size, @width, @height, @series, @episode, @scene, @frame, @source, @originHash, @originBox, @now)`)
+          .run({ ...fields, originHash: origin?.hash ?? null, originBox: origin ? JSON.stringify(origin.box) : null, now: now() }).lastInsertRowid);
       }
       for (const tag of tags) this.#addTag(id, tag, source);
       return { id, isNew: existing === undefined };
@@ -261,12 +268,13 @@ export class Catalog {
 interface ImageRow {
   id: number; hash: string; path: string; size: number; width: number; height: number;
   series: string | null; episode: string | null; scene: number | null; frame: number | null; source: string | null;
-  rejected_at: string | null; rejected_from: string | null;
+  rejected_at: string | null; rejected_from: string | null; origin_hash: string | null; origin_box: string | null;
 }
 
 function toImage(row: ImageRow): CatalogImage {
-  const { rejected_at, rejected_from, ...rest } = row;
-  return { ...rest, rejectedAt: rejected_at, rejectedFrom: rejected_from };
+  const { rejected_at, rejected_from, origin_hash, origin_box, ...rest } = row;
+  const origin = origin_hash && origin_box ? { hash: origin_hash, box: JSON.parse(origin_box) as [number, number, number, number] } : null;
+  return { ...rest, rejectedAt: rejected_at, rejectedFrom: rejected_from, origin };
 }
 
 /** A compound SELECT of image ids: positive terms intersected, negative ones taken away. */
@@ -286,12 +294,21 @@ function migrate(db: Database.Database): void {
   if (version > SCHEMA_VERSION) throw new Error(`its schema version ${version} is newer than this celforge (${SCHEMA_VERSION})`);
   if (version === SCHEMA_VERSION) return;
   if (version === 0) createSchemaVersion1(db);
-  db.transaction(() => {
-    db.exec('ALTER TABLE images ADD COLUMN rejected_from TEXT');
-    // Before version 2, `reject` moved a file to the same relative path under trash/.
-    db.exec("UPDATE images SET rejected_from = substr(path, 7) WHERE rejected_at IS NOT NULL AND path LIKE 'trash/%' AND path NOT LIKE 'trash/outside/%'");
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
-  })();
+  if (version < 2) {
+    db.transaction(() => {
+      db.exec('ALTER TABLE images ADD COLUMN rejected_from TEXT');
+      // Before version 2, `reject` moved a file to the same relative path under trash/.
+      db.exec("UPDATE images SET rejected_from = substr(path, 7) WHERE rejected_at IS NOT NULL AND path LIKE 'trash/%' AND path NOT LIKE 'trash/outside/%'");
+      db.pragma('user_version = 2');
+    })();
+  }
+  if (version < 3) {
+    db.transaction(() => {
+      db.exec('ALTER TABLE images ADD COLUMN origin_hash TEXT');
+      db.exec('ALTER TABLE images ADD COLUMN origin_box TEXT');
+      db.pragma('user_version = 3');
+    })();
+  }
 }
 
 function createSchemaVersion1(db: Database.Database): void {

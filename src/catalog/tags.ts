@@ -39,12 +39,12 @@ function padNumber(namespace: string, name: string): string {
  * is one of them, so that WD14's general tags `>:(`, `>:)`,
  * `2b_(nier:automata)_(cosplay)` or `re:zero_kara_hajimeru_isekai_seikatsu`
  * stay whole. celforge writes `series:`, `episode:`, `scene:`, `faces:`,
- * `character:` and `rating:`; Hydrus's defaults add `creator:`, `studio:`,
+ * `crop:`, `character:` and `rating:`; Hydrus's defaults add `creator:`, `studio:`,
  * `person:`, `meta:` (its namespace colours) and `title:`, `volume:`,
  * `chapter:`, `page:` (its namespace sort), hydrus/client/ClientDefaults.py.
  */
 export const NAMESPACES: ReadonlySet<string> = new Set([
-  'series', 'episode', 'scene', 'faces', 'character', 'rating',
+  'series', 'episode', 'scene', 'faces', 'crop', 'character', 'rating',
   'creator', 'studio', 'person', 'meta', 'title', 'volume', 'chapter', 'page',
 ]);
 
@@ -53,4 +53,5 @@ export function formatTag(tag: Tag): string {
 }
 
 /** Where a tag came from; a person's word always wins over the others. */
-export type TagSource = 'person' | 'import' | 'pipeline' | 'faces' | 'face-gate' | 'hydrus' | `tagger:${string}`;
+/** `crops`: a crop's `crop:<kind>`; `composition`: a composition tag the face size confirmed. */
+export type TagSource = 'person' | 'import' | 'pipeline' | 'faces' | 'face-gate' | 'crops' | 'composition' | 'hydrus' | `tagger:${string}`;

@@ -125,13 +125,14 @@ test('a catalog of schema 1 is upgraded in place: images rejected into the trash
   catalog.close();
   const { default: Database } = await import('better-sqlite3');
   const db = new Database(file);
-  db.exec('ALTER TABLE images DROP COLUMN rejected_from; PRAGMA user_version = 1;');
+  db.exec('ALTER TABLE images DROP COLUMN rejected_from; ALTER TABLE images DROP COLUMN origin_hash; ALTER TABLE images DROP COLUMN origin_box; PRAGMA user_version = 1;');
   db.close();
 
   const upgraded = Catalog.open(file);
   t.after(() => upgraded.close());
   assert.equal(upgraded.get(image(1).hash)!.rejectedFrom, image(1).path);
   assert.equal(upgraded.get(image(2).hash)!.rejectedFrom, null);
+  assert.equal(upgraded.get(image(2).hash)!.origin, null, 'version 3 adds the crop origin, empty for what was there');
   assert.deepEqual(upgraded.search('1girl', { rejected: true }).map((img) => img.hash), [image(1).hash]);
   assert.deepEqual(upgraded.search('1girl').map((img) => img.hash), [image(2).hash]);
 });
