@@ -19,9 +19,10 @@ const CURRENT = 0;
 const DELETED = 2;
 /**
  * 1: the first schema; 2: `rejected_from`, where a rejected image was, so that `unreject` can put it back;
- * 3: `origin_hash`, `origin_box`, the frame and face box a crop was cut from.
+ * 3: `origin_hash`, `origin_box`, the frame and face box a crop was cut from;
+ * 4: character clusters and crop features (src/catalog/character-clusters.ts, src/catalog/crop-features.ts).
  */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 export interface CatalogImage {
   id: number;
@@ -70,6 +71,11 @@ export class Catalog {
       throw new CelforgeError('LEDGER_CORRUPT', `${file}: the catalog cannot be opened (${errorMessage(error)}). It was left as it is; restore it from a backup or move it away to start a new one.`, { file, cause: error });
     }
     return new Catalog(file, db);
+  }
+
+  /** The SQLite handle, for the stores that keep their own tables in this file (src/catalog/character-clusters.ts, crop-features.ts). */
+  get database(): Database.Database {
+    return this.#db;
   }
 
   close(): void {
@@ -309,6 +315,45 @@ function migrate(db: Database.Database): void {
       db.pragma('user_version = 3');
     })();
   }
+  if (version < 4) {
+    db.transaction(() => {
+      createCharacterTables(db);
+      db.pragma('user_version = 4');
+    })();
+  }
+}
+
+/** Clusters of crops by character, a person's "not this one" (moved_out), and each crop's features per model. */
+function createCharacterTables(db: Database.Database): void {
+  db.exec(`
+    CREATE TABLE character_clusters (
+      id INTEGER PRIMARY KEY,
+      series TEXT NOT NULL,
+      name TEXT,
+      named_by TEXT CHECK (named_by IN ('person', 'reference')),
+      noise INTEGER NOT NULL DEFAULT 0,
+      created_at TEXT NOT NULL
+    );
+    CREATE INDEX character_clusters_by_series ON character_clusters (series);
+    CREATE TABLE cluster_members (
+      image_id INTEGER PRIMARY KEY REFERENCES images (id),
+      cluster_id INTEGER NOT NULL REFERENCES character_clusters (id),
+      by_person INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX cluster_members_by_cluster ON cluster_members (cluster_id, image_id);
+    CREATE TABLE moved_out (
+      image_id INTEGER NOT NULL REFERENCES images (id),
+      cluster_id INTEGER NOT NULL REFERENCES character_clusters (id),
+      PRIMARY KEY (image_id, cluster_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE crop_features (
+      image_id INTEGER NOT NULL REFERENCES images (id),
+      model TEXT NOT NULL,
+      feature BLOB NOT NULL,
+      PRIMARY KEY (image_id, model)
+    ) WITHOUT ROWID;
+    CREATE INDEX images_by_origin ON images (origin_hash);
+  `);
 }
 
 function createSchemaVersion1(db: Database.Database): void {

@@ -54,4 +54,4 @@ export function formatTag(tag: Tag): string {
 
 /** Where a tag came from; a person's word always wins over the others. */
 /** `crops`: a crop's `crop:<kind>`; `composition`: a composition tag the face size confirmed. */
-export type TagSource = 'person' | 'import' | 'pipeline' | 'faces' | 'face-gate' | 'crops' | 'composition' | 'hydrus' | `tagger:${string}`;
+export type TagSource = 'person' | 'import' | 'pipeline' | 'faces' | 'face-gate' | 'crops' | 'composition' | 'ccip' | 'hydrus' | `tagger:${string}`;

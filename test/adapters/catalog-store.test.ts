@@ -125,6 +125,7 @@ test('a catalog of schema 1 is upgraded in place: images rejected into the trash
   catalog.close();
   const { default: Database } = await import('better-sqlite3');
   const db = new Database(file);
+  db.exec('DROP INDEX images_by_origin; DROP TABLE crop_features; DROP TABLE moved_out; DROP TABLE cluster_members; DROP TABLE character_clusters;');
   db.exec('ALTER TABLE images DROP COLUMN rejected_from; ALTER TABLE images DROP COLUMN origin_hash; ALTER TABLE images DROP COLUMN origin_box; PRAGMA user_version = 1;');
   db.close();
 
