@@ -39,12 +39,13 @@ function padNumber(namespace: string, name: string): string {
  * is one of them, so that WD14's general tags `>:(`, `>:)`,
  * `2b_(nier:automata)_(cosplay)` or `re:zero_kara_hajimeru_isekai_seikatsu`
  * stay whole. celforge writes `series:`, `episode:`, `scene:`, `faces:`,
- * `crop:`, `character:` and `rating:`; Hydrus's defaults add `creator:`, `studio:`,
+ * `crop:`, `character:`, `rating:` and `review:` (what a person should look at,
+ * kept out of captions); Hydrus's defaults add `creator:`, `studio:`,
  * `person:`, `meta:` (its namespace colours) and `title:`, `volume:`,
  * `chapter:`, `page:` (its namespace sort), hydrus/client/ClientDefaults.py.
  */
 export const NAMESPACES: ReadonlySet<string> = new Set([
-  'series', 'episode', 'scene', 'faces', 'crop', 'character', 'rating',
+  'series', 'episode', 'scene', 'faces', 'crop', 'character', 'rating', 'review',
   'creator', 'studio', 'person', 'meta', 'title', 'volume', 'chapter', 'page',
 ]);
 

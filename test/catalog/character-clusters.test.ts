@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Catalog, type NewImage } from '../../src/adapters/catalog-store.ts';
+import { captionToken } from '../../src/catalog/captions.ts';
 import { CharacterClusters } from '../../src/catalog/character-clusters.ts';
 import { CONFLICT_TAG, refreshCharacterTags } from '../../src/catalog/character-tags.ts';
 import { CropFeatures } from '../../src/catalog/crop-features.ts';
@@ -134,6 +135,7 @@ test('a WD14 character tag that disagrees with the cluster flags the image for r
   catalog.setSourceTags(frame(1).hash, 'tagger:ensemble', ['character:saber']);
   clusters.name(a, 'rin');
   assert.deepEqual(found(CONFLICT_TAG), [frame(1).hash, crop(1, 0).hash].sort(), 'the tagger says saber where the cluster says rin');
+  assert.equal(captionToken(CONFLICT_TAG, true), null, 'the flag is for a person, never in a caption');
   // The tagger changes its mind (the tags stage calls refreshCharacterTags after writing its tags).
   catalog.setSourceTags(crop(1, 0).hash, 'tagger:ensemble', ['character:rin']);
   refreshCharacterTags(catalog, [crop(1, 0).hash]);

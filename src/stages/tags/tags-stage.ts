@@ -11,6 +11,7 @@
 import { rename, writeFile } from 'node:fs/promises';
 import { readFaces } from '../../adapters/faces-file.ts';
 import { captionFor } from '../../catalog/captions.ts';
+import { refreshCharacterTags } from '../../catalog/character-tags.ts';
 import { captionPathOf } from '../../catalog/sidecars.ts';
 import { formatTag, parseTag } from '../../catalog/tags.ts';
 import type { Config } from '../../config/schema.ts';
@@ -55,6 +56,7 @@ export const tagsStage: Stage = async (job, ports) => {
           ports.catalog.setSourceTags(hashes[index]!, 'face-gate', result.tags.filter((tag) => tag.source === 'face-gate').map((tag) => tag.tag));
         });
       });
+      refreshCharacterTags(ports.catalog, hashes);
       if (config.tags.sidecars) {
         await Promise.all(batch.map((frame, index) => writeSidecar(frame, hashes[index]!, results[index]!, config, ports)));
       }
