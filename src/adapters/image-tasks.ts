@@ -5,6 +5,7 @@
  * copying.
  */
 import { CelforgeError, errorMessage } from '../errors.ts';
+import { ccipTensor } from './ccip-input.ts';
 import { detectCascadeFaces, type Rect } from './face-cascade.ts';
 import type { FaceMosaic } from './face-mosaic.ts';
 import { faceBoxesInput, type FaceBoxesInputTask } from './faceboxes-input.ts';
@@ -12,12 +13,14 @@ import { greyPicture, wd14Tensor, yoloTensor, type YoloInput, type YoloResize } 
 
 export type ImageTask =
   | { kind: 'wd14'; image: string; size: number }
+  | { kind: 'ccip'; image: string; size: number }
   | { kind: 'yolo'; image: string; width: number; height: number; resize: YoloResize }
   | { kind: 'cascade'; image: string; cascade: string; maxSide: number }
   | ({ kind: 'faceboxes' } & FaceBoxesInputTask);
 
 export interface ImageTaskResults {
   wd14: Float32Array;
+  ccip: Float32Array;
   yolo: YoloInput;
   cascade: Rect[];
   faceboxes: FaceMosaic;
@@ -38,6 +41,8 @@ async function perform<T extends ImageTask>(task: T): Promise<ImageTaskResult<T>
   switch (task.kind) {
     case 'wd14':
       return (await wd14Tensor(task.image, task.size)) as ImageTaskResult<T>;
+    case 'ccip':
+      return (await ccipTensor(task.image, task.size)) as ImageTaskResult<T>;
     case 'yolo':
       return (await yoloTensor(task.image, task.width, task.height, task.resize)) as ImageTaskResult<T>;
     case 'cascade':
