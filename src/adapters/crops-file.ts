@@ -1,10 +1,17 @@
 /**
- * One video's crops (crops.jsonl beside faces.jsonl): a line per crop written,
- * in the order of the kept frames, then face, then kind. A line is appended
- * once its PNG is in place, so the file is the record of what exists; a
- * restart continues after the last frame recorded. `readCrops` is what the
- * later stages (tags, characters) read.
+ * One video's crops: the PNG files, cut losslessly from a frame's pixels
+ * (sharp; `<file>.tmp`, synced, renamed), and crops.jsonl beside faces.jsonl,
+ * a line per crop written, in the order of the kept frames, then face, then
+ * kind. A line is appended once its PNG is in place, so the file is the
+ * record of what exists. `readCrops` is what the later stages (tags,
+ * characters) read.
  */
+import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import sharp from 'sharp';
+import { writeThenRename } from './durable-file.ts';
+import { PNG_OPTIONS, type PngCompression, type RawImage } from './image-writer.ts';
 import { JsonLinesWriter, readJsonLines } from './json-lines-file.ts';
 
 export type CropKind = 'face' | 'upper_body';
@@ -41,3 +48,25 @@ export function readCrops(file: string): Promise<CropRecord[]> {
 }
 
 export class CropsWriter extends JsonLinesWriter<CropRecord> {}
+
+/** A frame's pixels as rgb24. */
+export async function readFramePixels(file: string): Promise<RawImage> {
+  const { data, info } = await sharp(file).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  return { rgb: data, width: info.width, height: info.height };
+}
+
+/** The PNG of one region of the frame, pixel for pixel, and its SHA-256 (the catalog's key). The same pixels always give the same bytes. */
+export async function encodeCrop(frame: RawImage, rect: PixelBox, compression: PngCompression): Promise<{ bytes: Buffer; sha256: string }> {
+  const [left, top, width, height] = rect;
+  const bytes = await sharp(frame.rgb, { raw: { width: frame.width, height: frame.height, channels: 3 } })
+    .extract({ left, top, width, height })
+    .png(PNG_OPTIONS[compression])
+    .toBuffer();
+  return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
+}
+
+/** Writes `<file>.tmp`, syncs it (crops.jsonl will vouch for it) and renames it. */
+export async function writeCropFile(file: string, bytes: Uint8Array): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeThenRename(file, `${file}.tmp`, bytes, { sync: true });
+}

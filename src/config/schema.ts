@@ -140,6 +140,34 @@ export const configSchema = z.strictObject({
     /** YOLO: how a picture reaches the model's input size: `letterbox` (aspect kept, as ultralytics) or `stretch` (as imgutils); bench/yolo-resize.bench.ts measures both. */
     resize: z.enum(['letterbox', 'stretch']).default('letterbox'),
   }).prefault({}),
+  crops: z.strictObject({
+    /** Crops of the faces found on kept frames, written as images of their own (after `faces`; nothing without a face detector). */
+    enabled: z.boolean().default(true),
+    /** `face`: a square close-up, the kind the seed workflow adds to fix faces; `upper_body`: head and shoulders down to about the waist. */
+    kinds: z.array(z.enum(['face', 'upper_body'])).min(1).default(['face', 'upper_body']),
+    face: z.strictObject({
+      /**
+       * Added on every side, as a share of the face box's larger side: 0.5 makes the square twice the face,
+       * room for the hair and the chin that detector boxes (forehead to chin) leave out.
+       */
+      margin: z.number().min(0).max(5).default(0.5),
+    }).prefault({}),
+    /**
+     * In face sizes (the face box's larger side). Anime figures are drawn 5 to 7 heads tall with shoulders
+     * about 2.5 heads across: 3 faces wide holds the shoulders, a top half a face above the box keeps the
+     * hair, and 4 faces down reaches about the waist (Danbooru's `upper_body`).
+     */
+    upperBody: z.strictObject({
+      width: z.number().min(1).max(20).default(3),
+      height: z.number().min(1).max(20).default(4),
+      above: z.number().min(0).max(5).default(0.5),
+    }).prefault({}),
+    /**
+     * A crop whose shorter side is below this many frame pixels is not written: crops are never scaled up,
+     * and 256 is export.minBucketReso's default: no Kohya bucket has a shorter side, so a smaller crop would only train upscaled.
+     */
+    minSize: z.number().int().min(16).max(4096).default(256),
+  }).prefault({}),
   tags: z.strictObject({
     /** Manifest ids of the taggers averaged together; an empty list turns tagging off. */
     taggers: z.array(z.string().min(1)).default(['wd-swinv2-tagger-v3', 'wd-vit-tagger-v3', 'wd-convnext-tagger-v3']),

@@ -3,7 +3,7 @@
  * `stage` is the stage the job is in (or ended in); `state` says what it is
  * doing there.
  */
-export const STAGES = ['probe', 'diskgate', 'extract', 'catalog', 'faces', 'tags'] as const;
+export const STAGES = ['probe', 'diskgate', 'extract', 'catalog', 'faces', 'crops', 'tags'] as const;
 export type StageName = (typeof STAGES)[number];
 
 export type JobState =
@@ -60,12 +60,23 @@ export interface FacesState {
   framesWithFaces: number;
 }
 
+export interface CropsState {
+  /** Kept frames looked at so far, in frame order. */
+  framesDone: number;
+  /** Crops written (as recorded in the video's crops.jsonl). */
+  crops: number;
+}
+
 export interface TagsState {
   taggers: string[];
   /** Kept frames tagged so far, in frame order. */
   framesDone: number;
   /** Frames whose subject tags the face gate took away. */
   framesGated: number;
+  /** Crops (crops.jsonl) tagged so far, in their order, after the frames. */
+  cropsDone?: number;
+  /** Frames and crops whose composition tags (portrait, full_body, ...) the face-size gate took away. */
+  compositionGated?: number;
 }
 
 /** What a job waiting for a model needs: the models and the command that fetches them. */
@@ -121,6 +132,7 @@ export interface Job {
   /** Kept frames entered in the catalog so far, in frame order. */
   catalog?: { imagesDone: number };
   faces?: FacesState;
+  crops?: CropsState;
   tags?: TagsState;
   waitingFor?: ModelWait;
   timings: Partial<Record<StageName, StageTiming>>;

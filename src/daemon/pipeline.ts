@@ -7,6 +7,7 @@
 import { CelforgeError, errorMessage } from '../errors.ts';
 import { diskGateStage } from '../stages/diskgate.ts';
 import { catalogStage } from '../stages/catalog/catalog-stage.ts';
+import { cropsStage } from '../stages/crops/crops-stage.ts';
 import { extractStage } from '../stages/extract/extract-stage.ts';
 import { facesStage } from '../stages/faces/faces-stage.ts';
 import { probeStage } from '../stages/probe.ts';
@@ -22,6 +23,7 @@ const STAGE_HANDLERS: Record<StageName, Stage> = {
   extract: extractStage,
   catalog: catalogStage,
   faces: facesStage,
+  crops: cropsStage,
   tags: tagsStage,
 };
 
