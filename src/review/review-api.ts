@@ -4,7 +4,8 @@
  * catalog search with tag counts, an image's tags. Changes (the server
  * checks the token first): restore a duplicate, mark a kept frame as a
  * duplicate, reject an image, a person's tag edit on a selection or one
- * image, an export, a training request. Pictures are found by hash in the
+ * image, an export, a training request; the Characters view's routes are
+ * in characters-api.ts. Pictures are found by hash in the
  * catalog, or by job id and frame number in the frame map. Every POST route
  * declares the body it takes (a zod schema); anything else is a 400 naming
  * the field and what was expected.
@@ -28,6 +29,8 @@ import { BUNDLED_MANIFEST, loadManifest, modelState } from '../models/manifest.t
 import { exportQuery } from '../stages/export/export-query.ts';
 import type { TrainingSupervisor } from '../training/training-supervisor.ts';
 import { readLibraryPicture } from './library-picture.ts';
+import { ApiError, parseBody } from './api-request.ts';
+import { CHARACTER_ROUTES } from './characters-api.ts';
 
 export interface ReviewContext {
   config: () => Config;
@@ -38,15 +41,6 @@ export interface ReviewContext {
   wakeTraining: () => void;
 }
 
-export class ApiError extends Error {
-  readonly status: number;
-
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
-}
-
 export type ApiResult = { kind: 'json'; value: unknown } | { kind: 'picture'; bytes: Buffer; type: string };
 
 const HASH = '([0-9a-f]{64})';
@@ -54,7 +48,7 @@ const JOB = '([0-9a-f]{6,64})';
 const IMAGE_TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.webp': 'image/webp' };
 const LOSS_POINTS = 500;
 
-type Handler = (context: ReviewContext, match: string[], url: URL, body: unknown) => Promise<ApiResult>;
+export type Handler = (context: ReviewContext, match: string[], url: URL, body: unknown) => Promise<ApiResult>;
 
 const tag = z.string().max(200, 'a tag is at most 200 characters').refine((value) => value.trim().length > 0, 'a tag cannot be empty');
 const tagEdit = { add: z.array(tag).default([]), remove: z.array(tag).default([]) };
@@ -82,14 +76,7 @@ const USAGE: Record<keyof typeof BODIES, string> = {
 
 /** A POST route: its handler sees only a body that passed the route's schema. */
 function withBody<K extends keyof typeof BODIES>(kind: K, handler: (context: ReviewContext, match: string[], body: z.output<(typeof BODIES)[K]>) => Promise<ApiResult>): Handler {
-  return (context, match, _url, body) => {
-    const parsed = BODIES[kind].safeParse(body);
-    if (!parsed.success) {
-      const problems = parsed.error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : 'the body'}: ${issue.message}`);
-      throw new ApiError(400, `${problems.join('; ')} (expected ${USAGE[kind]})`);
-    }
-    return handler(context, match, parsed.data as z.output<(typeof BODIES)[K]>);
-  };
+  return (context, match, _url, body) => handler(context, match, parseBody(BODIES[kind], body, USAGE[kind]) as z.output<(typeof BODIES)[K]>);
 }
 
 const ROUTES: [string, RegExp, Handler][] = [
@@ -106,6 +93,7 @@ const ROUTES: [string, RegExp, Handler][] = [
   ['POST', /^\/api\/tags$/, withBody('bulkTags', bulkTags)],
   ['POST', /^\/api\/export$/, withBody('export', exportDataset)],
   ['POST', /^\/api\/train$/, withBody('train', train)],
+  ...CHARACTER_ROUTES,
 ];
 
 export async function routeApi(context: ReviewContext, method: string, url: URL, body: unknown): Promise<ApiResult> {

@@ -17,12 +17,14 @@ import { z } from 'zod';
 import { CelforgeError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { ReviewAccess } from './review-access.ts';
-import { ApiError, routeApi, type ReviewContext } from './review-api.ts';
+import { ApiError } from './api-request.ts';
+import { routeApi, type ReviewContext } from './review-api.ts';
 
 const PAGE_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'page');
 const STATIC: Record<string, { file: string; type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  '/characters.js': { file: 'characters.js', type: 'text/javascript; charset=utf-8' },
   '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
 };
 const PAGE_HEADERS = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer', 'X-Frame-Options': 'DENY' };

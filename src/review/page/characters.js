@@ -1,0 +1,82 @@
+// The review page's Characters view: one row per character cluster of a
+// series, with sample crops; a person names a cluster, merges another into
+// it, moves crops out of it or marks it noise. Loaded after app.js, whose
+// api, act, element, $ and say it uses; names are only ever set as text.
+
+let characterSeries = null;
+/** Clusters whose every member is shown instead of the samples. */
+const expandedClusters = new Set();
+
+const clusterLabel = (cluster) => cluster.name ?? `Cluster ${cluster.id}`;
+
+async function loadCharacters() {
+  const data = await act(() => api('/api/characters'));
+  if (!data) return;
+  const select = $('#character-series');
+  select.replaceChildren(...data.series.map((series) => element('option', { value: series }, series)));
+  if (characterSeries && data.series.includes(characterSeries)) select.value = characterSeries;
+  characterSeries = select.value || null;
+  if (characterSeries) return loadClusters();
+  $('#character-count').textContent = 'No character clusters yet: they appear once the characters stage has run.';
+  $('#clusters').replaceChildren();
+}
+
+async function loadClusters() {
+  const data = await act(() => api(`/api/characters/clusters?series=${encodeURIComponent(characterSeries)}`));
+  if (!data) return;
+  $('#character-count').textContent = `${data.clusters.length} clusters`;
+  const rows = await Promise.all(data.clusters.map((cluster) => clusterRow(cluster, data.clusters)));
+  $('#clusters').replaceChildren(...rows);
+}
+
+/** A change to a cluster, then the series' rows again. */
+async function changeCluster(id, change, body, done) {
+  if (await act(() => api(`/api/characters/clusters/${id}/${change}`, body), done)) await loadClusters();
+}
+
+async function clusterRow(cluster, all) {
+  const expanded = expandedClusters.has(cluster.id);
+  const crops = expanded ? (await act(() => api(`/api/characters/clusters/${cluster.id}/members`)))?.members ?? [] : cluster.samples;
+  const others = all.filter((other) => other.id !== cluster.id);
+  const nameInput = element('input', { class: 'cluster-name-input', value: cluster.name ?? '', placeholder: 'character name', maxlength: 100 });
+  const mergeSelect = element('select', { class: 'merge-with' }, ...others.map((other) => element('option', { value: other.id }, `${clusterLabel(other)} (${other.size})`)));
+  return element('div', { class: `cluster${cluster.noise ? ' noise' : ''}`, 'data-cluster': cluster.id },
+    element('div', { class: 'cluster-head' },
+      element('h3', { class: 'cluster-name', title: clusterLabel(cluster) }, clusterLabel(cluster)),
+      element('span', { class: 'cluster-size' }, `${cluster.size} crops`),
+      cluster.noise ? element('span', { class: 'noise-badge' }, 'noise') : '',
+      element('form', { class: 'name-form', onsubmit: (event) => {
+        event.preventDefault();
+        const name = nameInput.value.trim();
+        if (name) changeCluster(cluster.id, 'name', { name }, (result) => `Cluster ${cluster.id} named: search ${result.tag}`);
+      } }, nameInput, element('button', { type: 'submit' }, 'Name')),
+      others.length ? element('span', { class: 'merge' }, mergeSelect, element('button', { type: 'button', class: 'merge-into', onclick: () => {
+        const other = Number(mergeSelect.value);
+        changeCluster(cluster.id, 'merge', { other }, `Cluster ${other} merged into ${clusterLabel(cluster)}`);
+      } }, 'Merge into this')) : '',
+      element('button', { type: 'button', class: 'toggle-noise', onclick: () => changeCluster(cluster.id, 'noise', { noise: !cluster.noise },
+        cluster.noise ? `${clusterLabel(cluster)} is a character again` : `${clusterLabel(cluster)} marked noise`) }, cluster.noise ? 'Not noise' : 'Mark noise'),
+      cluster.size > cluster.samples.length ? element('button', { type: 'button', class: 'show-all', onclick: () => {
+        if (expanded) expandedClusters.delete(cluster.id);
+        else expandedClusters.add(cluster.id);
+        loadClusters();
+      } }, expanded ? 'Show samples' : `Show all ${cluster.size}`) : '',
+    ),
+    element('div', { class: 'crops' }, ...crops.map((crop) => element('figure', { class: 'crop', 'data-hash': crop.hash },
+      element('img', { src: crop.picture, loading: 'lazy', alt: `crop ${crop.hash.slice(0, 12)}` }),
+      element('button', { type: 'button', class: 'move-out', title: 'Take this crop out of the cluster', onclick: () =>
+        changeCluster(cluster.id, 'move-out', { hashes: [crop.hash] }, `Crop ${crop.hash.slice(0, 12)} moved out of ${clusterLabel(cluster)}`) }, 'Move out'),
+    ))),
+  );
+}
+
+$('#character-series').addEventListener('change', (event) => {
+  characterSeries = event.target.value;
+  loadClusters();
+});
+
+function showCharactersIfOpen() {
+  if (location.hash === '#characters') loadCharacters();
+}
+window.addEventListener('hashchange', showCharactersIfOpen);
+showCharactersIfOpen();

@@ -1,0 +1,156 @@
+/**
+ * The review page's Characters view in headless Chromium (Debian's
+ * /usr/bin/chromium, driven by playwright-core), on a library with five
+ * clusters of solid-colour crops: one row per cluster showing its own crops
+ * (by hash and by the colour drawn); naming, merging, moving a crop out and
+ * marking noise each reach the catalog's `character:` tags before the next
+ * look; hostile names shown as text; long names kept within the window.
+ * Without a browser the test is skipped and says why, except in CI.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { chromium, type Page } from 'playwright-core';
+import { parseTag } from '../../src/catalog/tags.ts';
+import { IDENTITIES, SERIES, characterLibrary, type CharacterLibrary, type Identity } from '../fixtures/character-library.ts';
+import { CHROMIUM, requireChromium } from '../fixtures/required-program.ts';
+
+const sorted = (values: Iterable<string>) => [...values].sort();
+
+/** The crops a row shows: hash, the src of its picture, and the colour at its centre as the browser drew it. */
+async function rowCrops(page: Page, cluster: number) {
+  const row = page.locator(`.cluster[data-cluster="${cluster}"]`);
+  await row.scrollIntoViewIfNeeded();
+  await page.waitForFunction((id) => [...document.querySelectorAll(`.cluster[data-cluster="${id}"] img`)].every((img) => (img as HTMLImageElement).complete && (img as HTMLImageElement).naturalWidth > 0), cluster);
+  return row.locator('figure.crop').evaluateAll((figures) => figures.map((figure) => {
+    const img = figure.querySelector('img')!;
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    const context = canvas.getContext('2d')!;
+    context.drawImage(img, 0, 0);
+    const [r, g, b] = context.getImageData(canvas.width >> 1, canvas.height >> 1, 1, 1).data;
+    return { hash: (figure as HTMLElement).dataset.hash!, src: img.getAttribute('src')!, rgb: [r!, g!, b!] };
+  }));
+}
+
+function assertShows(crops: Awaited<ReturnType<typeof rowCrops>>, library: CharacterLibrary, identities: Identity[]) {
+  assert.deepEqual(sorted(crops.map((crop) => crop.hash)), sorted(identities.flatMap((identity) => library.crops[identity])));
+  for (const crop of crops) {
+    assert.equal(crop.src, `/api/images/${crop.hash}`, 'served by hash, never by path');
+    const identity = identities.find((candidate) => library.crops[candidate].includes(crop.hash))!;
+    const expected = IDENTITIES[identity].rgb;
+    assert.ok(crop.rgb.every((value, channel) => Math.abs(value - expected[channel]!) <= 4), `${identity}'s colour ${expected} drawn, got ${crop.rgb}`);
+  }
+}
+
+/** The crops and the frames they were cut from. */
+function withFrames(library: CharacterLibrary, crops: string[]): string[] {
+  return sorted(crops.flatMap((crop) => [crop, library.frameOf.get(crop)!]));
+}
+
+const found = (library: CharacterLibrary, tag: string) => sorted(library.catalog.search(tag, { limit: 1000 }).map((image) => image.hash));
+
+async function name(page: Page, cluster: number, text: string) {
+  const row = page.locator(`.cluster[data-cluster="${cluster}"]`);
+  await row.locator('.cluster-name-input').fill(text);
+  await row.locator('.name-form button[type="submit"]').click();
+  const shown = parseTag(`character:${text}`)!.name;
+  await page.waitForFunction(([id, want]) => document.querySelector(`.cluster[data-cluster="${id}"] .cluster-name`)?.textContent === want, [cluster, shown] as const);
+  return shown;
+}
+
+async function layout(page: Page) {
+  return page.evaluate(() => ({
+    rows: Math.max(...[...document.querySelectorAll('.cluster')].map((row) => row.getBoundingClientRect().right)),
+    names: Math.max(...[...document.querySelectorAll('.cluster-name')].map((node) => node.getBoundingClientRect().right)),
+    page: document.documentElement.scrollWidth,
+    window: document.documentElement.clientWidth,
+  }));
+}
+
+test('characters view: rows of crops; name, merge, move out and noise reach the catalog at once; names shown as text', async (t) => {
+  if (!requireChromium(t)) return;
+  const library = await characterLibrary(t);
+  const { clusterOf, crops } = library;
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  page.on('dialog', (dialog) => {
+    errors.push(`dialog: ${dialog.message()}`);
+    void dialog.dismiss();
+  });
+
+  await page.goto(library.url);
+  await page.click('nav a[data-tab="characters"]');
+  await page.locator('.cluster').first().waitFor();
+  assert.equal(await page.locator('#character-series').inputValue(), SERIES);
+  assert.deepEqual(await page.locator('.cluster').evaluateAll((rows) => rows.map((row) => Number((row as HTMLElement).dataset.cluster))),
+    [clusterOf.red, clusterOf.green, clusterOf.blue, clusterOf.yellow, clusterOf.magenta], 'one row per cluster, largest first');
+  for (const identity of Object.keys(IDENTITIES) as Identity[]) {
+    assertShows(await rowCrops(page, clusterOf[identity]), library, [identity]);
+    assert.match(await page.locator(`.cluster[data-cluster="${clusterOf[identity]}"] .cluster-size`).innerText(), new RegExp(`^${crops[identity].length} crops$`));
+  }
+
+  // Name: the crops and their frames carry the tag right after.
+  assert.equal(await name(page, clusterOf.red, 'Saber'), 'saber');
+  await page.locator('#message', { hasText: `Cluster ${clusterOf.red} named: search character:saber` }).waitFor();
+  assert.deepEqual(found(library, 'character:saber'), withFrames(library, crops.red));
+
+  // Merge: magenta joins blue; one row less, and magenta's crop carries blue's name.
+  await name(page, clusterOf.blue, 'Rin');
+  const blue = page.locator(`.cluster[data-cluster="${clusterOf.blue}"]`);
+  await blue.locator('select.merge-with').selectOption(String(clusterOf.magenta));
+  await blue.locator('button.merge-into').click();
+  await page.locator(`.cluster[data-cluster="${clusterOf.magenta}"]`).waitFor({ state: 'detached' });
+  assert.equal(await page.locator('.cluster').count(), 4);
+  assertShows(await rowCrops(page, clusterOf.blue), library, ['blue', 'magenta']);
+  assert.equal(await blue.locator('.cluster-size').innerText(), '3 crops');
+  assert.deepEqual(found(library, 'character:rin'), withFrames(library, [...crops.blue, ...crops.magenta]));
+
+  // Move a crop out: it leaves the row, and it and its frame lose the tag.
+  const red = page.locator(`.cluster[data-cluster="${clusterOf.red}"]`);
+  const [out, ...kept] = crops.red;
+  await red.locator(`figure.crop[data-hash="${out}"] button.move-out`).click();
+  await red.locator(`figure.crop[data-hash="${out}"]`).waitFor({ state: 'detached' });
+  assert.deepEqual(sorted((await rowCrops(page, clusterOf.red)).map((crop) => crop.hash)), sorted(kept));
+  assert.equal(await red.locator('.cluster-size').innerText(), '3 crops');
+  assert.deepEqual(found(library, 'character:saber'), withFrames(library, kept));
+  assert.ok(!library.catalog.tagsOf(out!).includes('character:saber'));
+  assert.ok(!library.catalog.tagsOf(library.frameOf.get(out!)!).includes('character:saber'));
+
+  // Noise: the row says so and the tags are gone; taken back, they return.
+  await name(page, clusterOf.yellow, 'Archer');
+  assert.deepEqual(found(library, 'character:archer'), withFrames(library, crops.yellow));
+  const yellow = page.locator(`.cluster[data-cluster="${clusterOf.yellow}"]`);
+  await yellow.locator('button.toggle-noise').click();
+  await page.locator(`.cluster.noise[data-cluster="${clusterOf.yellow}"] .noise-badge`).waitFor();
+  assert.equal(await yellow.locator('button.toggle-noise').innerText(), 'Not noise');
+  assert.deepEqual(found(library, 'character:archer'), []);
+  for (const crop of crops.yellow) assert.ok(!library.catalog.tagsOf(crop).some((tag) => tag.startsWith('character:')), 'a noise crop has no character');
+  await yellow.locator('button.toggle-noise').click();
+  await page.locator(`.cluster[data-cluster="${clusterOf.yellow}"]:not(.noise)`).waitFor();
+  assert.deepEqual(found(library, 'character:archer'), withFrames(library, crops.yellow));
+
+  // A hostile name is text: no element made from it, no script run; it is still searchable.
+  const hostile = `<script>window.pwned=1</script> <img src=x onerror=window.pwned=2> O'Brien & 初音ミク 🎌`;
+  const shown = await name(page, clusterOf.green, hostile);
+  assert.equal(shown, `<script>window.pwned=1</script>_<img_src=x_onerror=window.pwned=2>_o'brien_&_初音ミク_🎌`);
+  assert.equal(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned), undefined, 'no script ran');
+  assert.equal(await page.locator('#clusters script').count(), 0);
+  assert.equal(await page.locator('#clusters img').count(), await page.locator('#clusters figure.crop').count(), 'the only pictures are crops');
+  assert.ok((await page.locator('select.merge-with option').allTextContents()).some((text) => text.startsWith(shown)), 'the merge list shows it as text');
+  assert.deepEqual(found(library, `character:${shown}`), withFrames(library, crops.green));
+
+  // The longest name there may be, one unbreakable word, stays within the row and the window.
+  const long = await name(page, clusterOf.green, 'x'.repeat(100));
+  assert.deepEqual(found(library, `character:${long}`), withFrames(library, crops.green));
+  for (const width of [1280, 640]) {
+    await page.setViewportSize({ width, height: 800 });
+    const widths = await layout(page);
+    assert.ok(widths.names <= widths.rows && widths.rows <= widths.window, `at ${width} px the names fit their rows and the rows the window: ${JSON.stringify(widths)}`);
+    assert.ok(widths.page <= widths.window, `at ${width} px the page is no wider than the window: ${JSON.stringify(widths)}`);
+  }
+  assert.deepEqual(errors, [], 'no script errors or dialogs on the page');
+});
