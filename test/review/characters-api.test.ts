@@ -89,6 +89,13 @@ test('characters API: reads, refusals that change nothing, and changes the catal
     assert.equal(response.status, status, `${pathname} ${JSON.stringify(body)}: ${response.body}`);
     assert.match(response.json.error, message);
   }
+  for (const change of ['name', 'merge', 'move-out', 'noise']) {
+    for (const body of ['null', '[]', '"str"', '1', 'true', '[{}]', '{}']) {
+      const response = await post(`/api/characters/clusters/${clusterOf.red}/${change}`, body);
+      assert.equal(response.status, 400, `${change} ${body}: ${response.body}`);
+      assert.match(response.json.error, /expected/, `${change} ${body}: says what is expected`);
+    }
+  }
   assert.equal((await get('/api/characters/clusters/99999/members')).status, 404);
   const noSeries = await get('/api/characters/clusters?series=Other');
   assert.equal(noSeries.status, 404);
