@@ -60,14 +60,16 @@ export function statFingerprint(info: Stats): Fingerprint {
  */
 export async function refuseConflicts(out: string, planned: PlannedFile[], stale: string[], manifest: Manifest): Promise<void> {
   const conflicts: string[] = [];
-  // A file where a folder of the export goes (images/) stands for everything under it.
+  // A file where a folder of the export goes (images/, images/scenery/) stands for everything under it.
+  const foldersOf = (name: string) => name.split('/').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('/'));
   const blocked = new Set<string>();
-  for (const folder of new Set([...planned.map((p) => p.name), ...stale].filter((name) => name.includes('/')).map((name) => name.slice(0, name.indexOf('/'))))) {
+  for (const folder of new Set([...planned.map((p) => p.name), ...stale].flatMap(foldersOf))) {
+    if (foldersOf(folder).some((parent) => blocked.has(parent))) continue;
     const info = await lstat(path.join(out, folder)).catch(() => null);
     if (info !== null && !info.isDirectory()) blocked.add(folder);
   }
   conflicts.push(...[...blocked].map((folder) => `${folder} (not a folder)`));
-  const checked = (name: string) => !blocked.has(name.slice(0, name.indexOf('/')));
+  const checked = (name: string) => !foldersOf(name).some((folder) => blocked.has(folder));
 
   for (const p of planned.filter((p) => checked(p.name))) {
     const file = path.join(out, p.name);

@@ -3,13 +3,20 @@
  *
  *   <out>/images/<hash>.<ext>    the image, hard-linked to the library (or copied)
  *   <out>/images/<hash>.txt      its caption (caption_extension ".txt")
+ *                                or, with layout 'per-character', the same in a
+ *                                folder per subset (character-layout.ts):
+ *                                images/characters_1/<name>/, images/characters_2/<a>+<b>/,
+ *                                images/scenery/, each with its own num_repeats
  *   <out>/dataset_config.toml    for --dataset_config, in the form the training
  *                                script accepts (kohya-dataset-form.ts); num_repeats
  *                                is in the subset, so the folder needs no
  *                                "<repeats>_<name>" DreamBooth name
- *   <out>/bucket_report.json     which bucket each image will train in (BucketReport)
+ *   <out>/bucket_report.json     which bucket each image will train in (BucketReport), and in
+ *                                the per-character layout each character's images, repeats and
+ *                                share of steps (`characters`, CharacterBalanceReport)
  *   <out>/meta_cap.json          captions and sizes for the fine-tuning form (its
- *                                metadata_file), or with fineTuneMetadata for --in_json
+ *                                metadata_file; per subset folder in the per-character
+ *                                layout), or with fineTuneMetadata for --in_json
  *   <out>/.celforge-export.json  what this exporter wrote, for the next run (export-manifest.ts)
  *
  * Exporting again into the same folder leaves it as if exported once: a
@@ -32,16 +39,18 @@
  *
  * Each file is written to a temporary name and renamed into place.
  */
-import { constants } from 'node:fs';
-import { copyFile, link, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { writeThenRename } from '../../adapters/durable-file.ts';
-import { CelforgeError, errorMessage } from '../../errors.ts';
-import { captionFor, checkCaptionOptions, type CaptionOptions } from '../../catalog/captions.ts';
+import { CelforgeError } from '../../errors.ts';
+import { checkCaptionOptions, type CaptionOptions } from '../../catalog/captions.ts';
+import type { BalanceSettings } from './character-balance.ts';
+import { flatLayout, perCharacterLayout, type CharacterBalanceReport, type Layout, type PlannedSubset } from './character-layout.ts';
+import { datasetConfig } from './dataset-config.ts';
 import { bucketReport, checkBucketSettings, type BucketReport, type BucketSettings } from './kohya-buckets.ts';
 import type { DatasetForm } from './kohya-dataset-form.ts';
-import { datasetConfigToml, type DatasetConfig } from './kohya-toml.ts';
+import { datasetConfigToml } from './kohya-toml.ts';
 import { readManifest, refuseConflicts, statFingerprint, textFingerprint, writeManifest, type Fingerprint, type Manifest, type PlannedFile } from './export-manifest.ts';
+import { placeImage, removeTemporaries, sourceStat, writeIfChanged, type LinkMode } from './image-placement.ts';
 
 export interface ExportImage {
   /** SHA-256 of the image's bytes: the file name in the dataset. */
@@ -57,14 +66,20 @@ export interface ExportOptions {
   out: string;
   caption: CaptionOptions;
   buckets: BucketSettings;
+  /** num_repeats; in the per-character layout, the balance's repeats are multiplied by it. */
   numRepeats: number;
   batchSize: number;
-  /** auto: a hard link, or a copy where linking fails (another volume: EXDEV; a file system without links: EPERM). */
-  link: 'hardlink' | 'copy' | 'auto';
+  link: LinkMode;
   /** The dataset_config.toml form the training script accepts; dreambooth when not given. */
   form?: DatasetForm;
   /** Also write meta_cap.json with the DreamBooth form, for fine_tune.py's `--in_json`. */
   fineTuneMetadata?: boolean;
+  /** flat when not given. */
+  layout?: Layout;
+  /** Needed by the per-character layout. */
+  balance?: BalanceSettings;
+  /** Prune each character's tags found on at least this share of its images (core-tags.ts); null or absent: keep them. */
+  pruneCoreTags?: number | null;
 }
 
 export interface ExportResult {
@@ -77,11 +92,13 @@ export interface ExportResult {
   datasetConfig: string;
   form: DatasetForm;
   bucketReport: BucketReport;
-  /** Path of meta_cap.json, or null. */
+  /** The per-character layout's balance, also in bucket_report.json; null in the flat layout. */
+  characters: CharacterBalanceReport | null;
+  /** Path of meta_cap.json at the top of the export, or null. */
   metadataFile: string | null;
   /** Images from an earlier export, no longer selected, removed with their captions. */
   removed: number;
-  /** Image files in <out>/images that this exporter did not write; Kohya will train on them. */
+  /** Image files in the subset folders that this exporter did not write, relative to <out>/images; Kohya will train on them. */
   foreign: string[];
 }
 
@@ -94,44 +111,49 @@ const BUCKET_REPORT = 'bucket_report.json';
 const METADATA_FILE = 'meta_cap.json';
 /** Hex or base-36 hashes; no "_", which Kohya's face-crop naming splits file names on. */
 const SAFE_HASH = /^[A-Za-z0-9-]{1,128}$/;
-/**
- * Link errors after which `auto` copies instead: another volume (EXDEV), a
- * file system without hard links (EPERM on FAT and exFAT, ENOTSUP on some
- * network and FUSE mounts), a source at its link limit (EMLINK).
- */
-const LINK_UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EMLINK']);
-const TEMPORARY_SUFFIX = '.celforge-tmp';
 
 export async function exportKohyaDataset(images: ExportImage[], options: ExportOptions): Promise<ExportResult> {
   checkOptions(images, options);
   const out = path.resolve(options.out);
-  const imagesDir = path.join(out, IMAGES_DIR);
   const form = options.form ?? 'dreambooth';
-  const withMetadata = form === 'fine-tuning' || Boolean(options.fineTuneMetadata);
+  const perCharacter = options.layout === 'per-character';
   // Everything that can be refused is worked out, and every source looked at,
   // before anything is written: a refusal leaves the folder as it was.
-  const selected = images.map((image) => ({ image, file: `${image.hash}${path.extname(image.path)}`, caption: captionFor(image.tags, options.caption) }));
+  const layout = perCharacter ? perCharacterLayout(images, { ...options, balance: options.balance! }) : { subsets: flatLayout(images, options), report: null };
+  const { subsets, report: characters } = layout;
   const report = bucketReport(options.buckets, images);
   for (const image of images) await sourceStat(image.path);
 
-  const planned: PlannedFile[] = selected.flatMap(({ image, file, caption }): PlannedFile[] => [
-    { name: `${IMAGES_DIR}/${file}`, source: image.path },
+  const fileOf = (image: ExportImage) => `${image.hash}${path.extname(image.path)}`;
+  const planned: PlannedFile[] = subsets.flatMap((subset) => subset.images.flatMap(({ image, caption }): PlannedFile[] => [
+    { name: `${subset.folder}/${fileOf(image)}`, source: image.path },
     // One line with a newline, as the WD14 tagger writes; Kohya refuses an empty caption file.
-    { name: `${IMAGES_DIR}/${image.hash}${CAPTION_EXTENSION}`, text: `${caption}\n` },
-  ]);
-  if (withMetadata) {
+    { name: `${subset.folder}/${image.hash}${CAPTION_EXTENSION}`, text: `${caption}\n` },
+  ]));
+  // The fine-tuning form reads one metadata_file per subset (each must differ, see dataset-config.ts);
+  // fineTuneMetadata's --in_json reads one for everything.
+  const metadataOf = (subset: PlannedSubset<ExportImage>) => (perCharacter ? `${subset.folder}/${METADATA_FILE}` : METADATA_FILE);
+  const topMetadata = !perCharacter ? form === 'fine-tuning' || Boolean(options.fineTuneMetadata) : form === 'dreambooth' && Boolean(options.fineTuneMetadata);
+  const metadataFor = (chosen: PlannedSubset<ExportImage>[]) => {
     // FineTuningDataset (library/train_util.py at 48d368f, lines 2275-2284) joins image_dir and a relative
     // key with no extension search since c6bc632e (v0.10.0); before it, a key was tried as a path and then
     // as a file stem in image_dir (glob_images). An absolute path is found by both. image_size, [width,
     // height], spares it opening every image for its size (lines 2304, 2349-2351).
-    const metadata = Object.fromEntries(selected.map(({ image, file, caption }) => [
-      path.join(imagesDir, file), { caption, image_size: [image.width, image.height] },
-    ]));
-    planned.push({ name: METADATA_FILE, text: `${JSON.stringify(metadata, null, 2)}\n` });
+    const metadata = Object.fromEntries(chosen.flatMap((subset) => subset.images.map(({ image, caption }) => [
+      path.join(out, ...subset.folder.split('/'), fileOf(image)), { caption, image_size: [image.width, image.height] },
+    ])));
+    return `${JSON.stringify(metadata, null, 2)}\n`;
+  };
+  if (topMetadata) planned.push({ name: METADATA_FILE, text: metadataFor(subsets) });
+  if (perCharacter && form === 'fine-tuning') {
+    for (const subset of subsets) planned.push({ name: metadataOf(subset), text: metadataFor([subset]) });
   }
+  const config = datasetConfig(out, form, subsets.map((subset) => ({ ...subset, metadataFile: metadataOf(subset) })), {
+    buckets: options.buckets, batchSize: options.batchSize, keepTokens: options.caption.keepTokens, captionExtension: CAPTION_EXTENSION,
+  });
   planned.push(
-    { name: BUCKET_REPORT, text: `${JSON.stringify(report, null, 2)}\n` },
-    { name: DATASET_CONFIG, text: datasetConfigToml(configFor(out, form, options)) },
+    { name: BUCKET_REPORT, text: `${JSON.stringify(characters ? { ...report, characters } : report, null, 2)}\n` },
+    { name: DATASET_CONFIG, text: datasetConfigToml(config) },
   );
 
   const previous = await readManifest(out);
@@ -139,9 +161,10 @@ export async function exportKohyaDataset(images: ExportImage[], options: ExportO
   const stale = [...previous.files.keys()].filter((name) => !wanted.has(name));
   await refuseConflicts(out, planned, stale, previous);
 
-  await mkdir(imagesDir, { recursive: true });
+  const folders = subsets.map((subset) => path.join(out, ...subset.folder.split('/')));
+  for (const folder of folders) await mkdir(folder, { recursive: true });
   await removeTemporaries(out);
-  await removeTemporaries(imagesDir);
+  for (const folder of folders) await removeTemporaries(folder);
   // Recorded before anything is placed, with what each text file will hold,
   // so that a run cut short still knows what it wrote.
   const pending: Manifest = { files: new Map(previous.files) };
@@ -155,7 +178,7 @@ export async function exportKohyaDataset(images: ExportImage[], options: ExportO
   let linked = 0;
   let copied = 0;
   for (const p of planned) {
-    const file = path.join(out, p.name);
+    const file = path.join(out, ...p.name.split('/'));
     let fingerprint: Fingerprint;
     if ('text' in p) {
       await writeIfChanged(file, p.text);
@@ -169,23 +192,31 @@ export async function exportKohyaDataset(images: ExportImage[], options: ExportO
     written.files.set(p.name, [fingerprint]);
   }
 
-  for (const name of stale) await rm(path.join(out, name), { force: true });
+  for (const name of stale) await rm(path.join(out, ...name.split('/')), { force: true });
+  await removeEmptyFolders(out, stale);
   const removed = stale.filter((name) => name.startsWith(`${IMAGES_DIR}/`) && isKohyaImage(name)).length;
 
   await writeManifest(out, written);
 
-  const foreign = (await readdir(imagesDir)).filter((name) => isKohyaImage(name) && !wanted.has(`${IMAGES_DIR}/${name}`)).sort();
+  const foreign: string[] = [];
+  for (const subset of subsets) {
+    const inImages = subset.folder.slice(IMAGES_DIR.length + 1);
+    for (const name of await readdir(path.join(out, ...subset.folder.split('/')))) {
+      if (isKohyaImage(name) && !wanted.has(`${subset.folder}/${name}`)) foreign.push(inImages === '' ? name : `${inImages}/${name}`);
+    }
+  }
 
   return {
-    images: selected.length,
+    images: images.length,
     linked,
     copied,
     datasetConfig: path.join(out, DATASET_CONFIG),
     form,
     bucketReport: report,
-    metadataFile: withMetadata ? path.join(out, METADATA_FILE) : null,
+    characters,
+    metadataFile: topMetadata ? path.join(out, METADATA_FILE) : null,
     removed,
-    foreign,
+    foreign: foreign.sort(),
   };
 }
 
@@ -193,48 +224,24 @@ function isKohyaImage(name: string): boolean {
   return KOHYA_IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase());
 }
 
-/**
- * The keys each form may hold are those of library/config_util.py's schemas
- * (48d368f): caption_extension and class_tokens only where the script
- * supports DreamBooth (lines 209-213, 349), metadata_file required in a
- * fine-tuning subset (lines 220-224); see kohya-dataset-form.ts.
- */
-function configFor(out: string, form: DatasetForm, options: ExportOptions): DatasetConfig {
-  const [width, height] = options.buckets.resolution;
-  const triggers = [...new Set(options.caption.triggerWords.map((w) => w.trim()))];
-  // Absolute: Kohya resolves a relative path against the trainer's working folder, not this file.
-  const imageDir = path.join(out, IMAGES_DIR);
-  return {
-    general: {
-      enable_bucket: true,
-      ...(form === 'dreambooth' ? { caption_extension: CAPTION_EXTENSION } : {}),
-      // keep_tokens pins the trigger words only while the rest is shuffled.
-      shuffle_caption: true,
-      keep_tokens: options.caption.keepTokens,
-    },
-    datasets: [{
-      resolution: width === height ? width : [width, height],
-      batch_size: options.batchSize,
-      min_bucket_reso: options.buckets.minBucketReso,
-      max_bucket_reso: options.buckets.maxBucketReso,
-      bucket_reso_steps: options.buckets.bucketResoSteps,
-      bucket_no_upscale: Boolean(options.buckets.noUpscale),
-      subsets: [form === 'fine-tuning'
-        ? { metadata_file: path.join(out, METADATA_FILE), image_dir: imageDir, num_repeats: options.numRepeats }
-        : {
-          image_dir: imageDir,
-          num_repeats: options.numRepeats,
-          // Used by Kohya only for an image without a caption file.
-          ...(triggers.length > 0 ? { class_tokens: triggers.join(', ') } : {}),
-        }],
-    }],
-  };
+/** Subset folders an earlier export made and this one emptied (a character renamed, the layout changed); a folder with anything left in it stays. */
+async function removeEmptyFolders(out: string, removedFiles: string[]): Promise<void> {
+  const folders = new Set<string>();
+  for (const name of removedFiles) {
+    const parts = name.split('/');
+    for (let depth = parts.length - 1; depth > 1; depth--) folders.add(parts.slice(0, depth).join('/'));
+  }
+  // Deepest first, so a parent is tried after its children.
+  for (const folder of [...folders].sort((a, b) => b.split('/').length - a.split('/').length)) {
+    await rmdir(path.join(out, ...folder.split('/'))).catch(() => undefined);
+  }
 }
 
 function checkOptions(images: ExportImage[], options: ExportOptions): void {
   const invalid = (message: string) => new CelforgeError('CONFIG_INVALID', `export: ${message}`);
   checkCaptionOptions(options.caption);
   checkBucketSettings(options.buckets);
+  if (options.layout === 'per-character' && options.balance === undefined) throw invalid('the per-character layout needs balance settings.');
   if (!Number.isSafeInteger(options.numRepeats) || options.numRepeats < 1) {
     // Kohya ignores a subset with num_repeats below 1.
     throw invalid(`numRepeats must be a whole number, 1 or more; got ${options.numRepeats}.`);
@@ -255,64 +262,4 @@ function checkOptions(images: ExportImage[], options: ExportOptions): void {
       throw invalid(`${image.path}: size ${image.width}x${image.height} is not a valid image size.`);
     }
   }
-}
-
-async function placeImage(source: string, target: string, mode: ExportOptions['link']): Promise<'linked' | 'copied'> {
-  const sourceInfo = await sourceStat(source);
-  const targetInfo = await stat(target).catch(() => null);
-  const sameFile = targetInfo !== null && targetInfo.dev === sourceInfo.dev && targetInfo.ino === sourceInfo.ino;
-  const earlierCopy = targetInfo !== null && !sameFile && targetInfo.isFile() && targetInfo.size === sourceInfo.size;
-
-  if (mode === 'copy') {
-    if (earlierCopy) return 'copied';
-    await viaTemporary(target, (temporary) => copyFile(source, temporary, constants.COPYFILE_FICLONE));
-    return 'copied';
-  }
-  if (sameFile) return 'linked';
-  try {
-    await viaTemporary(target, (temporary) => link(source, temporary));
-    return 'linked';
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? '';
-    if (!LINK_UNSUPPORTED.has(code)) throw error;
-    if (mode === 'hardlink') {
-      throw new CelforgeError('CONFIG_INVALID', `${target}: cannot hard-link ${source} (${code}); export to a folder on the library's volume, or set link to 'copy' or 'auto'.`, { file: source, cause: error });
-    }
-  }
-  if (earlierCopy) return 'copied';
-  await viaTemporary(target, (temporary) => copyFile(source, temporary, constants.COPYFILE_FICLONE));
-  return 'copied';
-}
-
-async function sourceStat(source: string) {
-  const info = await stat(source).catch((error: unknown) => {
-    throw new CelforgeError('FILE_NOT_FOUND', `${source}: the image to export cannot be read (${errorMessage(error)}); check the library or leave the image out.`, { file: source, cause: error });
-  });
-  if (!info.isFile()) throw new CelforgeError('FILE_NOT_FOUND', `${source}: the image to export is not a file.`, { file: source });
-  return info;
-}
-
-async function viaTemporary(target: string, write: (temporary: string) => Promise<void>): Promise<void> {
-  const temporary = `${target}.${process.pid}${TEMPORARY_SUFFIX}`;
-  await rm(temporary, { force: true });
-  try {
-    await write(temporary);
-    await rename(temporary, target);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
-}
-
-/** What a run cut short left behind; the names are ours alone. */
-async function removeTemporaries(dir: string): Promise<void> {
-  for (const name of await readdir(dir)) {
-    if (name.endsWith(TEMPORARY_SUFFIX)) await rm(path.join(dir, name), { force: true });
-  }
-}
-
-async function writeIfChanged(file: string, content: string): Promise<void> {
-  const existing = await readFile(file, 'utf8').catch(() => null);
-  if (existing === content) return;
-  await writeThenRename(file, `${file}.${process.pid}${TEMPORARY_SUFFIX}`, content);
 }

@@ -30,9 +30,9 @@ export interface DatasetConfig {
 }
 
 /** Trains on every image in image_dir, its caption from the file beside it. */
-export type DreamBoothSubset = { image_dir: string; num_repeats: number; class_tokens?: string };
+export type DreamBoothSubset = { image_dir: string; num_repeats: number; keep_tokens?: number; class_tokens?: string };
 /** Trains on the images metadata_file names, with the captions in it. */
-export type FineTuningSubset = { metadata_file: string; image_dir: string; num_repeats: number };
+export type FineTuningSubset = { metadata_file: string; image_dir: string; num_repeats: number; keep_tokens?: number };
 
 type Scalar = string | number | boolean | number[];
 
