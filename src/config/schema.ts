@@ -108,6 +108,18 @@ export const configSchema = z.strictObject({
     batchSize: z.number().int().positive().default(1),
     link: z.enum(['auto', 'hardlink', 'copy']).default('auto'),
     fineTuneMetadata: z.boolean().default(false),
+    /** flat: one images/ folder; per-character: a Kohya subset per character or group of characters, num_repeats balanced. */
+    layout: z.enum(['flat', 'per-character']).default('flat'),
+    balance: z.strictObject({
+      /** Each character's steps (images x repeats) as a fraction of the mean over the characters: [min, max]. */
+      band: z.tuple([z.number().positive().max(1), z.number().min(1)]).default([0.8, 1.25]),
+      /** The most of all steps scenery (images without a character) may take. */
+      sceneryShare: z.number().min(0).max(1).default(0.1),
+      /** The most repeats the balance gives a subset, before numRepeats multiplies them. */
+      maxRepeats: z.number().int().min(1).default(100),
+    }).prefault({}),
+    /** Prune each character's tags found on at least this share of its images (the name absorbs them); null keeps them. */
+    pruneCoreTags: z.number().positive().max(1).nullable().default(null),
   }).prefault({}),
   models: z.strictObject({
     /** Downloaded model files land here, one folder per model. */
