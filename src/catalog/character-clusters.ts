@@ -49,11 +49,11 @@ export class CharacterClusters {
     return this.#sql('SELECT DISTINCT series FROM character_clusters ORDER BY series').pluck().all() as string[];
   }
 
-  /** A series' clusters: named first (by name), then by size, largest first. */
+  /** A series' clusters: named ones first, each group by size (largest first), then by age. */
   clusters(series: string, sampleCount = DEFAULT_SAMPLES): ClusterSummary[] {
     const rows = this.#sql(`SELECT c.*, (SELECT count(*) FROM cluster_members m WHERE m.cluster_id = c.id) AS size
       FROM character_clusters c WHERE c.series = ?
-      ORDER BY c.name IS NULL, c.name, size DESC, c.id`).all(series) as (ClusterRow & { size: number })[];
+      ORDER BY c.name IS NULL, size DESC, c.id`).all(series) as (ClusterRow & { size: number })[];
     const samples = this.#sql(`SELECT i.hash, i.path FROM cluster_members m JOIN images i ON i.id = m.image_id
       WHERE m.cluster_id = ? ORDER BY i.id LIMIT ?`);
     return rows.map((row) => ({
