@@ -1,7 +1,9 @@
 /**
  * `celforge export "<query>" --out DIR`: the images a query finds as a Kohya
  * sd-scripts dataset (images hard-linked or copied, `.txt` captions,
- * dataset_config.toml, bucket_report.json). A file in the folder that
+ * dataset_config.toml, bucket_report.json); with export.layout
+ * 'per-character', a subset per character with its repeats and share of
+ * steps printed, and a balance that cannot be met said on stderr. A file in the folder that
  * celforge did not write, or that a person changed since, stops the export
  * before anything is written (EXPORT_CONFLICT). With Hydrus configured, a
  * person's corrections there are pulled first; a closed Hydrus stops the
@@ -37,9 +39,20 @@ export async function exportCommand(query: string, options: ExportCommandOptions
     }
     const result = await exportQuery(catalog, config, query, path.resolve(options.out));
     process.stdout.write(`${result.images} images (${result.linked} linked, ${result.copied} copied), ${result.removed} no longer selected removed\n`);
-    process.stdout.write(`dataset config: ${result.datasetConfig} (${result.form === 'fine-tuning' ? 'fine-tuning form: captions in meta_cap.json' : 'DreamBooth form: captions beside the images'})\n`);
+    process.stdout.write(`dataset config: ${result.datasetConfig} (${result.form === 'fine-tuning' ? `fine-tuning form: captions in ${result.characters ? 'a meta_cap.json per subset' : 'meta_cap.json'}` : 'DreamBooth form: captions beside the images'})\n`);
     for (const bucket of result.bucketReport.buckets) process.stdout.write(`  bucket ${bucket.resolution[0]}x${bucket.resolution[1]}: ${bucket.count}\n`);
     process.stdout.write(`  mean aspect error ${result.bucketReport.meanAspectError.toFixed(4)}\n`);
+    if (result.characters) {
+      const percent = (value: number) => `${(value * 100).toFixed(1)}%`;
+      for (const subset of result.characters.subsets) {
+        process.stdout.write(`  subset ${subset.folder}: ${subset.images} images x ${subset.numRepeats} repeats, keep_tokens ${subset.keepTokens}\n`);
+      }
+      for (const character of result.characters.characters) {
+        process.stdout.write(`  character ${character.name}: ${character.images} images, ${character.steps} steps, ${percent(character.share)} of steps, ${character.ofMean.toFixed(2)} of the mean${character.withinBand ? '' : ' (outside the band)'}\n`);
+      }
+      if (result.characters.scenery) process.stdout.write(`  scenery: ${result.characters.scenery.images} images, ${percent(result.characters.scenery.share)} of steps\n`);
+      for (const problem of result.characters.problems) process.stderr.write(`celforge: balance not met: ${problem}\n`);
+    }
     if (result.metadataFile) process.stdout.write(`fine-tune metadata: ${result.metadataFile}\n`);
     for (const file of result.foreign) process.stderr.write(`celforge: ${file} was not written by celforge; Kohya will train on it too\n`);
   });

@@ -1,7 +1,9 @@
 /**
  * The images a catalog query finds, exported as a Kohya dataset with the
  * configured export settings, in the dataset form the configured training
- * script accepts.
+ * script accepts. Their tags are the catalog's effective tags (a person's
+ * edits applied), so `character:` tags from any source, on frames and crops
+ * alike, decide the per-character layout's subsets.
  */
 import path from 'node:path';
 import type { Catalog } from '../../adapters/catalog-store.ts';
@@ -28,5 +30,8 @@ export async function exportQuery(catalog: Catalog, config: Config, query: strin
     link: settings.link,
     form: datasetFormFor(config.train?.script),
     fineTuneMetadata: settings.fineTuneMetadata,
+    layout: settings.layout,
+    balance: { band: settings.balance.band, sceneryShare: settings.balance.sceneryShare, maxRepeats: settings.balance.maxRepeats },
+    pruneCoreTags: settings.pruneCoreTags,
   });
 }
