@@ -27,7 +27,7 @@ const fileSchema = z.strictObject({
 
 const modelSchema = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/),
-  kind: z.enum(['tagger', 'face-yolo', 'face-cascade', 'face-detector']),
+  kind: z.enum(['tagger', 'face-yolo', 'face-cascade', 'face-detector', 'ccip']),
   licence: z.string(),
   homepage: z.string().url(),
   /** In the repository beside the manifest: present without a download, never fetched. */

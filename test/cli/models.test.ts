@@ -38,7 +38,7 @@ test('models fetch downloads what the manifest names into the models folder; lis
 
 test('the shipped manifest is valid and pins every shipped file at its SHA-256 and size', async () => {
   const models = await loadManifest(BUNDLED_MANIFEST);
-  assert.deepEqual(models.map((m) => m.kind).sort(), ['face-cascade', 'face-detector', 'face-detector', 'face-yolo', 'tagger', 'tagger', 'tagger']);
+  assert.deepEqual(models.map((m) => m.kind).sort(), ['ccip', 'face-cascade', 'face-detector', 'face-detector', 'face-yolo', 'tagger', 'tagger', 'tagger']);
   const shipped = models.filter((m) => m.shipped);
   assert.deepEqual(shipped.map((m) => m.id).sort(), ['anime-faceboxes-1024', 'anime-faceboxes-1536', 'lbpcascade-animeface']);
   for (const file of shipped.flatMap((m) => m.files)) {
