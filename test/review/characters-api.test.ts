@@ -1,5 +1,5 @@
 /**
- * The Characters view's API over real HTTP, on a library with five clusters:
+ * The Characters view's API over real HTTP, on a library with seven clusters in two series:
  * reads (series, clusters with sample crops served by hash, members);
  * refusals (no token, a foreign Origin, malformed bodies, unknown clusters,
  * series and crops, a name no tag can carry) that change nothing; and each
@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
-import { SERIES, characterLibrary, type CharacterLibrary } from '../fixtures/character-library.ts';
+import { SECOND_SERIES, SERIES, characterLibrary, type CharacterLibrary } from '../fixtures/character-library.ts';
 
 function raw(url: string, options: { method?: string; path: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; body: Buffer; json: any }> {
   const { hostname, port } = new URL(url);
@@ -43,7 +43,7 @@ test('characters API: reads, refusals that change nothing, and changes the catal
     raw(url, { method: 'POST', path: pathname, headers: { 'Content-Type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
   const clusters = async () => (await get(`/api/characters/clusters?series=${encodeURIComponent(SERIES)}`)).json.clusters as { id: number; name: string | null; noise: boolean; size: number; samples: { hash: string; picture: string }[] }[];
 
-  assert.deepEqual((await get('/api/characters')).json, { series: [SERIES] });
+  assert.deepEqual((await get('/api/characters')).json, { series: [SECOND_SERIES, SERIES] });
   const listed = await get(`/api/characters/clusters?series=${encodeURIComponent(SERIES)}&samples=2`);
   assert.equal(listed.status, 200);
   const red = listed.json.clusters.find((cluster: { id: number }) => cluster.id === clusterOf.red);
@@ -54,6 +54,8 @@ test('characters API: reads, refusals that change nothing, and changes the catal
   assert.equal(picture.status, 200);
   const file = library.catalog.get(red.samples[0].hash)!.path;
   assert.ok(picture.body.equals(readFileSync(path.join(library.library, file))), 'the crop itself, by hash');
+  const samples = async (query: string) => (await get(`/api/characters/clusters?series=${encodeURIComponent(SERIES)}${query}`)).json.clusters[0].samples.length;
+  assert.deepEqual([await samples(''), await samples('&samples=3'), await samples('&samples=1000'), await samples('&samples=zero')], [8, 3, 10, 8], 'the largest cluster: 8 samples unless asked');
   const members = await get(`/api/characters/clusters/${clusterOf.green}/members`);
   assert.deepEqual(sorted(members.json.members.map((member: { hash: string }) => member.hash)), sorted(crops.green));
   assert.deepEqual(members.json.members.map((member: { byPerson: boolean }) => member.byPerson), [false, false, false]);
@@ -78,6 +80,7 @@ test('characters API: reads, refusals that change nothing, and changes the catal
     ['/api/characters/clusters/99999/name', { name: 'Saber' }, 404, /no character cluster with id 99999/],
     [`/api/characters/clusters/${clusterOf.red}/merge`, { other: clusterOf.red }, 400, /cannot be merged into itself/],
     [`/api/characters/clusters/${clusterOf.red}/merge`, { other: 99999 }, 404, /no character cluster with id 99999/],
+    [`/api/characters/clusters/${clusterOf.red}/merge`, { other: clusterOf.orange }, 400, /different series/],
     [`/api/characters/clusters/${clusterOf.red}/merge`, { other: 'blue' }, 400, /other:/],
     [`/api/characters/clusters/${clusterOf.red}/move-out`, { hashes: [crops.green[0]] }, 404, new RegExp(`no crop with hash ${crops.green[0]} in cluster ${clusterOf.red}`)],
     [`/api/characters/clusters/${clusterOf.red}/move-out`, { hashes: ['../../catalog.sqlite'] }, 400, /64 hex digits/],
@@ -103,7 +106,7 @@ test('characters API: reads, refusals that change nothing, and changes the catal
   assert.equal((await get('/api/characters/clusters/1/../../../catalog.sqlite')).status, 404);
   assert.equal((await get(`/api/characters/clusters/${clusterOf.red}/name`)).status, 405, 'a change is a POST');
   assert.deepEqual((await clusters()).map((cluster) => [cluster.name, cluster.noise, cluster.size]),
-    [[null, false, 4], [null, false, 3], [null, false, 2], [null, false, 2], [null, false, 1]], 'nothing changed');
+    [[null, false, 10], [null, false, 4], [null, false, 3], [null, false, 2], [null, false, 2], [null, false, 1]], 'nothing changed');
   assert.equal(library.catalog.count('character:*'), 0);
 
   // Changes.
@@ -141,5 +144,5 @@ test('characters API beyond loopback: no session, no clusters; no Origin, no cha
   assert.equal(change.status, 403);
   assert.match(change.json.error, /without an Origin header/);
   assert.equal(library.catalog.count('character:*'), 0);
-  assert.equal(new Set(library.catalog.search('crop:face').map((image) => image.hash)).size, 12, 'the crops are all still there');
+  assert.equal(new Set(library.catalog.search('crop:face').map((image) => image.hash)).size, 24, 'the crops are all still there');
 });

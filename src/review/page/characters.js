@@ -4,6 +4,8 @@
 // api, act, element, $ and say it uses; names are only ever set as text.
 
 let characterSeries = null;
+/** Counts the loads of the rows, so that an answer to an older one (another series) is not drawn over a newer one. */
+let clusterLoads = 0;
 /** Clusters whose every member is shown instead of the samples. */
 const expandedClusters = new Set();
 
@@ -22,10 +24,12 @@ async function loadCharacters() {
 }
 
 async function loadClusters() {
+  const load = ++clusterLoads;
   const data = await act(() => api(`/api/characters/clusters?series=${encodeURIComponent(characterSeries)}`));
   if (!data) return;
-  $('#character-count').textContent = `${data.clusters.length} clusters`;
   const rows = await Promise.all(data.clusters.map((cluster) => clusterRow(cluster, data.clusters)));
+  if (load !== clusterLoads) return;
+  $('#character-count').textContent = `${data.clusters.length} clusters`;
   $('#clusters').replaceChildren(...rows);
 }
 
