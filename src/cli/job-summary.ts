@@ -18,7 +18,10 @@ export function describeJob(job: Job): string {
   return parts.join('  ');
 }
 
-/** "34046 frames, 9120 kept, 24926 duplicates, 312 scenes, 27.1 GiB written in <dir>; faces on 7010 of 9120; 9120 tagged, subject tags taken from 1920" */
+/**
+ * "34046 frames, 9120 kept, 24926 duplicates, 312 scenes, 27.1 GiB written in <dir>; faces on 7010 of 9120 (<detector>);
+ * 8200 crops; 9120 tagged and 8200 crops by <taggers>, subject tags taken from 1920, composition tags from 2400"
+ */
 export function describeOutput(job: Job): string {
   const extract = job.extract;
   if (!extract) return 'nothing extracted';
@@ -27,6 +30,11 @@ export function describeOutput(job: Job): string {
     `${formatSize(extract.bytesWritten)} written in ${extract.dir}`,
   ];
   if (job.faces) parts.push(`faces on ${job.faces.framesWithFaces} of ${job.faces.framesDone} (${job.faces.detector})`);
-  if (job.tags) parts.push(`${job.tags.framesDone} tagged by ${job.tags.taggers.join(', ')}, subject tags taken from ${job.tags.framesGated}`);
+  if (job.crops) parts.push(`${job.crops.crops} crops`);
+  if (job.tags) {
+    const { framesDone, cropsDone, taggers, framesGated, compositionGated } = job.tags;
+    parts.push(`${framesDone} tagged${cropsDone ? ` and ${cropsDone} crops` : ''} by ${taggers.join(', ')}, subject tags taken from ${framesGated}` +
+      (compositionGated === undefined ? '' : `, composition tags from ${compositionGated}`));
+  }
   return parts.join('; ');
 }

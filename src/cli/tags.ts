@@ -39,7 +39,8 @@ export async function tagsCommand(pictures: string[], options: GlobalOptions & {
     const prepared = await prepareEach(run.pictures, (picture) => prepareForTaggers(taggers, [picture], run.images));
     const good = prepared.flatMap((entry, index) => (entry.ok ? [{ index, inputs: entry.value }] : []));
     const inputs = new Map([...new Set(taggers.map((tagger) => tagger.size))].map((size) => [size, good.map((entry) => entry.inputs.get(size)![0]!)]));
-    const tagged = await tagPrepared(taggers, inputs, good.map((entry) => faceCounts[entry.index] ?? null), config);
+    const faces = good.map((entry) => faceCounts[entry.index] ?? null);
+    const tagged = await tagPrepared(taggers, inputs, faces.map((count) => (count === null ? null : { count, largestShare: null })), config);
     const withText = (tag: PictureTag): TagOutput => ({ ...tag, text: captionToken(tag.tag, config.tags.underscoresToSpaces) });
     return run.pictures.map((image, index) => {
       const entry = prepared[index]!;

@@ -105,7 +105,7 @@ export async function runPipeline(jobId: string, ledger: Ledger, ports: Pipeline
   }
   await save((target) => void (target.state = 'ready-for-review'));
   ports.log.info(
-    { job: jobId, frames: job.extract?.framesDone, kept: job.extract?.kept, duplicates: job.extract?.duplicates, withFaces: job.faces?.framesWithFaces, tagged: job.tags?.framesDone, dir: job.extract?.dir },
+    { job: jobId, frames: job.extract?.framesDone, kept: job.extract?.kept, duplicates: job.extract?.duplicates, withFaces: job.faces?.framesWithFaces, crops: job.crops?.crops, tagged: job.tags?.framesDone, dir: job.extract?.dir },
     `${job.source}: ready for review`,
   );
   ports.events?.emit({
