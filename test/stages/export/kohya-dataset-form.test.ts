@@ -237,3 +237,53 @@ test('the transcription is strict: the DreamBooth form, with bare-hash keys, is 
   // A key without its extension, joined with image_dir, names no file since v0.10.0.
   for (const image of images) assert.equal(existsSync(pythonJoin(path.join(out, 'images'), image.hash)), false);
 });
+
+/** A cast for the per-character layout: two characters alone, both together, scenery. */
+async function castLibrary(t: TestContext): Promise<ExportImage[]> {
+  const images = await library(t);
+  const [wide, tall, tv] = images as [ExportImage, ExportImage, ExportImage];
+  const dir = tempDir(t);
+  const file = path.join(dir, 'both.png');
+  await sharp({ create: { width: 80, height: 45, channels: 3, background: '#996633' } }).png().toFile(file);
+  return [
+    { ...wide, tags: ['character:saber_(fate)', '1girl'] },
+    { ...tall, tags: ["character:o'brien", 'sky'] },
+    tv,
+    { hash: createHash('sha256').update(readFileSync(file)).digest('hex'), path: file, width: 80, height: 45, tags: ['character:saber_(fate)', "character:o'brien"] },
+  ];
+}
+
+for (const [script, sanitizer] of Object.entries(SCRIPTS)) {
+  test(`${script}: the per-character layout passes its ConfigSanitizer schema, each subset with its own image_dir (and metadata_file)`, async (t) => {
+    const images = await castLibrary(t);
+    const out = path.join(tempDir(t), 'dataset');
+    const form = datasetFormFor(script);
+    const result = await exportKohyaDataset(images, options(out, { form, layout: 'per-character', balance: { band: [0.8, 1.25], sceneryShare: 0.5, maxRepeats: 10 } }));
+    const config = parseSimpleToml(readFileSync(result.datasetConfig, 'utf8')) as any;
+    assert.deepEqual(validateUserConfig(config, sanitizer), []);
+    const subsets = config.datasets[0].subsets as any[];
+    assert.equal(subsets.length, 4);
+    // Kohya drops a subset equal to an earlier one: the same image_dir, or in the fine-tuning form the same metadata_file.
+    assert.equal(new Set(subsets.map((s) => s.image_dir)).size, 4);
+    for (const subset of subsets) {
+      assert.ok(Number.isSafeInteger(subset.keep_tokens) && subset.keep_tokens >= 1);
+      assert.ok(statSync(subset.image_dir).isDirectory());
+    }
+    assert.deepEqual(subsets.map((s) => s.keep_tokens), [1, 2, 2, 3], 'celchar and the names');
+    if (form === 'dreambooth') {
+      assert.equal(result.metadataFile, null);
+      assert.deepEqual(subsets.map((s) => s.class_tokens), ['celchar', "celchar, o'brien", 'celchar, saber (fate)', "celchar, o'brien, saber (fate)"]);
+      return;
+    }
+    assert.equal(new Set(subsets.map((s) => s.metadata_file)).size, 4);
+    for (const subset of subsets) {
+      assert.equal(subset.metadata_file, path.join(subset.image_dir, 'meta_cap.json'));
+      const metadata = JSON.parse(readFileSync(subset.metadata_file, 'utf8')) as Record<string, { caption: string; image_size: [number, number] }>;
+      for (const [key, entry] of Object.entries(metadata)) {
+        assert.equal(path.dirname(key), subset.image_dir);
+        assert.ok(statSync(pythonJoin(subset.image_dir, key)).isFile());
+        assert.equal(entry.caption.split(',').length >= subset.keep_tokens, true);
+      }
+    }
+  });
+}

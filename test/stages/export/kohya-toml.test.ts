@@ -22,8 +22,24 @@ const config: DatasetConfig = {
   ],
 };
 
+/** The per-character layout: keep_tokens in each subset, folder names with unicode, "+", parentheses and a quote. */
+const perCharacter: DatasetConfig = {
+  general: { enable_bucket: true, caption_extension: '.txt', shuffle_caption: true, keep_tokens: 1 },
+  datasets: [{
+    resolution: [1024, 1024], batch_size: 1, min_bucket_reso: 256, max_bucket_reso: 2048, bucket_reso_steps: 64, bucket_no_upscale: false,
+    subsets: [
+      { image_dir: '/data/set/images/scenery', num_repeats: 1, keep_tokens: 1, class_tokens: 'celchar' },
+      { image_dir: '/data/set/images/characters_1/ツンデレ', num_repeats: 60, keep_tokens: 2, class_tokens: 'celchar, ツンデレ' },
+      { image_dir: "/data/set/images/characters_2/o_brien-1a2b3c4d+saber_(fate)", num_repeats: 7, keep_tokens: 3, class_tokens: "celchar, o'brien, saber (fate)" },
+    ],
+  }],
+};
+
 test('the dataset config reads back as written', () => {
   assert.deepEqual(parseSimpleToml(datasetConfigToml(config)), config);
+  assert.deepEqual(parseSimpleToml(datasetConfigToml(perCharacter)), perCharacter);
+  assert.match(datasetConfigToml(perCharacter), /\n {2}\[\[datasets\.subsets\]\]\n {2}image_dir = '\/data\/set\/images\/characters_1\/ツンデレ'\n {2}num_repeats = 60\n {2}keep_tokens = 2\n {2}class_tokens = 'celchar, ツンデレ'\n/);
+  assert.match(datasetConfigToml(perCharacter), /\n {2}class_tokens = "celchar, o'brien, saber \(fate\)"\n/);
 });
 
 test('the layout is the one in Kohya\'s config README', () => {
@@ -82,9 +98,11 @@ test('the parser refuses what it does not know, with the line', () => {
 
 const python = spawnSync('python3', ['-c', 'import tomllib'], { encoding: 'utf8' });
 test('a strict TOML 1.0 parser (Python tomllib) reads the same values', { skip: python.status !== 0 ? 'python3 with tomllib is not installed' : false }, () => {
-  const result = spawnSync('python3', ['-c', 'import sys, json, tomllib; print(json.dumps(tomllib.loads(sys.stdin.read())))'], {
-    input: datasetConfigToml(config), encoding: 'utf8',
-  });
-  assert.equal(result.status, 0, result.stderr);
-  assert.deepEqual(JSON.parse(result.stdout), config);
+  for (const written of [config, perCharacter]) {
+    const result = spawnSync('python3', ['-c', 'import sys, json, tomllib; print(json.dumps(tomllib.loads(sys.stdin.read())))'], {
+      input: datasetConfigToml(written), encoding: 'utf8',
+    });
+    assert.equal(result.status, 0, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout), written);
+  }
 });
