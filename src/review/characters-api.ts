@@ -1,13 +1,14 @@
 /**
  * The review API of the Characters view, over the catalog's character
  * clusters (CharacterClusters). Reads: the series that have clusters, one
- * series' clusters with sample crops, a cluster's members. Changes, which the
+ * series' clusters with sample crops and how many images are flagged where the
+ * taggers' character tags and the clusters disagree, a cluster's members. Changes, which the
  * catalog's tags follow at once: name a cluster, merge another cluster into
  * it, move crops out of it, mark it noise (or not). Crops are shown through
  * /api/images/<hash>, the catalog's picture route, never by a path.
  *
  *   GET  /api/characters                            {series: [...]}
- *   GET  /api/characters/clusters?series=&samples=  {series, clusters: [...]}
+ *   GET  /api/characters/clusters?series=&samples=  {series, clusters: [...], conflicts: {tag, count}}
  *   GET  /api/characters/clusters/<id>/members      {id, members: [...]}
  *   POST /api/characters/clusters/<id>/name         {"name": "..."} -> {id, tag}
  *   POST /api/characters/clusters/<id>/merge        {"other": <id>}
@@ -16,7 +17,7 @@
  */
 import { z } from 'zod';
 import { CharacterClusters } from '../catalog/character-clusters.ts';
-import { characterTag } from '../catalog/character-tags.ts';
+import { CONFLICT_TAG, characterTag } from '../catalog/character-tags.ts';
 import { ApiError, parseBody } from './api-request.ts';
 import type { ApiResult, Handler, ReviewContext } from './review-api.ts';
 
@@ -94,6 +95,7 @@ async function clustersOf(context: ReviewContext, _match: string[], url: URL): P
     clusters: clusters.clusters(series, samples).map(({ id, name, noise, size, samples: crops }) => ({
       id, name, noise, size, samples: crops.map((crop) => ({ hash: crop.hash, picture: picture(crop.hash) })),
     })),
+    conflicts: { tag: CONFLICT_TAG, count: context.catalog.count(CONFLICT_TAG) },
   });
 }
 

@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
-import { SECOND_SERIES, SERIES, characterLibrary, type CharacterLibrary } from '../fixtures/character-library.ts';
+import { CharacterClusters } from '../../src/catalog/character-clusters.ts';
+import { SECOND_SERIES, SERIES, TAGGER_CHARACTER, characterLibrary, type CharacterLibrary } from '../fixtures/character-library.ts';
 
 function raw(url: string, options: { method?: string; path: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; body: Buffer; json: any }> {
   const { hostname, port } = new URL(url);
@@ -107,13 +108,19 @@ test('characters API: reads, refusals that change nothing, and changes the catal
   assert.equal((await get(`/api/characters/clusters/${clusterOf.red}/name`)).status, 405, 'a change is a POST');
   assert.deepEqual((await clusters()).map((cluster) => [cluster.name, cluster.noise, cluster.size]),
     [[null, false, 10], [null, false, 4], [null, false, 3], [null, false, 2], [null, false, 2], [null, false, 1]], 'nothing changed');
-  assert.equal(library.catalog.count('character:*'), 0);
+  assert.deepEqual(found(library, 'character:*'), [crops.red[0]], "only the tagger's");
+  assert.equal((await clusters()).length, 6);
 
   // Changes.
   const named = await post(nameRed, { name: 'Saber Alter' });
   assert.deepEqual(named.json, { id: clusterOf.red, tag: 'character:saber_alter' });
   assert.deepEqual(found(library, 'character:saber_alter'), withFrames(library, crops.red));
   assert.equal((await clusters())[0]!.name, 'saber_alter', 'named first');
+  const searched = await library.cli('search', 'character:saber_alter', '--json');
+  assert.equal(searched.code, 0, searched.stderr);
+  assert.deepEqual(sorted(searched.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { hash: string }).hash)), withFrames(library, crops.red), 'celforge search finds the crops and their frames');
+  const listed2 = (await get(`/api/characters/clusters?series=${encodeURIComponent(SERIES)}`)).json;
+  assert.deepEqual(listed2.conflicts, { tag: 'review:character_conflict', count: 1 }, `the red crop the tagger called ${TAGGER_CHARACTER}`);
 
   assert.equal((await post(`/api/characters/clusters/${clusterOf.green}/merge`, { other: clusterOf.red })).status, 200);
   assert.deepEqual(found(library, 'character:saber_alter'), withFrames(library, [...crops.red, ...crops.green]), 'the merged cluster keeps the name');
@@ -128,6 +135,7 @@ test('characters API: reads, refusals that change nothing, and changes the catal
 
   assert.deepEqual((await post(`/api/characters/clusters/${clusterOf.green}/noise`, { noise: true })).json, { id: clusterOf.green, noise: true });
   assert.equal(library.catalog.count('character:saber_alter'), 0);
+  assert.equal((await get(`/api/characters/clusters?series=${encodeURIComponent(SERIES)}`)).json.conflicts.count, 0, 'noise names no one, so nothing disagrees');
   assert.equal((await clusters()).find((cluster) => cluster.id === clusterOf.green)!.noise, true);
 });
 
@@ -143,6 +151,6 @@ test('characters API beyond loopback: no session, no clusters; no Origin, no cha
   const change = await raw(local, { method: 'POST', path: `/api/characters/clusters/${library.clusterOf.red}/noise`, headers: { ...headers, 'Content-Type': 'application/json' }, body: '{"noise":true}' });
   assert.equal(change.status, 403);
   assert.match(change.json.error, /without an Origin header/);
-  assert.equal(library.catalog.count('character:*'), 0);
+  assert.ok(new CharacterClusters(library.catalog).clusters(SERIES).every((cluster) => !cluster.noise), 'no cluster marked noise');
   assert.equal(new Set(library.catalog.search('crop:face').map((image) => image.hash)).size, 24, 'the crops are all still there');
 });

@@ -117,6 +117,13 @@ test('characters view: rows of crops; name, merge, move out and noise reach the 
   assert.equal(await name(page, clusterOf.red, 'Saber'), 'saber');
   await page.locator('#message', { hasText: `Cluster ${clusterOf.red} named: search character:saber` }).waitFor();
   assert.deepEqual(found(library, 'character:saber'), withFrames(library, crops.red));
+  // The tagger named the first red crop otherwise: the view links to it, flagged, in Tag review.
+  await page.locator('#character-conflicts', { hasText: /^1 image\(s\) where a tagger's character tag and the clusters disagree$/ }).click();
+  await page.locator('#result-count', { hasText: /^1 images$/ }).waitFor();
+  assert.equal(await page.locator('#query').inputValue(), 'review:character_conflict');
+  assert.deepEqual(await page.locator('#grid .cell').evaluateAll((cells) => cells.map((cell) => (cell as HTMLElement).dataset.hash)), [crops.red[0]]);
+  await page.click('nav a[data-tab="characters"]');
+  await page.locator(`.cluster[data-cluster="${clusterOf.red}"] .cluster-name`, { hasText: /^saber$/ }).waitFor();
 
   // Merge: magenta joins blue; one row less, and magenta's crop carries blue's name.
   await name(page, clusterOf.blue, 'Rin');
@@ -139,6 +146,8 @@ test('characters view: rows of crops; name, merge, move out and noise reach the 
   assert.deepEqual(found(library, 'character:saber'), withFrames(library, kept));
   assert.ok(!library.catalog.tagsOf(out!).includes('character:saber'));
   assert.ok(!library.catalog.tagsOf(library.frameOf.get(out!)!).includes('character:saber'));
+  await page.locator('#character-conflicts').waitFor({ state: 'hidden' });
+  assert.equal(library.catalog.count('review:character_conflict'), 0, 'out of the cluster, the crop disagrees with nothing');
 
   // Noise: the row says so and the tags are gone; taken back, they return.
   await name(page, clusterOf.yellow, 'Archer');

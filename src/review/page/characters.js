@@ -30,7 +30,16 @@ async function loadClusters() {
   const rows = await Promise.all(data.clusters.map((cluster) => clusterRow(cluster, data.clusters)));
   if (load !== clusterLoads) return;
   $('#character-count').textContent = `${data.clusters.length} clusters`;
+  showConflicts(data.conflicts);
   $('#clusters').replaceChildren(...rows);
+}
+
+/** A link to the images flagged where a tagger's character tag and the clusters disagree, opened in Tag review. */
+function showConflicts({ tag, count }) {
+  const link = $('#character-conflicts');
+  link.hidden = count === 0;
+  link.textContent = `${count} image(s) where a tagger's character tag and the clusters disagree`;
+  link.onclick = () => { $('#query').value = tag; };
 }
 
 /** A change to a cluster, then the series' rows again. */
