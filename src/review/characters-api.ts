@@ -1,11 +1,13 @@
 /**
  * The review API of the Characters view, over the catalog's character
- * clusters (CharacterClusters). Reads: the series that have clusters, one
- * series' clusters with sample crops and how many images are flagged where the
- * taggers' character tags and the clusters disagree, a cluster's members. Changes, which the
- * catalog's tags follow at once: name a cluster, merge another cluster into
- * it, move crops out of it, mark it noise (or not). Crops are shown through
- * /api/images/<hash>, the catalog's picture route, never by a path.
+ * clusters (CharacterClusters). Reads: the series that have clusters; one
+ * series' clusters with sample crops, and how many images are flagged where
+ * a tagger's character tag and the clusters disagree; a cluster's members.
+ * Changes, which the catalog's tags follow at once: name a cluster, merge
+ * another cluster into it, move crops out of it, mark it noise (or not).
+ * Crops are shown through /api/images/<hash>, the catalog's picture route,
+ * never by a path. The server's token, Origin and login rules guard these
+ * routes as every other.
  *
  *   GET  /api/characters                            {series: [...]}
  *   GET  /api/characters/clusters?series=&samples=  {series, clusters: [...], conflicts: {tag, count}}
