@@ -18,12 +18,12 @@ export function tempDir(t: { after: (fn: () => void) => void }, prefix = 'celfor
   return dir;
 }
 
-/** The faces and tags stages turned off, for tests about everything before them. */
-export const FRAMES_ONLY = { faces: { detector: 'none' }, tags: { taggers: [] } };
+/** The faces, characters and tags stages turned off, for tests about everything before them. */
+export const FRAMES_ONLY = { faces: { detector: 'none' }, characters: { enabled: false }, tags: { taggers: [] } };
 
 /**
  * Writes a daemon.config.ts in `dir` with this object as its default export.
- * Unless the config names them, the faces and tags stages are off
+ * Unless the config names them, the faces, characters and tags stages are off
  * (FRAMES_ONLY) and the review page takes a free port (daemons of tests
  * running side by side).
  */

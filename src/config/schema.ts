@@ -180,6 +180,30 @@ export const configSchema = z.strictObject({
      */
     minSize: z.number().int().min(16).max(4096).default(256),
   }).prefault({}),
+  characters: z.strictObject({
+    /**
+     * Who is in each crop (after `crops`): CCIP features of the crops, clustered per series, clusters named from
+     * reference pictures in <library>/characters/<series>/<name>/ and on the review page, `character:<name>` on crops
+     * and their frames. false: no characters stage (and no CCIP model needed).
+     */
+    enabled: z.boolean().default(true),
+    /** The manifest id of the CCIP model (deepghs/ccip_onnx); its metrics.json threshold decides "same character". */
+    model: z.string().min(1).default('ccip-caformer-24-randaug-pruned'),
+    /**
+     * How crops are clustered, as imgutils' ccip_clustering with its default parameters (src/stages/characters/clustering.ts):
+     * `optics` (imgutils' default; max_eps 0.5, min_samples 5: a character seen in fewer than 5 crops stays unclustered)
+     * or `dbscan` (eps = the model's threshold, min_samples 2: smaller clusters, more split or joined by look-alikes).
+     */
+    method: z.enum(['optics', 'dbscan']).default('optics'),
+    /** Crop kinds whose features are clustered; each crop of these kinds joins a cluster and carries its name. */
+    cropKinds: z.array(z.enum(['face', 'upper_body'])).min(1).default(['face', 'upper_body']),
+    /**
+     * A cluster takes a reference folder's name when at least this share of its crops (a sample of up to 32) is the same
+     * character as one of the folder's pictures (CCIP difference <= the model's threshold): a majority, so that a few
+     * look-alike crops do not give a cluster a name that most of it does not match.
+     */
+    referenceShare: z.number().min(0).max(1).default(0.5),
+  }).prefault({}),
   tags: z.strictObject({
     /** Manifest ids of the taggers averaged together; an empty list turns tagging off. */
     taggers: z.array(z.string().min(1)).default(['wd-swinv2-tagger-v3', 'wd-vit-tagger-v3', 'wd-convnext-tagger-v3']),
@@ -193,6 +217,20 @@ export const configSchema = z.strictObject({
     blacklist: z.array(z.string().min(1)).default([]),
     /** Tags kept only on frames where a face was found. */
     subjectTags: z.array(z.string().min(1)).default(DEFAULT_SUBJECT_TAGS),
+    /**
+     * Composition tags kept only where the largest face box's height, as a share of the picture's height, lies in
+     * [min, max] (src/stages/tags/composition-gate.ts); dropped on every picture without a face. The tags listed
+     * replace these; {} turns the gate off. A detector's box runs forehead to chin, about 3/4 of an anime head, and
+     * figures are drawn 5 to 7 heads tall, so a frame's height holding a whole figure (full_body) leaves the face at
+     * most ~0.75/5 = 0.15 of it; from mid-thigh up (cowboy_shot, ~4 heads) ~0.19, from the waist up (upper_body,
+     * ~2.5-3 heads) ~0.25-0.3, head and shoulders (portrait, ~1.5-2 heads) ~0.4-0.5, and a close-up crops into the
+     * head itself (a face box cut by the frame's edge can exceed the height, hence the open top of 10). Each range
+     * reaches a neighbour's, as figures do not always fill the frame's height; a face crop with the default margin
+     * (face ~0.5 of it) keeps close-up and portrait, an upper-body crop (~0.25) upper_body and cowboy_shot.
+     */
+    composition: z.record(z.string().min(1), z.tuple([z.number().min(0), z.number().min(0)]).refine(([min, max]) => min <= max, 'expected [min, max] with min <= max'))
+      .default({ 'close-up': [0.45, 10], portrait: [0.3, 10], upper_body: [0.15, 0.45], cowboy_shot: [0.1, 0.3], full_body: [0, 0.2] })
+      .transform((ranges) => Object.fromEntries(Object.entries(ranges).map(([tag, range]) => [tag.trim().replace(/\s+/g, '_'), range]))),
     /** In the .txt sidecars and command output: "long hair" rather than "long_hair" (kaomoji keep theirs). */
     underscoresToSpaces: z.boolean().default(true),
     /** Write a .txt caption next to every kept frame. */
@@ -217,20 +255,6 @@ export const configSchema = z.strictObject({
     outputName: z.string().regex(/^[\w.-]+$/, 'a plain file name').default('celforge'),
     /** Where runs, states and checkpoints go; default <library>/training. */
     dir: z.string().min(1).optional(),
-    /**
-     * Composition tags kept only where the largest face box's height, as a share of the picture's height, lies in
-     * [min, max] (src/stages/tags/composition-gate.ts); dropped on every picture without a face. The tags listed
-     * replace these; {} turns the gate off. A detector's box runs forehead to chin, about 3/4 of an anime head, and
-     * figures are drawn 5 to 7 heads tall, so a frame's height holding a whole figure (full_body) leaves the face at
-     * most ~0.75/5 = 0.15 of it; from mid-thigh up (cowboy_shot, ~4 heads) ~0.19, from the waist up (upper_body,
-     * ~2.5-3 heads) ~0.25-0.3, head and shoulders (portrait, ~1.5-2 heads) ~0.4-0.5, and a close-up crops into the
-     * head itself (a face box cut by the frame's edge can exceed the height, hence the open top of 10). Each range
-     * reaches a neighbour's, as figures do not always fill the frame's height; a face crop with the default margin
-     * (face ~0.5 of it) keeps close-up and portrait, an upper-body crop (~0.25) upper_body and cowboy_shot.
-     */
-    composition: z.record(z.string().min(1), z.tuple([z.number().min(0), z.number().min(0)]).refine(([min, max]) => min <= max, 'expected [min, max] with min <= max'))
-      .default({ 'close-up': [0.45, 10], portrait: [0.3, 10], upper_body: [0.15, 0.45], cowboy_shot: [0.1, 0.3], full_body: [0, 0.2] })
-      .transform((ranges) => Object.fromEntries(Object.entries(ranges).map(([tag, range]) => [tag.trim().replace(/\s+/g, '_'), range]))),
     windows: z.array(z.strictObject({
       /** When the window opens: a cron expression (minute hour day month weekday), e.g. "0 1 * * *" for 01:00 every day. */
       start: z.string().refine((expression) => cron.validate(expression), 'expected a cron expression such as "0 1 * * *"'),

@@ -3,7 +3,7 @@
  * `stage` is the stage the job is in (or ended in); `state` says what it is
  * doing there.
  */
-export const STAGES = ['probe', 'diskgate', 'extract', 'catalog', 'faces', 'crops', 'tags'] as const;
+export const STAGES = ['probe', 'diskgate', 'extract', 'catalog', 'faces', 'crops', 'characters', 'tags'] as const;
 export type StageName = (typeof STAGES)[number];
 
 export type JobState =
@@ -65,6 +65,16 @@ export interface CropsState {
   framesDone: number;
   /** Crops written (as recorded in the video's crops.jsonl). */
   crops: number;
+}
+
+export interface CharactersState {
+  /** The CCIP model the features are from. */
+  model: string;
+  /** The video's crops of the configured kinds, and how many have features so far. */
+  crops: number;
+  cropsDone: number;
+  /** The series' clusters once clustered; null while features are computed. */
+  clusters: number | null;
 }
 
 export interface TagsState {
@@ -133,6 +143,7 @@ export interface Job {
   catalog?: { imagesDone: number };
   faces?: FacesState;
   crops?: CropsState;
+  characters?: CharactersState;
   tags?: TagsState;
   waitingFor?: ModelWait;
   timings: Partial<Record<StageName, StageTiming>>;

@@ -7,6 +7,7 @@
 import { CelforgeError, errorMessage } from '../errors.ts';
 import { diskGateStage } from '../stages/diskgate.ts';
 import { catalogStage } from '../stages/catalog/catalog-stage.ts';
+import { charactersStage } from '../stages/characters/characters-stage.ts';
 import { cropsStage } from '../stages/crops/crops-stage.ts';
 import { extractStage } from '../stages/extract/extract-stage.ts';
 import { facesStage } from '../stages/faces/faces-stage.ts';
@@ -24,6 +25,7 @@ const STAGE_HANDLERS: Record<StageName, Stage> = {
   catalog: catalogStage,
   faces: facesStage,
   crops: cropsStage,
+  characters: charactersStage,
   tags: tagsStage,
 };
 

@@ -1,0 +1,116 @@
+/**
+ * characters: who is in each crop. The CCIP model gives every crop of the
+ * configured kinds (the video's crops.jsonl) a feature vector, kept in the
+ * catalog; the series' crops not in a cluster yet then join the clusters
+ * that exist or form new ones (series-clusters.ts), so a new episode's faces
+ * land where the earlier episodes' are. Clusters take names from reference
+ * pictures (reference-names.ts) unless a person named them, and every member
+ * crop of a named cluster, and its frame, carries `character:<name>`
+ * (source `ccip`, src/catalog/character-tags.ts), flagged for review where
+ * the taggers name another character.
+ *
+ * A missing model makes the job wait (`characters.enabled: false` turns the
+ * stage off). A restart computes only the features not stored yet; the
+ * clusters are written in one transaction after every decision is made, so
+ * a crop is never clustered twice.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { readCrops, type CropRecord } from '../../adapters/crops-file.ts';
+import { CharacterClusters } from '../../catalog/character-clusters.ts';
+import { refreshCharacterTags } from '../../catalog/character-tags.ts';
+import { CropFeatures } from '../../catalog/crop-features.ts';
+import type { Job } from '../../daemon/job.ts';
+import { videoLayoutOf } from '../../daemon/library-paths.ts';
+import { modelFile } from '../../models/model-availability.ts';
+import { forEachBatch } from '../batches.ts';
+import { markRunning, modelsOrWait } from '../model-wait.ts';
+import type { Stage, StagePorts } from '../stage.ts';
+import { CCIP_FEATURE_FILE, loadCcipModel, type CcipModel } from './ccip.ts';
+import { chooseName, readReferences, type ReferenceSet } from './reference-names.ts';
+import { clusterSeries } from './series-clusters.ts';
+
+/** Crops per feature batch recorded at once (progress and the resume point). */
+const FEATURE_BATCH = 64;
+/** Crops of a cluster compared with the reference pictures. */
+const REFERENCE_SAMPLE = 32;
+
+export const charactersStage: Stage = async (job, ports) => {
+  const config = ports.config();
+  if (!config.characters.enabled) return { kind: 'done', change: (target) => void delete target.characters };
+  const layout = videoLayoutOf(job, config.library);
+  const kinds = new Set(config.characters.cropKinds);
+  const crops = (await readCrops(layout.crops)).filter((crop) => kinds.has(crop.kind) && isUsable(crop, layout.library, ports));
+  // Nothing to look at: no model is needed (a video without faces, or the crops stage off).
+  if (crops.length === 0) return { kind: 'done', change: (target) => void delete target.characters };
+
+  const available = await modelsOrWait(ports, [config.characters.model], ['ccip']);
+  if (!available.ready) return available.result;
+  if (job.state !== 'running') await markRunning(ports);
+  const model = await loadModel(ports, modelFile(available.models[0]!, CCIP_FEATURE_FILE));
+  const stored = new CropFeatures(ports.catalog, model.id);
+
+  const missing = crops.filter((crop) => !stored.has(crop.sha256));
+  let done = crops.length - missing.length;
+  const progress = (clusters: number | null) => {
+    const state = { model: model.id, crops: crops.length, cropsDone: done, clusters };
+    return (target: Job) => {
+      target.characters = { ...state };
+      target.progress = { done: state.cropsDone, total: state.crops };
+    };
+  };
+  const outcome = await forEachBatch(
+    missing,
+    FEATURE_BATCH,
+    (batch) => model.features(batch.map((crop) => path.join(layout.library, crop.file))),
+    async (batch, features) => {
+      stored.put(new Map(batch.map((crop, index) => [crop.sha256, features[index]!])));
+      done += batch.length;
+      await ports.save(progress(null));
+    },
+    ports.signal,
+  );
+  if (outcome === 'aborted') return { kind: 'interrupted' };
+
+  const clusters = new CharacterClusters(ports.catalog);
+  const made = await clusterSeries(job.series, model, stored, clusters, ports.catalog, config.characters.method);
+  const references = await readReferences(config.library, job.series);
+  for (const problem of references.refused) ports.log.warn({ job: job.id }, `${problem}; it names no cluster`);
+  const named = references.sets.length ? await nameFromReferences(job.series, model, stored, clusters, references.sets, config.characters.referenceShare, ports) : 0;
+  // Tags of this video's crops again: the taggers may have spoken since (a re-run), and frames follow their crops.
+  refreshCharacterTags(ports.catalog, crops.map((crop) => crop.sha256));
+  const series = clusters.clusters(job.series, 0).length;
+  ports.log.info({ job: job.id, crops: crops.length, joined: made.joined, created: made.created, unclustered: made.unclustered, named, clusters: series }, `${job.source}: characters clustered`);
+  return { kind: 'done', change: progress(series) };
+};
+
+/** A crop the catalog holds (not rejected) whose file is there. */
+function isUsable(crop: CropRecord, library: string, ports: StagePorts): boolean {
+  const image = ports.catalog.get(crop.sha256);
+  return image !== undefined && image.rejectedAt === null && existsSync(path.join(library, crop.file));
+}
+
+function loadModel(ports: StagePorts, featureFile: string): Promise<CcipModel> {
+  const config = ports.config();
+  const dir = path.dirname(featureFile);
+  const providers = config.inference.providers;
+  return ports.models.get(`ccip:${dir}:${providers.join(',')}`, () => loadCcipModel(dir, {
+    providers, batchSize: config.inference.batchSize, log: ports.log, images: ports.images,
+  }));
+}
+
+/** Gives each cluster the reference name most of its sampled crops match, unless a person named it; returns how many took one. */
+async function nameFromReferences(
+  series: string, model: CcipModel, stored: CropFeatures, clusters: CharacterClusters, sets: readonly ReferenceSet[], share: number, ports: StagePorts,
+): Promise<number> {
+  const pictures = await model.features(sets.flatMap((set) => set.files));
+  const choices: { id: number; name: string }[] = [];
+  for (const cluster of clusters.clusters(series, REFERENCE_SAMPLE)) {
+    if (cluster.noise) continue;
+    const sample = [...stored.get(cluster.samples.map((crop) => crop.hash)).values()];
+    if (sample.length === 0) continue;
+    const name = chooseName(await model.crossDifferences(sample, pictures), sample.length, sets, model.threshold, share);
+    if (name !== null) choices.push({ id: cluster.id, name });
+  }
+  return ports.catalog.batch(() => choices.filter((choice) => clusters.nameFromReference(choice.id, choice.name)).length);
+}
