@@ -130,3 +130,42 @@ test('with train.script fine_tune.py, export writes the fine-tuning form: metada
     assert.equal(entry.image_size.length, 2);
   }
 });
+
+test('with export.layout per-character, export writes a subset per character and prints each one\'s repeats and share of steps', async (t) => {
+  const dir = tempDir(t);
+  const configFile = writeConfig(dir, {
+    export: { triggerWords: ['mychar'], keepTokens: 1, resolution: 512, minBucketReso: 256, maxBucketReso: 1024, layout: 'per-character', balance: { band: [0.9, 1.1], sceneryShare: 0.3 } },
+  });
+  const cli = (...args: string[]) => runCli(['--config', configFile, ...args], { cwd: dir });
+  const drop = path.join(dir, 'drop');
+  mkdirSync(drop);
+  const cast = [...Array.from({ length: 4 }, () => 'character:saber, 1girl'), 'character:rin, 1girl', 'sky, no humans'];
+  for (const [index, tags] of cast.entries()) {
+    await sharp({ create: { width: 96 + index, height: 54, channels: 3, background: '#446688' } }).png().toFile(path.join(drop, `${index}.png`));
+    writeFileSync(path.join(drop, `${index}.txt`), tags);
+  }
+  await cli('import', drop);
+  const out = path.join(dir, 'dataset');
+  const result = await cli('export', '', '--out', out);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^ {2}subset images\/characters_1\/rin: 1 images x 4 repeats, keep_tokens 2$/m);
+  assert.match(result.stdout, /^ {2}subset images\/characters_1\/saber: 4 images x 1 repeats, keep_tokens 2$/m);
+  assert.match(result.stdout, /^ {2}character saber: 4 images, 4 steps, 44\.4% of steps, 1\.00 of the mean$/m);
+  assert.match(result.stdout, /^ {2}scenery: 1 images, 11\.1% of steps$/m);
+  assert.equal(result.stderr, '');
+  const toml = parseSimpleToml(readFileSync(path.join(out, 'dataset_config.toml'), 'utf8')) as any;
+  assert.deepEqual(toml.datasets[0].subsets.map((s: any) => [path.relative(out, s.image_dir), s.num_repeats, s.keep_tokens]), [
+    [path.join('images', 'scenery'), 1, 1], [path.join('images', 'characters_1', 'rin'), 4, 2], [path.join('images', 'characters_1', 'saber'), 1, 2],
+  ]);
+  const caption = readdirSync(path.join(out, 'images', 'characters_1', 'rin')).find((name) => name.endsWith('.txt'))!;
+  assert.equal(readFileSync(path.join(out, 'images', 'characters_1', 'rin', caption), 'utf8'), 'mychar, rin, 1girl\n');
+
+  // A band whole repeats cannot meet is exported all the same, and said on stderr.
+  writeConfig(dir, {
+    export: { triggerWords: ['mychar'], keepTokens: 1, resolution: 512, minBucketReso: 256, maxBucketReso: 1024, layout: 'per-character', balance: { band: [0.9, 1.1], sceneryShare: 0.3, maxRepeats: 2 } },
+  });
+  const unmet = await cli('export', '', '--out', out);
+  assert.equal(unmet.code, 0, unmet.stderr);
+  assert.match(unmet.stderr, /^celforge: balance not met: rin \(0\.667 of the mean\), saber \(1\.333 of the mean\): outside the band \[0\.9, 1\.1\]/m);
+  assert.match(unmet.stdout, /character rin: 1 images, 2 steps, .* \(outside the band\)$/m);
+});
