@@ -103,8 +103,15 @@ test('characters view: rows of crops; name, merge, move out and noise reach the 
   await cyan.locator('button.show-all', { hasText: 'Show all 10' }).click();
   await cyan.locator('figure.crop').nth(9).waitFor();
   assertShows(await rowCrops(page, clusterOf.cyan), library, ['cyan']);
-  await cyan.locator('button.show-all', { hasText: 'Show samples' }).click();
-  await cyan.locator('figure.crop').nth(8).waitFor({ state: 'detached' });
+  // Two crops picked among all of them move out together.
+  const [first, second] = [crops.cyan[9]!, crops.cyan[3]!];
+  await cyan.locator(`figure.crop[data-hash="${first}"] img`).click(); // the picture selects it
+  await cyan.locator(`figure.crop[data-hash="${second}"] input.pick`).check();
+  await cyan.locator('button.move-out', { hasText: 'Move 2 selected out' }).click();
+  await page.locator('#message', { hasText: '2 crop(s) moved out of Cluster' }).waitFor();
+  await cyan.locator('.cluster-size', { hasText: /^8 crops$/ }).waitFor();
+  assert.deepEqual(sorted((await rowCrops(page, clusterOf.cyan)).map((crop) => crop.hash)), sorted(crops.cyan.filter((crop) => crop !== first && crop !== second)));
+  assert.equal(await cyan.locator('button.show-all').count(), 0, '8 crops: the samples are all of them');
   // The other series has its own rows.
   await page.locator('#character-series').selectOption(SECOND_SERIES);
   await page.locator(`.cluster[data-cluster="${clusterOf.orange}"]`).waitFor();
@@ -139,7 +146,9 @@ test('characters view: rows of crops; name, merge, move out and noise reach the 
   // Move a crop out: it leaves the row, and it and its frame lose the tag.
   const red = page.locator(`.cluster[data-cluster="${clusterOf.red}"]`);
   const [out, ...kept] = crops.red;
-  await red.locator(`figure.crop[data-hash="${out}"] button.move-out`).click();
+  assert.equal(await red.locator('button.move-out').isDisabled(), true, 'nothing selected, nothing to move');
+  await red.locator(`figure.crop[data-hash="${out}"] input.pick`).check();
+  await red.locator('button.move-out', { hasText: 'Move 1 selected out' }).click();
   await red.locator(`figure.crop[data-hash="${out}"]`).waitFor({ state: 'detached' });
   assert.deepEqual(sorted((await rowCrops(page, clusterOf.red)).map((crop) => crop.hash)), sorted(kept));
   assert.equal(await red.locator('.cluster-size').innerText(), '3 crops');

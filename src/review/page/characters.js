@@ -53,6 +53,15 @@ async function clusterRow(cluster, all) {
   const others = all.filter((other) => other.id !== cluster.id);
   const nameInput = element('input', { class: 'cluster-name-input', value: cluster.name ?? '', placeholder: 'character name', maxlength: 100 });
   const mergeSelect = element('select', { class: 'merge-with' }, ...others.map((other) => element('option', { value: other.id }, `${clusterLabel(other)} (${other.size})`)));
+  const picked = new Set();
+  const moveOut = element('button', { type: 'button', class: 'move-out', disabled: '', onclick: () =>
+    changeCluster(cluster.id, 'move-out', { hashes: [...picked] }, `${picked.size} crop(s) moved out of ${clusterLabel(cluster)}`) }, 'Move selected out');
+  const pick = (hash, on) => {
+    if (on) picked.add(hash);
+    else picked.delete(hash);
+    moveOut.disabled = picked.size === 0;
+    moveOut.textContent = picked.size ? `Move ${picked.size} selected out` : 'Move selected out';
+  };
   return element('div', { class: `cluster${cluster.noise ? ' noise' : ''}`, 'data-cluster': cluster.id },
     element('div', { class: 'cluster-head' },
       element('h3', { class: 'cluster-name', title: clusterLabel(cluster) }, clusterLabel(cluster)),
@@ -74,11 +83,16 @@ async function clusterRow(cluster, all) {
         else expandedClusters.add(cluster.id);
         loadClusters();
       } }, expanded ? 'Show samples' : `Show all ${cluster.size}`) : '',
+      moveOut,
     ),
     element('div', { class: 'crops' }, ...crops.map((crop) => element('figure', { class: 'crop', 'data-hash': crop.hash },
-      element('img', { src: crop.picture, loading: 'lazy', alt: `crop ${crop.hash.slice(0, 12)}` }),
-      element('button', { type: 'button', class: 'move-out', title: 'Take this crop out of the cluster', onclick: () =>
-        changeCluster(cluster.id, 'move-out', { hashes: [crop.hash] }, `Crop ${crop.hash.slice(0, 12)} moved out of ${clusterLabel(cluster)}`) }, 'Move out'),
+      element('label', { title: 'Select to move it out of the cluster' },
+        element('img', { src: crop.picture, loading: 'lazy', alt: `crop ${crop.hash.slice(0, 12)}` }),
+        element('input', { type: 'checkbox', class: 'pick', onchange: (event) => {
+          pick(crop.hash, event.target.checked);
+          event.target.closest('figure').classList.toggle('picked', event.target.checked);
+        } }),
+      ),
     ))),
   );
 }
