@@ -59,8 +59,13 @@ export interface CharacterBalanceReport {
   /** Images × num_repeats over all subsets, each image once: Kohya's "images with repeats". */
   totalSteps: number;
   meanCharacterSteps: number;
-  /** `steps`: images × num_repeats of every subset the character is in; `share`: of totalSteps (an image with two characters counts for both, so shares may add up to more than 1); `ofMean`: of meanCharacterSteps. */
-  characters: { name: string; images: number; steps: number; share: number; ofMean: number; withinBand: boolean; coreTags: string[] }[];
+  /**
+   * `images`: every image with the character, alone or not; `repeats`: num_repeats of its own subset (the images
+   * with it alone), null without one; `steps`: images × num_repeats of every subset the character is in; `share`: of
+   * totalSteps (an image with two characters counts for both, so shares may add up to more than 1); `ofMean`: of
+   * meanCharacterSteps.
+   */
+  characters: { name: string; images: number; repeats: number | null; steps: number; share: number; ofMean: number; withinBand: boolean; coreTags: string[] }[];
   subsets: { folder: string; characters: string[]; images: number; numRepeats: number; steps: number; keepTokens: number }[];
   scenery: { images: number; steps: number; share: number; withinCap: boolean } | null;
 }
@@ -126,6 +131,7 @@ export function perCharacterLayout<T extends { tags: string[] }>(images: readonl
     characters: [...balance.characterSteps].map(([name, steps]) => ({
       name,
       images: imagesOf(name),
+      repeats: subsets.find((subset) => subset.characters.length === 1 && subset.characters[0] === name)?.numRepeats ?? null,
       steps: steps * scale,
       share: steps / balance.totalSteps,
       ofMean: steps / balance.meanSteps,

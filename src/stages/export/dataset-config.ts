@@ -12,7 +12,7 @@
  * kohya-dataset-form.ts. Kohya ignores a second subset with the same
  * image_dir, or in the fine-tuning form the same metadata_file
  * (library/train_util.py DreamBoothSubset.__eq__ line 543,
- * FineTuningSubset.__eq__ line 609, and lines 2124-2128): each subset has
+ * FineTuningSubset.__eq__ line 609, used at lines 2124-2128 and 2235-2239): each subset has
  * its own folder, and in the fine-tuning form its own metadata file.
  */
 import path from 'node:path';

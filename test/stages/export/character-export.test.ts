@@ -139,6 +139,7 @@ test('a skewed cast: a subset per set of characters, repeats that keep each char
     assert.deepEqual(character.coreTags, []);
   }
   assert.deepEqual(balance.characters.map((c: any) => c.images), [302, 42, 5]);
+  assert.deepEqual(balance.characters.map((c: any) => c.repeats), ['alice', 'bob', 'chen_(touhou)'].map((name) => byFolder.get(`images/characters_1/${name}`)!.num_repeats));
   for (const subset of balance.subsets) {
     const onDisk = byFolder.get(subset.folder)!;
     assert.deepEqual([subset.images, subset.numRepeats, subset.keepTokens, subset.steps], [onDisk.files.length, onDisk.num_repeats, onDisk.keep_tokens, onDisk.files.length * onDisk.num_repeats]);
