@@ -5,14 +5,25 @@
  * (by hash and by the colour drawn), samples or all of them, per series; naming, merging, moving a crop out and
  * marking noise each reach the catalog's `character:` tags before the next
  * look; hostile names shown as text; long names kept within the window.
- * Without a browser the test is skipped and says why, except in CI.
+ * Then end to end: the faces clip processed (real cascade, crops, generated
+ * CCIP models through the characters stage), its clusters shown in the view,
+ * one named there, and `celforge search` finding its crops and their frames.
+ * Without a browser the tests are skipped and say why, except in CI.
  */
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { chromium, type Page } from 'playwright-core';
+import { Catalog } from '../../src/adapters/catalog-store.ts';
+import { CharacterClusters } from '../../src/catalog/character-clusters.ts';
 import { parseTag } from '../../src/catalog/tags.ts';
+import { writeCcipModels } from '../fixtures/ccip-models.ts';
+import { makeFacesClip } from '../fixtures/faces-clip.ts';
+import { writeModelFolder } from '../fixtures/model-folder.ts';
 import { IDENTITIES, SECOND_SERIES, SERIES, characterLibrary, type CharacterLibrary, type Identity } from '../fixtures/character-library.ts';
 import { CHROMIUM, requireChromium } from '../fixtures/required-program.ts';
+import { runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
 
 const sorted = (values: Iterable<string>) => [...values].sort();
 
@@ -191,4 +202,60 @@ test('characters view: rows of crops; name, merge, move out and noise reach the 
     assert.ok(widths.page <= widths.window, `at ${width} px the page is no wider than the window: ${JSON.stringify(widths)}`);
   }
   assert.deepEqual(errors, [], 'no script errors or dialogs on the page');
+});
+
+test('a processed episode: the characters stage\'s clusters in the view; named there, celforge search finds their crops and frames', async (t) => {
+  if (!requireChromium(t)) return;
+  const clip = await makeFacesClip();
+  const dir = tempDir(t);
+  const models = writeModelFolder(dir, { taggers: [{ id: 'tagger-a', blueSky: 1 }], cascade: true });
+  writeCcipModels(path.join(models.dir, 'ccip-test'), { size: 64 });
+  const manifest = JSON.parse(readFileSync(models.manifest, 'utf8')) as { models: unknown[] };
+  manifest.models.push({
+    id: 'ccip-test', kind: 'ccip', licence: 'test', homepage: 'http://127.0.0.1/',
+    input: { size: 64, layout: 'NCHW', channels: 'RGB', range: 'CLIP-normalised', pad: 'none' },
+    files: ['model_feat.onnx', 'model_metrics.onnx', 'metrics.json'].map((name) => ({ name, url: `http://127.0.0.1:9/ccip-test/${name}`, sha256: null, size: null })),
+  });
+  writeFileSync(models.manifest, JSON.stringify(manifest));
+  const configFile = writeConfig(dir, {
+    inbox: './inbox', library: './library', disk: { reserve: 0 }, notify: { desktop: false },
+    models: { dir: models.dir, manifest: models.manifest, autoFetch: false }, faces: { detector: 'cascade' }, tags: { taggers: ['tagger-a'] },
+    characters: { model: 'ccip-test', method: 'dbscan' },
+  });
+  const cli = (...args: string[]) => runCli(['--config', configFile, ...args], { cwd: dir });
+  const processed = await cli('process', clip.file);
+  assert.equal(processed.code, 0, processed.stderr + processed.stdout);
+  const library = path.join(dir, 'library');
+  const catalog = Catalog.open(path.join(library, 'catalog.sqlite'));
+  t.after(() => catalog.close());
+  const store = new CharacterClusters(catalog);
+  const [series] = store.seriesList();
+  assert.ok(series, `the characters stage made clusters: ${processed.stdout}`);
+  const clusters = store.clusters(series);
+
+  const daemon = startDaemon(configFile);
+  t.after(() => stopDaemon(daemon));
+  const url = await waitFor('the review page', () => /review page: (http:\/\/\S+\/)/.exec(daemon.output())?.[1], 30_000);
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  await page.goto(`${url}#characters`);
+  await page.locator('.cluster').first().waitFor();
+  assert.equal(await page.locator('#character-series').inputValue(), series);
+  assert.deepEqual(await page.locator('.cluster').evaluateAll((rows) => rows.map((row) => Number((row as HTMLElement).dataset.cluster))), clusters.map((cluster) => cluster.id));
+  const [largest] = clusters;
+  const members = store.members(largest!.id);
+  const shown = await page.locator(`.cluster[data-cluster="${largest!.id}"] figure.crop`).evaluateAll((figures) => figures.map((figure) => (figure as HTMLElement).dataset.hash!));
+  assert.ok(shown.length > 0 && shown.every((hash) => members.some((member) => member.hash === hash)), 'the row shows its own crops');
+
+  assert.equal(await name(page, largest!.id, 'Shirou Emiya'), 'shirou_emiya');
+  const searched = await cli('search', 'character:shirou_emiya');
+  assert.equal(searched.code, 0, searched.stderr);
+  const crops = members.map((member) => catalog.get(member.hash)!);
+  const frames = [...new Set(crops.map((crop) => crop.origin!.hash))].map((hash) => catalog.get(hash)!);
+  assert.ok(frames.length > 0);
+  assert.deepEqual(searched.stdout.trim().split('\n').sort(), sorted([...crops, ...frames].map((image) => path.resolve(library, image.path))), 'the cluster\'s crops and the frames they were cut from');
+  assert.deepEqual(errors, [], 'no script errors on the page');
 });
