@@ -4,19 +4,21 @@
  * their frames in the catalog), with real ONNX Runtime sessions on
  * generated CCIP models whose features follow the characters' colours (so
  * the right clusters are known): clusters as designed, a name from reference
- * pictures, `celforge search "character:<name>"` finding frames and crops, a
- * second episode joining the clusters, a person's name and "not this one"
- * surviving re-runs, a restart that does not cluster twice, the conflict
- * flag, and a missing model that makes the job wait.
+ * pictures on the crops and their frames, a second episode joining the
+ * clusters, a person's name and "not this one" surviving re-runs, a restart
+ * that does not cluster twice, the conflict flag, a missing model that makes
+ * the job wait. Then `celforge process` on a real clip (the LBP cascade's
+ * faces, the crops stage's crops) and `celforge search "character:<name>"`
+ * after naming a cluster.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
 import { Catalog } from '../../src/adapters/catalog-store.ts';
-import { CropsWriter, type CropRecord } from '../../src/adapters/crops-file.ts';
+import { CropsWriter, readCrops, type CropRecord } from '../../src/adapters/crops-file.ts';
 import { realDiskSpace } from '../../src/adapters/disk.ts';
 import { createImageWorkers } from '../../src/adapters/image-workers.ts';
 import { MediaRepository } from '../../src/adapters/media.ts';
@@ -32,7 +34,9 @@ import { chooseName, readReferences } from '../../src/stages/characters/referenc
 import type { StagePorts, StageResult } from '../../src/stages/stage.ts';
 import { binaries } from '../fixtures/clips.ts';
 import { CHARACTERS, characterCrop, writeCcipModels } from '../fixtures/ccip-models.ts';
-import { runCli, tempDir, writeConfig } from '../helpers.ts';
+import { makeFacesClip } from '../fixtures/faces-clip.ts';
+import { writeModelFolder } from '../fixtures/model-folder.ts';
+import { readJobs, runCli, tempDir, writeConfig } from '../helpers.ts';
 
 const SERIES = 'Show';
 const MODEL = 'ccip-test';
@@ -46,22 +50,29 @@ interface Crop {
   frameFile: string;
 }
 
+/**
+ * The models folder and manifest: the generated CCIP models as MODEL, an
+ * entry `ccip-missing` that is never fetched, and the LBP cascade.
+ */
+function writeModels(dir: string): { dir: string; manifest: string } {
+  const models = writeModelFolder(dir, { taggers: [], cascade: true });
+  // A 64-pixel input keeps the runs short; the contract is the same (the input size is read from the model).
+  writeCcipModels(path.join(models.dir, MODEL), { size: 64 });
+  const manifest = JSON.parse(readFileSync(models.manifest, 'utf8')) as { models: unknown[] };
+  manifest.models.push(...[MODEL, 'ccip-missing'].map((id) => ({
+    id, kind: 'ccip', licence: 'test', homepage: 'http://127.0.0.1/',
+    input: { size: 64, layout: 'NCHW', channels: 'RGB', range: 'CLIP-normalised', pad: 'none' },
+    files: ['model_feat.onnx', 'model_metrics.onnx', 'metrics.json'].map((name) => ({ name, url: `http://127.0.0.1:9/${id}/${name}`, sha256: null, size: null })),
+  })));
+  writeFileSync(models.manifest, JSON.stringify(manifest));
+  return models;
+}
+
 async function setup(t: Parameters<typeof tempDir>[0], characters: Record<string, unknown> = {}) {
   const dir = tempDir(t);
-  const modelDir = path.join(dir, 'models', MODEL);
-  // A 64-pixel input keeps the runs short; the contract is the same (the input size is read from the model).
-  writeCcipModels(modelDir, { size: 64 });
-  const manifest = path.join(dir, 'manifest.json');
-  // ccip-missing: in the manifest, not in the models folder (never fetched).
-  writeFileSync(manifest, JSON.stringify({
-    models: [MODEL, 'ccip-missing'].map((id) => ({
-      id, kind: 'ccip', licence: 'test', homepage: 'http://127.0.0.1/',
-      input: { size: 64, layout: 'NCHW', channels: 'RGB', range: 'CLIP-normalised', pad: 'none' },
-      files: ['model_feat.onnx', 'model_metrics.onnx', 'metrics.json'].map((name) => ({ name, url: `http://127.0.0.1:9/${id}/${name}`, sha256: null, size: null })),
-    })),
-  }));
+  const modelFolder = writeModels(dir);
   const configFile = writeConfig(dir, {
-    library: './library', models: { dir: path.join(dir, 'models'), manifest, autoFetch: false },
+    library: './library', models: { ...modelFolder, autoFetch: false },
     characters: { model: MODEL, ...characters }, inference: { batchSize: 4, workers: 1 },
   });
   const config = await loadConfig({ configPath: configFile });
@@ -90,7 +101,7 @@ async function setup(t: Parameters<typeof tempDir>[0], characters: Record<string
   };
   const clusters = new CharacterClusters(catalog);
   const found = (query: string) => catalog.search(query).map((image) => image.hash).sort();
-  return { dir, config, configFile, catalog, clusters, run, found };
+  return { config, catalog, clusters, run, found };
 }
 
 /**
@@ -158,8 +169,8 @@ function clustersByCharacter(clusters: CharacterClusters, crops: readonly Crop[]
 
 const hashesOf = (crops: readonly Crop[], character: number) => crops.filter((crop) => crop.character === character).map((crop) => crop.hash).sort();
 
-test('an episode: one cluster per character, a stray crop left out, a reference picture names its cluster, search finds frames and crops', async (t) => {
-  const { config, configFile, dir, catalog, clusters, run, found } = await setup(t);
+test('an episode: one cluster per character, a stray crop left out, a reference picture names its cluster, its frames and crops carry the name', async (t) => {
+  const { config, catalog, clusters, run, found } = await setup(t);
   const { job, crops } = await writeEpisode(config, catalog, '01', [[0, 6], [1, 6], [2, 5], [3, 1]]);
   await writeReferences(config, 'Red Girl', 0, 2);
 
@@ -175,11 +186,6 @@ test('an episode: one cluster per character, a stray crop left out, a reference 
   const red = crops.filter((crop) => crop.character === 0);
   assert.deepEqual(found('character:red_girl'), [...red.map((crop) => crop.hash), ...red.map((crop) => crop.frameHash)].sort());
   assert.ok(catalog.tagSources(red[0]!.hash).some(({ tag, source }) => tag === 'character:red_girl' && source === 'ccip'));
-
-  // The command line finds the same frames and crops.
-  const search = await runCli(['--config', configFile, 'search', 'character:red_girl'], { cwd: dir });
-  assert.equal(search.code, 0, search.stderr);
-  assert.deepEqual(search.stdout.trim().split('\n').sort(), [...red.map((crop) => crop.file), ...red.map((crop) => crop.frameFile)].map((file) => path.join(config.library, file)).sort());
 
   // A tagger that names another character on a crop: flagged for review at the next run (the tags stage re-derives the same).
   catalog.setSourceTags(red[1]!.hash, 'tagger:ensemble', ['character:someone_else']);
@@ -261,4 +267,38 @@ test('reference names: a majority of the sample must match, the name most of it 
   assert.deepEqual(found, [{ name: 'Rin', files: [path.join(library, 'characters', SERIES, 'Rin', 'x.png')] }]);
   assert.equal(refused.length, 1);
   assert.match(refused[0]!, /a, b: the name contains a comma/);
+});
+
+test('process: the pipeline runs characters between crops and tags on a real clip, and a named cluster is found by search', async (t) => {
+  const clip = await makeFacesClip();
+  const dir = tempDir(t);
+  const models = writeModels(dir);
+  const configFile = writeConfig(dir, {
+    inbox: './inbox', library: './library', disk: { reserve: 0 }, models: { ...models, autoFetch: false },
+    faces: { detector: 'cascade' }, crops: { minSize: 64 }, characters: { model: MODEL, method: 'dbscan' }, tags: { taggers: [] },
+    inference: { batchSize: 4, workers: 1 },
+  });
+  const cli = (...args: string[]) => runCli(['--config', configFile, ...args], { cwd: dir });
+  const result = await cli('process', clip.file);
+  assert.equal(result.code, 0, result.stderr + result.stdout);
+  const library = path.join(dir, 'library');
+  const job = readJobs(library)[0]!;
+  assert.equal(job.state, 'ready-for-review');
+  assert.ok(job.timings.characters?.finishedAt && job.timings.crops!.finishedAt! <= job.timings.characters.startedAt, 'after crops');
+  const crops = (await readCrops(path.join(job.extract!.dir, 'crops.jsonl')));
+  assert.ok(crops.length >= 4, `crops were cut (${crops.length})`);
+  assert.deepEqual(job.characters, { model: MODEL, crops: crops.length, cropsDone: crops.length, clusters: job.characters?.clusters });
+
+  const catalog = Catalog.open(path.join(library, 'catalog.sqlite'));
+  const clusters = new CharacterClusters(catalog);
+  const list = clusters.clusters(job.series);
+  assert.equal(list.length, job.characters!.clusters);
+  assert.ok(list.length >= 1, 'crops of the same face (close-up and upper body) or look-alikes cluster');
+  const members = clusters.members(list[0]!.id);
+  clusters.name(list[0]!.id, 'hero');
+  catalog.close();
+  const frames = new Set(members.map((member) => crops.find((crop) => crop.sha256 === member.hash)!.frameFile));
+  const search = await cli('search', 'character:hero');
+  assert.equal(search.code, 0, search.stderr);
+  assert.deepEqual(search.stdout.trim().split('\n').sort(), [...members.map((member) => member.path), ...frames].map((file) => path.join(library, file)).sort());
 });
