@@ -20,7 +20,7 @@ export function describeJob(job: Job): string {
 
 /**
  * "34046 frames, 9120 kept, 24926 duplicates, 312 scenes, 27.1 GiB written in <dir>; faces on 7010 of 9120 (<detector>);
- * 8200 crops; 9120 tagged and 8200 crops by <taggers>, subject tags taken from 1920, composition tags from 2400"
+ * 8200 crops; characters of 8200 crops (<model>), 14 clusters in the series; 9120 tagged and 8200 crops by <taggers>, subject tags taken from 1920, composition tags from 2400"
  */
 export function describeOutput(job: Job): string {
   const extract = job.extract;
@@ -31,6 +31,7 @@ export function describeOutput(job: Job): string {
   ];
   if (job.faces) parts.push(`faces on ${job.faces.framesWithFaces} of ${job.faces.framesDone} (${job.faces.detector})`);
   if (job.crops) parts.push(`${job.crops.crops} crops`);
+  if (job.characters) parts.push(`characters of ${job.characters.cropsDone} crops (${job.characters.model}), ${job.characters.clusters ?? 0} clusters in the series`);
   if (job.tags) {
     const { framesDone, cropsDone, taggers, framesGated, compositionGated } = job.tags;
     parts.push(`${framesDone} tagged${cropsDone ? ` and ${cropsDone} crops` : ''} by ${taggers.join(', ')}, subject tags taken from ${framesGated}` +

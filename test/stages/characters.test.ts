@@ -288,6 +288,7 @@ test('process: the pipeline runs characters between crops and tags on a real cli
   const crops = (await readCrops(path.join(job.extract!.dir, 'crops.jsonl')));
   assert.ok(crops.length >= 4, `crops were cut (${crops.length})`);
   assert.deepEqual(job.characters, { model: MODEL, crops: crops.length, cropsDone: crops.length, clusters: job.characters?.clusters });
+  assert.match(result.stdout, new RegExp(`characters of ${crops.length} crops \\(${MODEL}\\), ${job.characters!.clusters} clusters in the series`));
 
   const catalog = Catalog.open(path.join(library, 'catalog.sqlite'));
   const clusters = new CharacterClusters(catalog);
