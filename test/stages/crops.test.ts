@@ -93,7 +93,7 @@ function setup(t: Parameters<typeof tempDir>[0]) {
     inbox: './inbox', library: './library', disk: { reserve: 0 },
     faces: { detector: 'faceboxes' }, crops: { minSize: 128 }, inference: { batchSize: 1, workers: 1 },
   });
-  return { configFile, library: path.join(dir, 'library'), cli: (...args: string[]) => runCli(['--config', configFile, ...args], { cwd: dir }) };
+  return { dir, configFile, library: path.join(dir, 'library'), cli: (...args: string[]) => runCli(['--config', configFile, ...args], { cwd: dir }) };
 }
 
 async function rawPixels(file: string, region?: [number, number, number, number]): Promise<Buffer> {
@@ -103,7 +103,7 @@ async function rawPixels(file: string, region?: [number, number, number, number]
 }
 
 test('process: crops of every face found, the frame\'s pixels exactly, in the catalog with their origin; search finds or leaves them out; a stop mid-stage resumes to the same files', { timeout: 240_000 }, async (t) => {
-  const { configFile, library, cli } = setup(t);
+  const { dir, configFile, library, cli } = setup(t);
   const result = await cli('process', clip.file);
   assert.equal(result.code, 0, result.stderr + result.stdout);
   const job = readJobs(library)[0]!;
@@ -152,6 +152,21 @@ test('process: crops of every face found, the frame\'s pixels exactly, in the ca
   assert.deepEqual(frames.stdout.trim().split('\n').sort(), faces.map((record) => path.join(library, record.file)).sort(), 'the frames alone');
   const json = JSON.parse((await cli('search', 'crop:upper_body', '--json', '--limit', '1')).stdout);
   assert.equal(json.origin.hash, crops.find((crop) => crop.kind === 'upper_body')!.frameSha256);
+
+  // Export takes crops like frames, or leaves them out by query; `crop:` is organisation, not caption.
+  const exported = async (query: string) => {
+    const out = path.join(dir, `export-${query.replace(/\W+/g, '_')}`);
+    const run = await cli('export', query, '--out', out);
+    assert.equal(run.code, 0, run.stderr + run.stdout);
+    const files = readdirSync(out, { recursive: true }).map(String);
+    for (const caption of files.filter((name) => name.endsWith('.txt'))) assert.doesNotMatch(readFileSync(path.join(out, caption), 'utf8'), /crop/);
+    return files.filter((name) => name.endsWith('.png')).map((name) => ({ name: path.basename(name, '.png'), bytes: readFileSync(path.join(out, name)) }));
+  };
+  const everything = await exported('series:*');
+  assert.deepEqual(everything.map((file) => file.name).sort(), [...faces.map((record) => record.sha256), ...crops.map((crop) => crop.sha256)].sort());
+  for (const crop of crops) assert.ok(everything.find((file) => file.name === crop.sha256)!.bytes.equals(readFileSync(path.join(library, crop.file))));
+  assert.deepEqual((await exported('series:* -crop:*')).map((file) => file.name).sort(), faces.map((record) => record.sha256).sort());
+  assert.deepEqual((await exported('crop:face')).map((file) => file.name).sort(), crops.filter((crop) => crop.kind === 'face').map((crop) => crop.sha256).sort());
 
   // Again from nothing recorded, stopped after the second frame, with the last line cut short: the same files.
   const cropsFile = path.join(job.extract!.dir, 'crops.jsonl');
