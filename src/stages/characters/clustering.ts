@@ -1,6 +1,6 @@
 /**
  * Clustering of CCIP difference matrices as imgutils' `ccip_clustering`
- * (deepghs/imgutils@525c042e imgutils/metrics/ccip.py:419-518): scikit-learn's
+ * (deepghs/imgutils@525c042e imgutils/metrics/ccip.py:419-520): scikit-learn's
  * DBSCAN or OPTICS on the pairwise differences, labels -1 for noise, and
  * the default parameters per method (`ccip_default_clustering_params`,
  * ccip.py:410-413): DBSCAN eps = the model's threshold with min_samples 2,
@@ -325,44 +325,52 @@ type Differences = Pick<CcipModel, 'differences' | 'crossDifferences'>;
  *   where several clusters take it, the one it is nearest to by that measure;
  * - the crops no cluster takes, with the existing noise, are clustered
  *   among themselves (the same method and parameters) into new clusters.
- * Memory: the new-and-noise square, plus one block of rows per cluster.
+ * Memory: the new-and-noise square, one block of new rows against every
+ * clustered member, and one block of a cluster's rows against the cluster.
  */
-export async function clusterIncrementally(model: Differences, existing: ClusteredFeatures, added: readonly Float32Array[], params: ClusterParams, blockRows = 512): Promise<Increment> {
-  const members = new Map<number, number[]>();
+export async function clusterIncrementally(model: Differences, existing: ClusteredFeatures, added: readonly Float32Array[], params: ClusterParams, blockRows = 1024): Promise<Increment> {
+  const byCluster = new Map<number, number[]>();
   const noise: number[] = [];
   existing.labels.forEach((label, index) => {
     if (label < 0) noise.push(index);
-    else (members.get(label) ?? members.set(label, []).get(label)!).push(index);
+    else (byCluster.get(label) ?? byCluster.set(label, []).get(label)!).push(index);
   });
-  const best = new Float64Array(added.length).fill(Infinity);
-  const chosen = new Int32Array(added.length).fill(-1);
-  for (const [label, indices] of members) {
+  // Members side by side, cluster after cluster, so that one block of differences serves every cluster.
+  const members: Float32Array[] = [];
+  const clusters: { label: number; from: number; to: number; cores: number[]; limit: number }[] = [];
+  for (const [label, indices] of byCluster) {
     const features = indices.map((index) => existing.features[index]!);
     const cores = await coreDistances(model, features, params, blockRows);
     const finite = cores.filter((core) => core !== Infinity);
     if (finite.length === 0) continue;
     const limit = params.method === 'dbscan' ? params.eps : Math.min(params.eps, finite.reduce((a, b) => Math.max(a, b)) / (1 - OPTICS_XI));
-    for (let start = 0; start < added.length; start += blockRows) {
-      const rows = added.slice(start, start + blockRows);
-      const cross = await model.crossDifferences(rows, features);
-      for (let r = 0; r < rows.length; r += 1) {
+    clusters.push({ label, from: members.length, to: members.length + features.length, cores, limit });
+    members.push(...features);
+  }
+  const chosen = new Int32Array(added.length).fill(-1);
+  for (let start = 0; start < added.length && members.length > 0; start += blockRows) {
+    const rows = added.slice(start, start + blockRows);
+    const cross = await model.crossDifferences(rows, members);
+    for (let r = 0; r < rows.length; r += 1) {
+      let best = Infinity;
+      for (const cluster of clusters) {
         let score = Infinity;
-        for (let m = 0; m < features.length; m += 1) {
-          const core = cores[m]!;
-          const distance = cross[r * features.length + m]!;
+        for (let m = cluster.from; m < cluster.to; m += 1) {
+          const core = cluster.cores[m - cluster.from]!;
+          const distance = cross[r * members.length + m]!;
           if (core === Infinity || !(distance <= params.eps)) continue;
           const value = params.method === 'dbscan' ? distance : Math.max(core, distance);
           if (value < score) score = value;
         }
-        if (score <= limit && score < best[start + r]!) {
-          best[start + r] = score;
-          chosen[start + r] = label;
+        if (score <= cluster.limit && score < best) {
+          best = score;
+          chosen[start + r] = cluster.label;
         }
       }
     }
   }
 
-  const rest = [...noise.map((index) => ({ feature: existing.features[index]!, noise: index, added: -1 }))];
+  const rest = noise.map((index) => ({ feature: existing.features[index]!, noise: index, added: -1 }));
   chosen.forEach((label, index) => {
     if (label === -1) rest.push({ feature: added[index]!, noise: -1, added: index });
   });
@@ -381,6 +389,13 @@ export async function clusterIncrementally(model: Differences, existing: Cluster
 /** Each feature's min_samples-th smallest difference to the others (itself included), inf above eps or when there are too few. */
 async function coreDistances(model: Differences, features: readonly Float32Array[], params: ClusterParams, blockRows: number): Promise<number[]> {
   if (features.length < params.minSamples) return features.map(() => Infinity);
+  if (features.length <= blockRows) {
+    const square = await model.differences(features);
+    return features.map((_, r) => {
+      const core = kthSmallest(square.subarray(r * features.length, (r + 1) * features.length), params.minSamples);
+      return core > params.eps ? Infinity : core;
+    });
+  }
   const cores: number[] = [];
   for (let start = 0; start < features.length; start += blockRows) {
     const rows = features.slice(start, start + blockRows);
