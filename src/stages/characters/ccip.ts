@@ -17,9 +17,11 @@
  * blocks: two blocks of features stacked, and the cross block of the output
  * kept (each pair's difference depends on the pair only, as imgutils relies
  * on when it compares features one list at a time). The full matrix is
- * 4 N^2 bytes (1.6 GB at 20k crops); `crossDifferences` gives one block so
- * callers can keep less (clustering.ts assigns new crops that way).
+ * 4 N^2 bytes (1.6 GB at 20k crops, a 2.0 GB peak in bench/ccip.bench.ts);
+ * `crossDifferences` gives one block so callers can keep less (clustering.ts
+ * assigns new crops that way: 0.45 GB for 2k crops added to 18k).
  */
+import { constants } from 'node:buffer';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -62,6 +64,7 @@ export interface CcipModel {
 }
 
 const DEFAULT_BLOCK = 1024;
+const { MAX_LENGTH } = constants;
 
 export async function loadCcipModel(dir: string, options: CcipOptions): Promise<CcipModel> {
   const id = path.basename(path.resolve(dir));
@@ -154,6 +157,9 @@ class OnnxCcip implements CcipModel {
   async differences(features: readonly Float32Array[]): Promise<Float32Array> {
     this.#check(features);
     const n = features.length;
+    if (n * n * Float32Array.BYTES_PER_ELEMENT > MAX_LENGTH) {
+      throw new CelforgeError('INTERNAL', `CCIP model ${this.id}: ${n} crops need a ${n} x ${n} difference matrix of ${((n * n * 4) / 2 ** 30).toFixed(1)} GiB, more than one array can hold here; add them in smaller groups (clustering.ts clusterIncrementally)`);
+    }
     const matrix = new Float32Array(n * n);
     for (let rowStart = 0; rowStart < n; rowStart += this.#block) {
       const rows = features.slice(rowStart, rowStart + this.#block);
