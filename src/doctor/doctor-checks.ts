@@ -97,12 +97,14 @@ export async function modelChecks(config: Config): Promise<CheckResult[]> {
   } catch (error) {
     return [fail('models', errorMessage(error))];
   }
-  const wanted = [detectorModelId(config), ...config.tags.taggers].filter((id): id is string => id !== null);
+  // The characters stage needs its model only where there are crops: faces found, crops cut.
+  const characters = config.characters.enabled && config.crops.enabled && config.faces.detector !== 'none' ? config.characters.model : null;
+  const wanted = [detectorModelId(config), characters, ...config.tags.taggers].filter((id): id is string => id !== null);
   const results: CheckResult[] = [];
   for (const id of wanted) {
     const entry = manifest.find((model) => model.id === id);
     if (!entry) {
-      results.push(fail(`model ${id}`, `not in ${manifestFile}; fix faces.model / tags.taggers`));
+      results.push(fail(`model ${id}`, `not in ${manifestFile}; fix faces.model / characters.model / tags.taggers`));
       continue;
     }
     const problems: string[] = [];

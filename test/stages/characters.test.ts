@@ -73,7 +73,7 @@ async function setup(t: Parameters<typeof tempDir>[0], characters: Record<string
   const modelFolder = writeModels(dir);
   const configFile = writeConfig(dir, {
     library: './library', models: { ...modelFolder, autoFetch: false },
-    characters: { model: MODEL, ...characters }, inference: { batchSize: 4, workers: 1 },
+    faces: { detector: 'cascade' }, characters: { model: MODEL, ...characters }, inference: { batchSize: 4, workers: 1 },
   });
   const config = await loadConfig({ configPath: configFile });
   const catalog = Catalog.open(path.join(config.library, 'catalog.sqlite'));
@@ -101,7 +101,8 @@ async function setup(t: Parameters<typeof tempDir>[0], characters: Record<string
   };
   const clusters = new CharacterClusters(catalog);
   const found = (query: string) => catalog.search(query).map((image) => image.hash).sort();
-  return { config, catalog, clusters, run, found };
+  const cli = (...args: string[]) => runCli(['--config', configFile, ...args], { cwd: dir });
+  return { config, catalog, clusters, run, found, cli };
 }
 
 /**
@@ -232,13 +233,15 @@ test("a second episode joins the clusters; a person's name and a crop moved out 
 });
 
 test('a missing model makes the job wait, unless the stage is off or there are no crops', async (t) => {
-  const { config, catalog, clusters, run } = await setup(t, { model: 'ccip-missing' });
+  const { config, catalog, clusters, run, cli } = await setup(t, { model: 'ccip-missing' });
   const { job } = await writeEpisode(config, catalog, '01', [[0, 2]]);
   const result = await run(job);
   assert.equal(result.kind, 'wait');
   assert.equal(result.kind === 'wait' && result.state, 'waiting-for-model');
   assert.deepEqual(job.waitingFor, { models: ['ccip-missing'], reason: job.waitingFor?.reason, command: 'celforge models fetch ccip-missing' });
   assert.equal(clusters.clusters(SERIES).length, 0);
+  const doctor = await cli('doctor');
+  assert.match(doctor.stdout, /^FAIL\s+model ccip-missing\s+.*missing: run "celforge models fetch ccip-missing"/m, 'doctor names it too');
 
   const off = await setup(t, { enabled: false });
   const episode = await writeEpisode(off.config, off.catalog, '01', [[0, 2]]);
