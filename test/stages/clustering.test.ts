@@ -18,8 +18,9 @@ import { tempDir } from '../helpers.ts';
 const THRESHOLD = 0.178;
 const METHODS: ClusterMethod[] = ['dbscan', 'optics'];
 
-async function openModel(t: Parameters<typeof tempDir>[0]): Promise<CcipModel> {
-  const dir = writeCcipModels(path.join(tempDir(t), 'ccip-test'), { size: 16 });
+/** `scale`: the difference between unrelated crops (1: beyond OPTICS' max_eps 0.5; 0.45: within it, as the real model's 0.39-0.44 between characters in imgutils' ccip_batch_differences example). */
+async function openModel(t: Parameters<typeof tempDir>[0], scale = 1): Promise<CcipModel> {
+  const dir = writeCcipModels(path.join(tempDir(t), `ccip-test-${scale}`), { size: 16, scale });
   const model = await loadCcipModel(dir, { providers: ['cpu'], batchSize: 8, log: pino({ level: 'silent' }), blockSize: 128 });
   t.after(() => model.close());
   return model;
@@ -107,18 +108,21 @@ test('adversarial inputs: no points, one point, all points identical, fewer poin
 });
 
 test('generated identities with strays, differences from the ONNX metrics model: ARI >= 0.95 and strays stay noise', async (t) => {
-  const model = await openModel(t);
-  const { features, truth } = identityFeatures({ identities: 8, perIdentity: [60, 45, 30, 25, 20, 15, 12, 10], strays: 12, seed: 3 });
-  const n = features.length;
-  const d = await model.differences(features);
-  for (const method of METHODS) {
-    const labels = clusterDifferences(d, n, defaultClusterParams(method, model.threshold));
-    const ari = adjustedRandIndex(truth, labels);
-    assert.ok(ari >= 0.95, `${method}: ARI ${ari.toFixed(4)}`);
-    truth.forEach((identity, i) => {
-      if (identity === -1) assert.equal(labels[i], -1, `${method}: stray ${i} is noise`);
-    });
-    assert.equal(new Set([...labels].filter((label) => label >= 0)).size, 8, `${method}: 8 clusters`);
+  // Spreads that put an identity's crops about 0.08 apart at either scale.
+  for (const [scale, spread] of [[1, 0.3], [0.45, 0.5]] as const) {
+    const { features, truth } = identityFeatures({ identities: 8, perIdentity: [60, 45, 30, 25, 20, 15, 12, 10], strays: 12, seed: 3, spread });
+    const n = features.length;
+    const model = await openModel(t, scale);
+    const d = await model.differences(features);
+    for (const method of METHODS) {
+      const labels = clusterDifferences(d, n, defaultClusterParams(method, model.threshold));
+      const ari = adjustedRandIndex(truth, labels);
+      assert.ok(ari >= 0.95, `${method}, scale ${scale}: ARI ${ari.toFixed(4)}`);
+      truth.forEach((identity, i) => {
+        if (identity === -1) assert.equal(labels[i], -1, `${method}, scale ${scale}: stray ${i} is noise`);
+      });
+      assert.equal(new Set([...labels].filter((label) => label >= 0)).size, 8, `${method}, scale ${scale}: 8 clusters`);
+    }
   }
 });
 
@@ -149,6 +153,7 @@ test('two identities close together: apart by more than the threshold they stay 
 
 test('incremental assignment matches clustering from scratch: new crops join their identity, new identities and former noise form new clusters', async (t) => {
   const model = await openModel(t);
+  const nearModel = await openModel(t, 0.45);
   // Six identities seen before, two first seen in the new episode, and strays.
   const all = identityFeatures({ identities: 8, perIdentity: [50, 40, 30, 30, 25, 20, 25, 15], strays: 10, seed: 21 });
   const firstPart: number[] = [];
@@ -167,6 +172,14 @@ test('incremental assignment matches clustering from scratch: new crops join the
     assert.ok(ari >= 0.95, `${method}: ARI against scratch ${ari.toFixed(4)}`);
     assert.ok(adjustedRandIndex(all.truth, combined) >= 0.95, `${method}: ARI against the truth`);
     assert.ok(samePartition(scratch, combined), `${method}: the same partition as from scratch on well separated identities`);
+    // Unrelated crops within max_eps: OPTICS' result depends on the order it visits points, so only nearly the same.
+    const nearScratch = clusterDifferences(await nearModel.differences(all.features), all.features.length, params);
+    const nearFirst = [...clusterDifferences(await nearModel.differences(firstFeatures), firstFeatures.length, params)];
+    const near = await clusterIncrementally(nearModel, { features: firstFeatures, labels: nearFirst }, newPart.map((i) => all.features[i]!), params);
+    const nearCombined = new Int32Array(all.features.length);
+    firstPart.forEach((i, k) => (nearCombined[i] = near.formerNoise.get(k) ?? nearFirst[k]!));
+    newPart.forEach((i, k) => (nearCombined[i] = near.added[k]!));
+    assert.ok(adjustedRandIndex(nearScratch, nearCombined) >= 0.95, `${method}, scale 0.45: ARI against scratch ${adjustedRandIndex(nearScratch, nearCombined).toFixed(4)}`);
     const existingIds = new Set(firstLabels.filter((label) => label >= 0));
     newPart.forEach((i, k) => {
       const identity = all.truth[i]!;
