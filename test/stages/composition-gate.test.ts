@@ -7,14 +7,23 @@
  * counted in the job; with no face detector nothing is gated.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import pino from 'pino';
 import { Catalog } from '../../src/adapters/catalog-store.ts';
 import { readCrops } from '../../src/adapters/crops-file.ts';
+import { realDiskSpace } from '../../src/adapters/disk.ts';
 import { readFaces } from '../../src/adapters/faces-file.ts';
-import { validateConfig } from '../../src/config/load.ts';
+import { createImageWorkers } from '../../src/adapters/image-workers.ts';
+import { MediaRepository } from '../../src/adapters/media.ts';
+import { loadConfig, validateConfig } from '../../src/config/load.ts';
+import type { Job } from '../../src/daemon/job.ts';
+import { ModelCache } from '../../src/models/model-cache.ts';
+import type { StagePorts } from '../../src/stages/stage.ts';
 import { compositionGate, largestFaceShare, type CompositionRanges } from '../../src/stages/tags/composition-gate.ts';
+import { tagsStage } from '../../src/stages/tags/tags-stage.ts';
+import { binaries } from '../fixtures/clips.ts';
 import { makeFacesClip } from '../fixtures/faces-clip.ts';
 import { writeModelFolder } from '../fixtures/model-folder.ts';
 import { writeTaggerModel } from '../fixtures/onnx-models.ts';
@@ -77,25 +86,25 @@ async function processClip(t: Parameters<typeof tempDir>[0], detector: 'cascade'
   const job = readJobs(library)[0]!;
   const catalog = Catalog.open(path.join(library, 'catalog.sqlite'));
   t.after(() => catalog.close());
-  return { library, job, catalog, stdout: result.stdout };
+  return { library, configFile, job, catalog, stdout: result.stdout };
 }
 
 /** The composition tags the default ranges allow at this share, sorted as the catalog lists tags. */
 const inRange = (share: number) => COMPOSITION.filter((tag) => share > 0 && share >= DEFAULTS[tag]![0] && share <= DEFAULTS[tag]![1]).sort();
 
 test('the tags stage keeps each composition tag where the largest face allows it, on frames and on crops, none on the sky', { timeout: 240_000 }, async (t) => {
-  const { library, job, catalog, stdout } = await processClip(t, 'cascade');
+  const { library, configFile, job, catalog, stdout } = await processClip(t, 'cascade');
   const faces = await readFaces(path.join(job.extract!.dir, 'faces.jsonl'));
   const crops = await readCrops(path.join(job.extract!.dir, 'crops.jsonl'));
   assert.ok(crops.length >= 4, `${crops.length} crops`);
   const composition = (hash: string) => catalog.tagsOf(hash).filter((tag) => COMPOSITION.includes(tag));
-  let gated = 0;
+  let [framesGated, cropsGated] = [0, 0];
 
   assert.equal(faces[0]!.faces.length, 0, 'the sky');
   for (const record of faces) {
     const expected = inRange(largestFaceShare(record.faces.map((face) => face.height), 720));
     assert.deepEqual(composition(record.sha256), expected, `frame ${record.frame}, faces ${record.faces.map((face) => face.height)}`);
-    if (expected.length < COMPOSITION.length) gated += 1;
+    if (expected.length < COMPOSITION.length) framesGated += 1;
     assert.ok(catalog.tagsOf(record.sha256).includes('smile'), 'other tags stay');
   }
   assert.deepEqual(composition(faces[0]!.sha256), []);
@@ -108,7 +117,7 @@ test('the tags stage keeps each composition tag where the largest face allows it
     const visible = Math.min(boxY + boxHeight, top + height) - Math.max(boxY, top);
     const expected = inRange(visible / height);
     assert.deepEqual(composition(crop.sha256), expected, `${crop.kind} crop ${crop.file}: face ${visible} of ${height}`);
-    if (expected.length < COMPOSITION.length) gated += 1;
+    if (expected.length < COMPOSITION.length) cropsGated += 1;
     assert.ok(catalog.tagsOf(crop.sha256).includes('1girl'), 'a crop comes from a face: its subject tags stay');
     for (const tag of expected) assert.deepEqual(catalog.tagSources(crop.sha256).filter((row) => row.tag === tag).map((row) => row.source), ['composition']);
     const caption = readFileSync(path.join(library, crop.file.replace(/\.png$/, '.txt')), 'utf8');
@@ -117,9 +126,43 @@ test('the tags stage keeps each composition tag where the largest face allows it
   assert.ok(crops.some((crop) => crop.kind === 'face' && composition(crop.sha256).includes('portrait')), 'face close-ups are portraits');
   assert.ok(crops.some((crop) => crop.kind === 'upper_body' && composition(crop.sha256).includes('upper_body')));
 
+  const gated = framesGated + cropsGated;
   assert.deepEqual(job.tags, { taggers: ['tagger-a'], framesDone: 3, framesGated: 1, cropsDone: crops.length, compositionGated: gated });
   assert.match(stdout, new RegExp(`3 tagged and ${crops.length} crops by tagger-a, subject tags taken from 1, composition tags from ${gated}`));
   assert.equal(catalog.count('portrait -crop:*'), faces.filter((record) => inRange(largestFaceShare(record.faces.map((face) => face.height), 720)).includes('portrait')).length);
+
+  // The crops tagged again from nothing, stopped after their first batch: the same tags, sources and captions.
+  const captionOf = (crop: { file: string }) => path.join(library, crop.file.replace(/\.png$/, '.txt'));
+  const reference = crops.map((crop) => ({ sources: catalog.tagSources(crop.sha256), caption: readFileSync(captionOf(crop), 'utf8') }));
+  for (const crop of crops) {
+    for (const source of ['tagger:ensemble', 'face-gate', 'composition'] as const) catalog.setSourceTags(crop.sha256, source, []);
+    rmSync(captionOf(crop));
+  }
+  const config = await loadConfig({ configPath: configFile });
+  const images = createImageWorkers(1);
+  t.after(() => images.close());
+  const state: Job = { ...structuredClone(job), stage: 'tags', state: 'running', tags: { ...job.tags!, cropsDone: 0, compositionGated: framesGated } };
+  const run = async (stopAtSave: number | null) => {
+    const abort = new AbortController();
+    let saves = 0;
+    const ports: StagePorts = {
+      config: () => config, media: new MediaRepository(binaries), disk: realDiskSpace, catalog, images, models: new ModelCache(),
+      log: pino({ level: 'silent' }), signal: abort.signal,
+      save: async (change) => {
+        change(state);
+        if ((saves += 1) === stopAtSave) abort.abort();
+      },
+    };
+    const outcome = await tagsStage(structuredClone(state), ports);
+    if (outcome.kind === 'done') outcome.change?.(state);
+    return outcome.kind;
+  };
+  assert.equal(await run(1), 'interrupted');
+  assert.equal(state.tags?.cropsDone, 2, 'one batch of crops');
+  assert.equal(state.tags?.framesDone, 3, 'the frames are not tagged again');
+  assert.equal(await run(null), 'done');
+  assert.deepEqual(state.tags, job.tags);
+  assert.deepEqual(crops.map((crop) => ({ sources: catalog.tagSources(crop.sha256), caption: readFileSync(captionOf(crop), 'utf8') })), reference);
 });
 
 test('with no face detector nothing is gated: the tagger\'s composition guesses stay, and there are no crops', { timeout: 240_000 }, async (t) => {

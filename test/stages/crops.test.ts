@@ -195,7 +195,7 @@ test('process: crops of every face found, the frame\'s pixels exactly, in the ca
     return outcome.kind;
   };
   assert.equal(await run(2), 'interrupted');
-  assert.equal(state.crops?.framesDone, 2);
+  assert.equal((state as Job).crops?.framesDone, 2);
   const partial = readFileSync(cropsFile, 'utf8').split('\n').filter(Boolean);
   assert.ok(partial.length >= 2 && partial.every((line) => JSON.parse(line).frame === 12), 'the second frame\'s crops only');
   writeFileSync(cropsFile, `${partial.slice(0, -1).join('\n')}\n${partial.at(-1)!.slice(0, 40)}`);
