@@ -164,7 +164,7 @@ test('incremental assignment matches clustering from scratch: new crops join the
     const scratch = clusterDifferences(await model.differences(all.features), all.features.length, params);
     const firstFeatures = firstPart.map((i) => all.features[i]!);
     const firstLabels = [...clusterDifferences(await model.differences(firstFeatures), firstFeatures.length, params)];
-    const increment = await clusterIncrementally(model, { features: firstFeatures, labels: firstLabels }, newPart.map((i) => all.features[i]!), params, 64);
+    const increment = await clusterIncrementally(model, { features: firstFeatures, labels: firstLabels }, newPart.map((i) => all.features[i]!), params, { blockRows: 64 });
     const combined = new Int32Array(all.features.length);
     firstPart.forEach((i, k) => (combined[i] = increment.formerNoise.get(k) ?? firstLabels[k]!));
     newPart.forEach((i, k) => (combined[i] = increment.added[k]!));
@@ -186,6 +186,31 @@ test('incremental assignment matches clustering from scratch: new crops join the
       if (identity >= 0 && identity < 6) assert.ok(existingIds.has(increment.added[k]!), `${method}: a new crop of identity ${identity} joins an existing cluster`);
       if (identity >= 6) assert.ok(!existingIds.has(increment.added[k]!) && increment.added[k]! >= 0, `${method}: identity ${identity} is a new cluster`);
     });
+  }
+});
+
+test('incremental beyond maxSquare: windows never ask for a larger square, and the clusters are those from scratch', async (t) => {
+  const model = await openModel(t);
+  let largest = 0;
+  const watched = {
+    differences: (features: readonly Float32Array[]) => {
+      largest = Math.max(largest, features.length);
+      return model.differences(features);
+    },
+    crossDifferences: model.crossDifferences.bind(model),
+  };
+  const all = identityFeatures({ identities: 6, perIdentity: [40, 35, 30, 25, 20, 15], strays: 6, seed: 41 });
+  for (const method of METHODS) {
+    const params = defaultClusterParams(method, model.threshold);
+    const scratch = clusterDifferences(await model.differences(all.features), all.features.length, params);
+    largest = 0;
+    // Nothing clustered yet (a series' first episode): every crop goes through windows of 60.
+    const increment = await clusterIncrementally(watched, { features: [], labels: [] }, all.features, params, { maxSquare: 120, blockRows: 16 });
+    assert.ok(largest <= 120, `${method}: a square of ${largest}`);
+    assert.ok(largest > 0);
+    const ari = adjustedRandIndex(scratch, increment.added);
+    assert.ok(ari >= 0.95, `${method}: ARI against scratch ${ari.toFixed(4)}`);
+    assert.ok(samePartition(scratch, increment.added), `${method}: the same partition (well separated identities)`);
   }
 });
 

@@ -311,6 +311,19 @@ export interface Increment {
 
 type Differences = Pick<CcipModel, 'differences' | 'crossDifferences'>;
 
+export interface IncrementOptions {
+  /** Rows per block of differences (new crops against members, a cluster against itself). */
+  blockRows?: number;
+  /** The most crops clustered from scratch at once (their square of differences: 4 x this^2 bytes). */
+  maxSquare?: number;
+}
+
+/** Clusters' members side by side, cluster after cluster, so that one block of differences serves every cluster. */
+interface Reach {
+  members: Float32Array[];
+  clusters: { label: number; from: number; to: number; cores: number[]; limit: number }[];
+}
+
 /**
  * New crops added to clusters that exist, without the whole matrix:
  * - a new crop joins the existing cluster it is reachable from, by the rule
@@ -325,29 +338,78 @@ type Differences = Pick<CcipModel, 'differences' | 'crossDifferences'>;
  *   where several clusters take it, the one it is nearest to by that measure;
  * - the crops no cluster takes, with the existing noise, are clustered
  *   among themselves (the same method and parameters) into new clusters.
- * Memory: the new-and-noise square, one block of new rows against every
+ *   More than `maxSquare` of them go in windows of half that: each window is
+ *   first offered to the clusters the earlier windows made, then clustered
+ *   with as much of the noise so far as fits (the most recent first; older
+ *   noise beyond that stays noise).
+ * Memory: at most the maxSquare square, one block of new rows against every
  * clustered member, and one block of a cluster's rows against the cluster.
  */
-export async function clusterIncrementally(model: Differences, existing: ClusteredFeatures, added: readonly Float32Array[], params: ClusterParams, blockRows = 1024): Promise<Increment> {
+export async function clusterIncrementally(
+  model: Differences, existing: ClusteredFeatures, added: readonly Float32Array[], params: ClusterParams, options: IncrementOptions = {},
+): Promise<Increment> {
+  const blockRows = Math.max(1, options.blockRows ?? 1024);
+  const maxSquare = Math.max(2, options.maxSquare ?? 8192);
+  const chosen = await assign(model, await reachOf(model, existing.features, existing.labels, params, blockRows), added, params, blockRows);
+  const result: Increment = { added: chosen, formerNoise: new Map() };
+
+  type Item = { feature: Float32Array; noise: number; added: number };
+  let noise: Item[] = [];
+  existing.labels.forEach((label, index) => label < 0 && noise.push({ feature: existing.features[index]!, noise: index, added: -1 }));
+  const unassigned: Item[] = [];
+  chosen.forEach((label, index) => label === -1 && unassigned.push({ feature: added[index]!, noise: -1, added: index }));
+  let next = existing.labels.reduce((a, b) => Math.max(a, b), -1) + 1;
+  const made: Reach = { members: [], clusters: [] };
+  const window = unassigned.length + noise.length <= maxSquare ? Math.max(1, unassigned.length) : Math.floor(maxSquare / 2);
+  for (let start = 0; start < unassigned.length || (start === 0 && noise.length > 0); start += window) {
+    let batch = unassigned.slice(start, start + window);
+    if (made.clusters.length) {
+      const again = await assign(model, made, batch.map((item) => item.feature), params, blockRows);
+      batch.forEach((item, index) => (chosen[item.added] = again[index]!));
+      batch = batch.filter((_, index) => again[index] === -1);
+    }
+    const room = maxSquare - batch.length;
+    const items = [...noise.slice(Math.max(0, noise.length - room)), ...batch];
+    noise = noise.slice(0, Math.max(0, noise.length - room));
+    if (items.length === 0) continue;
+    const labels = clusterDifferences(await model.differences(items.map((item) => item.feature)), items.length, params);
+    const ids = labels.map((label) => (label < 0 ? -1 : next + label));
+    items.forEach((item, index) => {
+      const id = ids[index]!;
+      if (id < 0) noise.push(item);
+      else if (item.added >= 0) chosen[item.added] = id;
+      else result.formerNoise.set(item.noise, id);
+    });
+    next = ids.reduce((a, b) => Math.max(a, b), next - 1) + 1;
+    if (start + window < unassigned.length) {
+      const grown = await reachOf(model, items.map((item) => item.feature), [...ids], params, blockRows);
+      for (const cluster of grown.clusters) made.clusters.push({ ...cluster, from: cluster.from + made.members.length, to: cluster.to + made.members.length });
+      made.members.push(...grown.members);
+    }
+  }
+  return result;
+}
+
+async function reachOf(model: Differences, features: readonly Float32Array[], labels: readonly number[], params: ClusterParams, blockRows: number): Promise<Reach> {
   const byCluster = new Map<number, number[]>();
-  const noise: number[] = [];
-  existing.labels.forEach((label, index) => {
-    if (label < 0) noise.push(index);
-    else (byCluster.get(label) ?? byCluster.set(label, []).get(label)!).push(index);
-  });
-  // Members side by side, cluster after cluster, so that one block of differences serves every cluster.
-  const members: Float32Array[] = [];
-  const clusters: { label: number; from: number; to: number; cores: number[]; limit: number }[] = [];
+  labels.forEach((label, index) => label >= 0 && (byCluster.get(label) ?? byCluster.set(label, []).get(label)!).push(index));
+  const reach: Reach = { members: [], clusters: [] };
   for (const [label, indices] of byCluster) {
-    const features = indices.map((index) => existing.features[index]!);
-    const cores = await coreDistances(model, features, params, blockRows);
+    const members = indices.map((index) => features[index]!);
+    const cores = await coreDistances(model, members, params, blockRows);
     const finite = cores.filter((core) => core !== Infinity);
     if (finite.length === 0) continue;
     const limit = params.method === 'dbscan' ? params.eps : Math.min(params.eps, finite.reduce((a, b) => Math.max(a, b)) / (1 - OPTICS_XI));
-    clusters.push({ label, from: members.length, to: members.length + features.length, cores, limit });
-    members.push(...features);
+    reach.clusters.push({ label, from: reach.members.length, to: reach.members.length + members.length, cores, limit });
+    reach.members.push(...members);
   }
+  return reach;
+}
+
+/** The cluster each added feature joins by the rule above, or -1. */
+async function assign(model: Differences, reach: Reach, added: readonly Float32Array[], params: ClusterParams, blockRows: number): Promise<Int32Array> {
   const chosen = new Int32Array(added.length).fill(-1);
+  const { members, clusters } = reach;
   for (let start = 0; start < added.length && members.length > 0; start += blockRows) {
     const rows = added.slice(start, start + blockRows);
     const cross = await model.crossDifferences(rows, members);
@@ -369,21 +431,7 @@ export async function clusterIncrementally(model: Differences, existing: Cluster
       }
     }
   }
-
-  const rest = noise.map((index) => ({ feature: existing.features[index]!, noise: index, added: -1 }));
-  chosen.forEach((label, index) => {
-    if (label === -1) rest.push({ feature: added[index]!, noise: -1, added: index });
-  });
-  const result: Increment = { added: chosen, formerNoise: new Map() };
-  if (rest.length === 0) return result;
-  const restLabels = clusterDifferences(await model.differences(rest.map((item) => item.feature)), rest.length, params);
-  const offset = existing.labels.reduce((a, b) => Math.max(a, b), -1) + 1;
-  rest.forEach((item, index) => {
-    const label = restLabels[index]!;
-    if (item.added >= 0) chosen[item.added] = label < 0 ? -1 : label + offset;
-    else if (label >= 0) result.formerNoise.set(item.noise, label + offset);
-  });
-  return result;
+  return chosen;
 }
 
 /** Each feature's min_samples-th smallest difference to the others (itself included), inf above eps or when there are too few. */
