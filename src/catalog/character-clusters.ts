@@ -15,7 +15,7 @@
  * they put it.
  *
  * The characters stage uses the automatic side: `create`, `add`,
- * `nameFromReference`, `assignments`.
+ * `nameFromReference`, `assignments`, `exists`, `unclustered`.
  */
 import type { Statement } from 'better-sqlite3';
 import type { Catalog } from '../adapters/catalog-store.ts';
@@ -171,6 +171,16 @@ export class CharacterClusters {
       refreshCharacterTags(this.#catalog, this.#memberHashes(clusterId));
       return true;
     });
+  }
+
+  exists(clusterId: number): boolean {
+    return this.#sql('SELECT 1 FROM character_clusters WHERE id = ?').get(clusterId) !== undefined;
+  }
+
+  /** Those of these crops that are in no cluster. */
+  unclustered(hashes: readonly string[]): string[] {
+    const member = this.#sql('SELECT 1 FROM cluster_members m JOIN images i ON i.id = m.image_id WHERE i.hash = ?');
+    return hashes.filter((hash) => member.get(hash) === undefined);
   }
 
   /**

@@ -24,12 +24,15 @@ import { createImageWorkers } from '../../src/adapters/image-workers.ts';
 import { MediaRepository } from '../../src/adapters/media.ts';
 import { CharacterClusters } from '../../src/catalog/character-clusters.ts';
 import { CONFLICT_TAG } from '../../src/catalog/character-tags.ts';
+import { CropFeatures } from '../../src/catalog/crop-features.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import type { Job } from '../../src/daemon/job.ts';
 import { videoLayout } from '../../src/daemon/library-paths.ts';
 import { ModelCache } from '../../src/models/model-cache.ts';
+import { loadCcipModel } from '../../src/stages/characters/ccip.ts';
 import { charactersStage } from '../../src/stages/characters/characters-stage.ts';
+import { clusterSeries } from '../../src/stages/characters/series-clusters.ts';
 import { chooseName, readReferences } from '../../src/stages/characters/reference-names.ts';
 import type { StagePorts, StageResult } from '../../src/stages/stage.ts';
 import { binaries } from '../fixtures/clips.ts';
@@ -230,6 +233,34 @@ test("a second episode joins the clusters; a person's name and a crop moved out 
   // Another run changes nothing.
   assert.equal((await run(second.job)).kind, 'done');
   assert.deepEqual(clustersByCharacter(clusters, all), after);
+});
+
+test('a person merging clusters while the stage decides: nothing fails, the crops find the merged cluster at the next run', async (t) => {
+  const { config, catalog, clusters, run } = await setup(t, { method: 'dbscan' });
+  const first = await writeEpisode(config, catalog, '01', [[0, 4], [1, 4]]);
+  assert.equal((await run(first.job)).kind, 'done');
+  const before = clustersByCharacter(clusters, first.crops);
+  const second = await writeEpisode(config, catalog, '02', [[0, 2], [1, 2]], 100);
+  assert.equal((await run(second.job, { abortAtSave: true })).kind, 'interrupted', 'features stored, not clustered');
+
+  const model = await loadCcipModel(path.join(config.models.dir, MODEL), { providers: ['cpu'], batchSize: 4, log: pino({ level: 'silent' }) });
+  t.after(() => model.close());
+  let merged = false;
+  const meddling = {
+    ...model, differences: model.differences.bind(model), features: model.features.bind(model),
+    crossDifferences: async (rows: readonly Float32Array[], columns: readonly Float32Array[]) => {
+      if (!merged) clusters.merge(before.get(0)!.id, before.get(1)!.id);
+      merged = true;
+      return model.crossDifferences(rows, columns);
+    },
+  };
+  const made = await clusterSeries(SERIES, meddling, new CropFeatures(catalog, model.id), clusters, catalog, 'dbscan');
+  assert.equal(made.created, 0);
+  assert.deepEqual(clusters.clusters(SERIES).map((cluster) => cluster.id), [before.get(0)!.id]);
+  assert.deepEqual(clusters.assignments(SERIES).clusterOf.size, 8 + made.joined, 'the crops meant for the merged-away cluster wait');
+
+  assert.equal((await run(second.job)).kind, 'done');
+  assert.deepEqual(clusters.members(before.get(0)!.id).map((member) => member.hash).sort(), [...first.crops, ...second.crops].map((crop) => crop.hash).sort());
 });
 
 test('a missing model makes the job wait, unless the stage is off or there are no crops', async (t) => {

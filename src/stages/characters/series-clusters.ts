@@ -19,7 +19,7 @@ export interface SeriesClustering {
   joined: number;
   /** Clusters made. */
   created: number;
-  /** Crops in no cluster after this run. */
+  /** Crops this run placed in no cluster (noise, moved out by a person, or its cluster merged away meanwhile). */
   unclustered: number;
 }
 
@@ -52,10 +52,22 @@ export async function clusterSeries(
     hashes.push(hash);
     target.set(label, hashes);
   });
+  // A person may have merged or moved crops on the review page while this was decided: a cluster merged away
+  // takes no crops, and a crop placed meanwhile stays where it is.
   return catalog.batch(() => {
     let joined = 0;
-    for (const [id, hashes] of joins) joined += clusters.add(id, hashes);
-    for (const hashes of fresh.values()) clusters.create(series, hashes);
-    return { joined, created: fresh.size, unclustered };
+    let created = 0;
+    for (const [id, hashes] of joins) {
+      const added = clusters.exists(id) ? clusters.add(id, hashes) : 0;
+      joined += added;
+      unclustered += hashes.length - added;
+    }
+    for (const hashes of fresh.values()) {
+      const free = clusters.unclustered(hashes);
+      if (free.length) clusters.create(series, free);
+      created += free.length ? 1 : 0;
+      unclustered += hashes.length - free.length;
+    }
+    return { joined, created, unclustered };
   });
 }
