@@ -112,5 +112,6 @@ async function nameFromReferences(
     const name = chooseName(await model.crossDifferences(sample, pictures), sample.length, sets, model.threshold, share);
     if (name !== null) choices.push({ id: cluster.id, name });
   }
-  return ports.catalog.batch(() => choices.filter((choice) => clusters.nameFromReference(choice.id, choice.name)).length);
+  // A cluster a person merged away meanwhile is left out.
+  return ports.catalog.batch(() => choices.filter((choice) => clusters.exists(choice.id) && clusters.nameFromReference(choice.id, choice.name)).length);
 }
