@@ -23,7 +23,7 @@ import { realDiskSpace } from '../../src/adapters/disk.ts';
 import { createImageWorkers } from '../../src/adapters/image-workers.ts';
 import { MediaRepository } from '../../src/adapters/media.ts';
 import { CharacterClusters } from '../../src/catalog/character-clusters.ts';
-import { CONFLICT_TAG } from '../../src/catalog/character-tags.ts';
+import { CONFLICT_TAG, refreshCharacterTags } from '../../src/catalog/character-tags.ts';
 import { CropFeatures } from '../../src/catalog/crop-features.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
@@ -35,10 +35,12 @@ import { charactersStage } from '../../src/stages/characters/characters-stage.ts
 import { clusterSeries } from '../../src/stages/characters/series-clusters.ts';
 import { chooseName, readReferences } from '../../src/stages/characters/reference-names.ts';
 import type { StagePorts, StageResult } from '../../src/stages/stage.ts';
+import { tagsStage } from '../../src/stages/tags/tags-stage.ts';
 import { binaries } from '../fixtures/clips.ts';
 import { CHARACTERS, characterCrop, writeCcipModels } from '../fixtures/ccip-models.ts';
 import { makeFacesClip } from '../fixtures/faces-clip.ts';
 import { writeModelFolder } from '../fixtures/model-folder.ts';
+import { writeTaggerModel } from '../fixtures/onnx-models.ts';
 import { readJobs, runCli, tempDir, writeConfig } from '../helpers.ts';
 
 const SERIES = 'Show';
@@ -55,10 +57,14 @@ interface Crop {
 
 /**
  * The models folder and manifest: the generated CCIP models as MODEL, an
- * entry `ccip-missing` that is never fetched, and the LBP cascade.
+ * entry `ccip-missing` that is never fetched, the LBP cascade, and a tagger
+ * `tagger-wd14` that names the character `someone_else` on every picture.
  */
 function writeModels(dir: string): { dir: string; manifest: string } {
-  const models = writeModelFolder(dir, { taggers: [], cascade: true });
+  const models = writeModelFolder(dir, { taggers: [{ id: 'tagger-wd14', blueSky: 1 }], cascade: true });
+  // selected_tags.csv categories: 0 general, 4 character (src/stages/tags/wd14.ts).
+  writeTaggerModel(path.join(models.dir, 'tagger-wd14', 'model.onnx'), { size: 32, tags: [{ blue: 0, green: 0, red: 0, bias: 1 }, { blue: 0, green: 0, red: 0, bias: 1 }] });
+  writeFileSync(path.join(models.dir, 'tagger-wd14', 'selected_tags.csv'), 'tag_id,name,category,count\n0,1girl,0,100\n1,someone_else,4,100\n');
   // A 64-pixel input keeps the runs short; the contract is the same (the input size is read from the model).
   writeCcipModels(path.join(models.dir, MODEL), { size: 64 });
   const manifest = JSON.parse(readFileSync(models.manifest, 'utf8')) as { models: unknown[] };
@@ -303,13 +309,13 @@ test('reference names: a majority of the sample must match, the name most of it 
   assert.match(refused[0]!, /a, b: the name contains a comma/);
 });
 
-test('process: the pipeline runs characters between crops and tags on a real clip, and a named cluster is found by search', async (t) => {
+test('process: the pipeline runs characters between crops and tags on a real clip; a named cluster is found by search, and flagged where the tagger names another character', async (t) => {
   const clip = await makeFacesClip();
   const dir = tempDir(t);
   const models = writeModels(dir);
   const configFile = writeConfig(dir, {
     inbox: './inbox', library: './library', disk: { reserve: 0 }, models: { ...models, autoFetch: false },
-    faces: { detector: 'cascade' }, crops: { minSize: 64 }, characters: { model: MODEL, method: 'dbscan' }, tags: { taggers: [] },
+    faces: { detector: 'cascade' }, crops: { minSize: 64 }, characters: { model: MODEL, method: 'dbscan' }, tags: { taggers: ['tagger-wd14'] },
     inference: { batchSize: 4, workers: 1 },
   });
   const cli = (...args: string[]) => runCli(['--config', configFile, ...args], { cwd: dir });
@@ -330,10 +336,32 @@ test('process: the pipeline runs characters between crops and tags on a real cli
   assert.equal(list.length, job.characters!.clusters);
   assert.ok(list.length >= 1, 'crops of the same face (close-up and upper body) or look-alikes cluster');
   const members = clusters.members(list[0]!.id);
+  const frames = [...new Set(members.map((member) => crops.find((crop) => crop.sha256 === member.hash)!.frameSha256))];
+  const found = (query: string) => catalog.search(query).map((image) => image.hash).sort();
+  assert.deepEqual(found(CONFLICT_TAG), [], 'the tagger names someone_else, no cluster names anyone yet');
   clusters.name(list[0]!.id, 'hero');
+  const named = [...members.map((member) => member.hash), ...frames].sort();
+  assert.deepEqual(found(CONFLICT_TAG), named, 'named hero where the tagger says someone_else: flagged');
+
+  // The tags stage flags what it tags: without the tagger's word the flag goes, tagging again brings it back.
+  catalog.batch(() => named.forEach((hash) => catalog.setSourceTags(hash, 'tagger:ensemble', [])));
+  refreshCharacterTags(catalog, named);
+  assert.deepEqual(found(CONFLICT_TAG), []);
+  const config = await loadConfig({ configPath: configFile });
+  const images = createImageWorkers(1);
+  t.after(() => images.close());
+  const retag: Job = { ...structuredClone(job), stage: 'tags', state: 'running' };
+  delete retag.tags;
+  const ports: StagePorts = {
+    config: () => config, media: new MediaRepository(binaries), disk: realDiskSpace, catalog, images, models: new ModelCache(),
+    log: pino({ level: 'silent' }), signal: new AbortController().signal, save: async () => undefined,
+  };
+  assert.equal((await tagsStage(retag, ports)).kind, 'done');
+  assert.deepEqual(found(CONFLICT_TAG), named);
   catalog.close();
-  const frames = new Set(members.map((member) => crops.find((crop) => crop.sha256 === member.hash)!.frameFile));
+
   const search = await cli('search', 'character:hero');
   assert.equal(search.code, 0, search.stderr);
-  assert.deepEqual(search.stdout.trim().split('\n').sort(), [...members.map((member) => member.path), ...frames].map((file) => path.join(library, file)).sort());
+  const files = [...members.map((member) => member.path), ...new Set(members.map((member) => crops.find((crop) => crop.sha256 === member.hash)!.frameFile))];
+  assert.deepEqual(search.stdout.trim().split('\n').sort(), files.map((file) => path.join(library, file)).sort());
 });
