@@ -10,7 +10,7 @@
  * the taggers name another character.
  *
  * A missing model makes the job wait (`characters.enabled: false` turns the
- * stage off). A restart computes only the features not stored yet; the
+ * stage off; a video without crops needs no model). A restart computes only the features not stored yet; the
  * clusters are written in one transaction after every decision is made, so
  * a crop is never clustered twice.
  */
