@@ -11,9 +11,8 @@
  */
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { CropsWriter, encodeCrop, readCrops, readFramePixels, writeCropFile, type CropRecord } from '../../adapters/crops-file.ts';
+import { CropsWriter, encodeCrop, readCrops, readFramePixels, writeCropFile, type CropKind, type CropRecord, type PixelBox } from '../../adapters/crops-file.ts';
 import { readFaces, type FaceRecord } from '../../adapters/faces-file.ts';
-import type { RawImage } from '../../adapters/image-writer.ts';
 import { rewriteJsonLines } from '../../adapters/json-lines-file.ts';
 import type { Config } from '../../config/schema.ts';
 import type { Job } from '../../daemon/job.ts';
@@ -48,12 +47,13 @@ export const cropsStage: Stage = async (job, ports) => {
     outcome = await forEachBatch(
       frames.slice(framesDone),
       config.inference.batchSize,
-      (batch) => Promise.all(batch.map((frame) => (facesByFrame.has(frame.frame) ? readFramePixels(frame.absolute) : null))),
-      async (batch, pixels) => {
+      (batch) => Promise.all(batch.map((frame) => {
+        const faces = facesByFrame.get(frame.frame);
+        return faces ? encodeFrameCrops(frame, faces, config) : [];
+      })),
+      async (batch, encoded) => {
         for (const [index, frame] of batch.entries()) {
-          const faces = facesByFrame.get(frame.frame);
-          if (!faces || !pixels[index]) continue;
-          const written = await cropFrame(frame, faces, pixels[index]!, layout, config, ports, seen);
+          const written = await writeFrameCrops(frame, facesByFrame.get(frame.frame)?.sha256 ?? '', encoded[index]!, layout, ports, seen);
           addToCatalog(written, job, ports);
           await writer.append(written.map((crop) => crop.record));
           count += written.length;
@@ -71,7 +71,7 @@ export const cropsStage: Stage = async (job, ports) => {
   return { kind: 'done', change: progress() };
 };
 
-export function cropGeometryOf(config: Config): CropGeometry {
+function cropGeometryOf(config: Config): CropGeometry {
   return { faceMargin: config.crops.face.margin, upperBody: config.crops.upperBody, minSize: config.crops.minSize };
 }
 
@@ -80,29 +80,45 @@ interface WrittenCrop {
   bytes: number;
 }
 
-/** Writes one frame's crops (face by face, kind by kind); `seen` gains their hashes. */
-async function cropFrame(
-  frame: KeptFrame, faces: FaceRecord, pixels: RawImage, layout: VideoLayout, config: Config, ports: StagePorts, seen: Set<string>,
-): Promise<WrittenCrop[]> {
+interface EncodedCrop {
+  faceIndex: number;
+  kind: CropKind;
+  box: PixelBox;
+  rect: PixelBox;
+  bytes: Buffer;
+  sha256: string;
+}
+
+/** A frame's crops as PNG bytes, face by face, kind by kind; run for the next batch while this one is written (sharp's threads). */
+async function encodeFrameCrops(frame: KeptFrame, faces: FaceRecord, config: Config): Promise<EncodedCrop[]> {
   const geometry = cropGeometryOf(config);
+  const pixels = await readFramePixels(frame.absolute);
+  const planned = faces.faces.flatMap((face, faceIndex) => config.crops.kinds.flatMap((kind) => {
+    const rect = cropRect(kind, face, pixels, geometry);
+    return rect === null ? [] : [{ faceIndex, kind, rect, box: [face.x, face.y, face.width, face.height] as PixelBox }];
+  }));
+  const encoded = await Promise.all(planned.map((crop) => encodeCrop(pixels, crop.rect, config.extract.pngCompression)));
+  return planned.map((crop, index) => ({ ...crop, ...encoded[index]! }));
+}
+
+/** Writes the crops whose bytes are new, in order; `seen` gains their hashes. */
+async function writeFrameCrops(
+  frame: KeptFrame, frameSha256: string, crops: readonly EncodedCrop[], layout: VideoLayout, ports: StagePorts, seen: Set<string>,
+): Promise<WrittenCrop[]> {
   const written: WrittenCrop[] = [];
-  for (const [faceIndex, face] of faces.faces.entries()) {
-    for (const kind of config.crops.kinds) {
-      const rect = cropRect(kind, face, pixels, geometry);
-      if (rect === null) continue;
-      const { bytes, sha256 } = await encodeCrop(pixels, rect, config.extract.pngCompression);
-      const file = layout.cropFile(kind, frame.scene, frame.frame, faceIndex);
-      const known = ports.catalog.get(sha256);
-      if (seen.has(sha256) || (known && known.path !== file)) continue;
-      seen.add(sha256);
-      await writeCropFile(path.join(layout.library, file), bytes);
-      const record: CropRecord = {
-        frame: frame.frame, scene: frame.scene, frameFile: frame.file, frameSha256: faces.sha256, faceIndex, kind,
-        box: [face.x, face.y, face.width, face.height], rect, file, sha256, width: rect[2], height: rect[3],
-      };
-      written.push({ record, bytes: bytes.length });
-    }
+  const writes: Promise<void>[] = [];
+  for (const { faceIndex, kind, box, rect, bytes, sha256 } of crops) {
+    const file = layout.cropFile(kind, frame.scene, frame.frame, faceIndex);
+    const known = ports.catalog.get(sha256);
+    if (seen.has(sha256) || (known && known.path !== file)) continue;
+    seen.add(sha256);
+    writes.push(writeCropFile(path.join(layout.library, file), bytes));
+    const record: CropRecord = {
+      frame: frame.frame, scene: frame.scene, frameFile: frame.file, frameSha256, faceIndex, kind, box, rect, file, sha256, width: rect[2], height: rect[3],
+    };
+    written.push({ record, bytes: bytes.length });
   }
+  await Promise.all(writes);
   return written;
 }
 
