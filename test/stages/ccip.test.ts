@@ -145,6 +145,10 @@ test('features through a real session: input [N,3,384,384] float32 named input, 
     }
   }
   assert.deepEqual(await many.features([]), []);
+  // A metrics model that leaves its width free: the feature model's declared output says 768.
+  const free = await loadCcipModel(writeCcipModels(path.join(dir, 'free-width'), { size: 16, freeWidth: true }), OPTIONS);
+  t.after(() => free.close());
+  assert.equal(free.featureSize, 768);
 });
 
 test('differences: blocks agree with one run, cross blocks are the sub-matrix, values as the metrics model defines them', async (t) => {

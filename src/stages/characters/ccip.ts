@@ -126,9 +126,12 @@ class OnnxCcip implements CcipModel {
       throw new CelforgeError('CONFIG_INVALID', `${featureFile}: not a CCIP feature model (input ${JSON.stringify(feature.input.dims)}, expected [N, 3, size, size])`, { file: featureFile });
     }
     this.#size = typeof height === 'number' ? height : CCIP_DEFAULT_SIZE;
-    const [, size] = metrics.input.dims;
+    // The feature width as the metrics model declares it, else as the feature model declares its output.
+    const [, declared] = metrics.input.dims;
+    const produced = (feature.session as unknown as { outputMetadata?: { shape?: (number | string)[] }[] }).outputMetadata?.[0]?.shape?.[1];
+    const size = typeof declared === 'number' ? declared : produced;
     if (metrics.input.dims.length !== 2 || typeof size !== 'number') {
-      throw new CelforgeError('CONFIG_INVALID', `${metricsFile}: not a CCIP metrics model (input ${JSON.stringify(metrics.input.dims)}, expected [N, features])`, { file: metricsFile });
+      throw new CelforgeError('CONFIG_INVALID', `${metricsFile}: not a CCIP metrics model (input ${JSON.stringify(metrics.input.dims)}, expected [N, features], and ${path.basename(featureFile)} does not declare its feature width)`, { file: metricsFile });
     }
     this.featureSize = size;
     this.#ownsImages = options.images === undefined;
