@@ -210,6 +210,9 @@ test('a missing or unreadable model file is an error naming it', async (t) => {
   const model = await loadCcipModel(mixed, OPTIONS);
   t.after(() => model.close());
   await assert.rejects(model.features(await writeCrops(dir, 1, [64])), /gives features of shape \[1,32\] for 1 crops, but model_metrics\.onnx reads 768 values each/);
+  const broken = path.join(dir, 'broken.png');
+  writeFileSync(broken, 'not a picture');
+  await assert.rejects(model.features([broken]), (error: unknown) => error instanceof CelforgeError && error.code === 'IMAGE_UNREADABLE' && error.file === broken);
 });
 
 test('drawn characters: features, differences and clustering put each character in its own cluster', async (t) => {
