@@ -80,20 +80,21 @@ async function processClip(t: Parameters<typeof tempDir>[0], detector: 'cascade'
     inbox: './inbox', library: './library', disk: { reserve: 0 }, models: { dir: models.dir, manifest: models.manifest },
     faces: { detector }, crops: { minSize: 128 }, tags: { taggers: ['tagger-a'] }, inference: { batchSize: 2, workers: 1 },
   });
-  const result = await runCli(['--config', configFile, 'process', clip.file], { cwd: dir });
+  const cli = (...args: string[]) => runCli(['--config', configFile, ...args], { cwd: dir });
+  const result = await cli('process', clip.file);
   assert.equal(result.code, 0, result.stderr + result.stdout);
   const library = path.join(dir, 'library');
   const job = readJobs(library)[0]!;
   const catalog = Catalog.open(path.join(library, 'catalog.sqlite'));
   t.after(() => catalog.close());
-  return { library, configFile, job, catalog, stdout: result.stdout };
+  return { library, configFile, job, catalog, stdout: result.stdout, cli };
 }
 
 /** The composition tags the default ranges allow at this share, sorted as the catalog lists tags. */
 const inRange = (share: number) => COMPOSITION.filter((tag) => share > 0 && share >= DEFAULTS[tag]![0] && share <= DEFAULTS[tag]![1]).sort();
 
 test('the tags stage keeps each composition tag where the largest face allows it, on frames and on crops, none on the sky', { timeout: 240_000 }, async (t) => {
-  const { library, configFile, job, catalog, stdout } = await processClip(t, 'cascade');
+  const { library, configFile, job, catalog, stdout, cli } = await processClip(t, 'cascade');
   const faces = await readFaces(path.join(job.extract!.dir, 'faces.jsonl'));
   const crops = await readCrops(path.join(job.extract!.dir, 'crops.jsonl'));
   assert.ok(crops.length >= 4, `${crops.length} crops`);
@@ -163,6 +164,17 @@ test('the tags stage keeps each composition tag where the largest face allows it
   assert.equal(await run(null), 'done');
   assert.deepEqual(state.tags, job.tags);
   assert.deepEqual(crops.map((crop) => ({ sources: catalog.tagSources(crop.sha256), caption: readFileSync(captionOf(crop), 'utf8') })), reference);
+
+  // `celforge tags` on pictures gates as the stage does.
+  const pictures = [clip.stills[0]!.file, clip.stills[1]!.file];
+  const found: { faces: { height: number }[] }[] = JSON.parse((await cli('faces', ...pictures, '--json')).stdout);
+  const tagged: { compositionGated: { tag: string }[]; tags: { tag: string; source: string }[] }[] = JSON.parse((await cli('tags', ...pictures, '--json')).stdout);
+  tagged.forEach((picture, index) => {
+    const allowed = inRange(largestFaceShare(found[index]!.faces.map((face) => face.height), 720));
+    assert.deepEqual(picture.tags.filter((tag) => COMPOSITION.includes(tag.tag)).map((tag) => [tag.tag, tag.source]).sort(), allowed.map((tag) => [tag, 'composition']));
+    assert.deepEqual(picture.compositionGated.map((tag) => tag.tag).sort(), COMPOSITION.filter((tag) => !allowed.includes(tag)).sort());
+  });
+  assert.equal(tagged[0]!.compositionGated.length, COMPOSITION.length, 'the sky keeps none');
 });
 
 test('with no face detector nothing is gated: the tagger\'s composition guesses stay, and there are no crops', { timeout: 240_000 }, async (t) => {
