@@ -1,17 +1,17 @@
 /**
  * Clustering of CCIP differences as imgutils does it (DBSCAN and OPTICS on
- * the difference matrix), on generated identities whose truth is known, with
- * the differences from a real ONNX Runtime session of the generated metrics
- * model; incremental assignment against clustering from scratch.
+ * the difference matrix, as scikit-learn: density-clustering.ts), on
+ * generated identities whose truth is known, with the differences from a
+ * real ONNX Runtime session of the generated metrics model; incremental
+ * assignment against clustering from scratch.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
 import { loadCcipModel, type CcipModel } from '../../src/stages/characters/ccip.ts';
-import {
-  adjustedRandIndex, clusterDifferences, clusterIncrementally, dbscan, defaultClusterParams, optics, opticsGraph, type ClusterMethod,
-} from '../../src/stages/characters/clustering.ts';
+import { adjustedRandIndex, clusterDifferences, clusterIncrementally, defaultClusterParams, type ClusterMethod } from '../../src/stages/characters/clustering.ts';
+import { dbscan, optics, opticsGraph } from '../../src/stages/characters/density-clustering.ts';
 import { identityFeatures, writeCcipModels } from '../fixtures/ccip-models.ts';
 import { tempDir } from '../helpers.ts';
 
