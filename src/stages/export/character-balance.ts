@@ -19,8 +19,10 @@
  * Integer repeats cannot always meet the band (a tight band, a cap on
  * repeats, a character seen only beside a far more frequent one), so the
  * result says which characters fall outside it and why, rather than fail.
+ * How the repeats are found is balance-search.ts.
  */
 import { CelforgeError } from '../../errors.ts';
+import { EPSILON, searchRepeats } from './balance-search.ts';
 
 export interface BalanceUnit {
   /** The characters in every image of the unit; none for scenery. */
@@ -54,20 +56,6 @@ export interface Balance {
   problems: string[];
 }
 
-/** Slack for comparisons of ratios of integers. */
-const EPSILON = 1e-9;
-/** Step between the targets tried, as a factor. */
-const TARGET_STEP = 1.1;
-/**
- * The local search's budget, in steps of one character looked at: starts are improved, the most
- * promising first, until it is spent (a few seconds at most on a cast of 80 characters in 300
- * groups; every start, for a small cast). Each start gets at most MOVES moves.
- */
-const BUDGET = 5e7;
-const MOVES = 1000;
-/** Casts with at most this many choices of repeats are searched in full. */
-const EXHAUSTIVE = 200_000;
-
 export function checkBalanceSettings(settings: BalanceSettings): void {
   const [low, high] = settings.band;
   const invalid = (message: string) => new CelforgeError('CONFIG_INVALID', `export.balance: ${message}`);
@@ -78,266 +66,34 @@ export function checkBalanceSettings(settings: BalanceSettings): void {
 
 export function balanceRepeats(units: readonly BalanceUnit[], settings: BalanceSettings): Balance {
   checkBalanceSettings(settings);
-  const problem = new Problem(units, settings);
-  if (problem.characters.length === 0) return problem.result(units.map(() => 1));
-
-  const exhaustive = problem.exhaustive();
-  if (exhaustive !== null) return problem.result(exhaustive);
-
-  // Each character's images in all its units; with every unit at 1 repeat, the largest is the least steps any balance needs.
-  const imagesOf = problem.characters.map((_, c) => problem.unitsOf[c]!.reduce((sum, u) => sum + units[u]!.images, 0));
-  const base = Math.max(...imagesOf);
-  const starts: { repeats: number[]; score: Score }[] = [];
-  for (let target = base; target <= base * settings.maxRepeats * TARGET_STEP; target *= TARGET_STEP) {
-    const repeats = problem.start(target, imagesOf);
-    const score = problem.score(repeats);
-    // The smallest target that meets everything as it starts is the fewest steps: no need to look further.
-    if (score.violation === 0) return problem.result(repeats);
-    starts.push({ repeats, score });
+  const repeats = searchRepeats(units, settings);
+  const characters = [...new Set(units.flatMap((unit) => unit.characters))].sort();
+  const characterSteps = new Map(characters.map((name) => [name, 0]));
+  let total = 0;
+  let scenery = 0;
+  units.forEach((unit, u) => {
+    const steps = unit.images * repeats[u]!;
+    total += steps;
+    if (unit.characters.length === 0) scenery += steps;
+    for (const name of new Set(unit.characters)) characterSteps.set(name, characterSteps.get(name)! + steps);
+  });
+  const [low, high] = settings.band;
+  const mean = characters.length === 0 ? 0 : [...characterSteps.values()].reduce((a, b) => a + b, 0) / characters.length;
+  const outsideBand = characters.filter((name) => {
+    const ratio = characterSteps.get(name)! / mean;
+    return ratio < low - EPSILON || ratio > high + EPSILON;
+  });
+  const sceneryShare = total === 0 ? 0 : scenery / total;
+  const sceneryWithinCap = sceneryShare <= settings.sceneryShare + EPSILON;
+  const problems: string[] = [];
+  const percent = (value: number) => `${(value * 100).toFixed(1)}%`;
+  if (outsideBand.length > 0) {
+    problems.push(`${outsideBand.map((name) => `${name} (${(characterSteps.get(name)! / mean).toFixed(3)} of the mean)`).join(', ')}: outside the band [${low}, ${high}] of the mean steps per character (${mean.toFixed(1)}); the search found no whole repeats from 1 to ${settings.maxRepeats} that do better. Widen export.balance.band, raise export.balance.maxRepeats, or export fewer images of the most frequent characters.`);
   }
-  // Improve the most promising starts, smallest target first among equals; a bounded search, so a
-  // cast that cannot be balanced costs no more than one that can.
-  let best: { repeats: number[]; score: Score } | null = null;
-  const ordered = starts.map((entry, order) => ({ ...entry, order })).sort((a, b) => (better(a.score, b.score) ? -1 : better(b.score, a.score) ? 1 : a.order - b.order));
-  for (const start of ordered) {
-    if (best !== null && problem.work > BUDGET) break;
-    const repeats = problem.improve(start.repeats);
-    const score = problem.score(repeats);
-    if (best === null || better(score, best.score)) best = { repeats, score };
-    if (best.score.violation === 0) break;
+  if (!sceneryWithinCap) {
+    problems.push(characters.length === 0
+      ? `scenery is ${percent(sceneryShare)} of the steps, above export.balance.sceneryShare (${percent(settings.sceneryShare)}), and no image has a character: tag characters first, or export with the flat layout.`
+      : `scenery is ${percent(sceneryShare)} of the steps, above export.balance.sceneryShare (${percent(settings.sceneryShare)}), even with the characters at up to ${settings.maxRepeats} repeats: export fewer scenery images, or raise export.balance.sceneryShare or maxRepeats.`);
   }
-  return problem.result(best!.repeats);
-}
-
-/** Changes of repeats, [unit, by], made together. */
-type Move = [unit: number, by: number][];
-
-interface Steps {
-  /** By character index. */
-  perCharacter: number[];
-  total: number;
-  scenery: number;
-}
-
-interface Score {
-  /** Sum over characters of how far outside the band they are (fractions of the mean), plus the scenery's excess share; 0 when all is met. */
-  violation: number;
-  totalSteps: number;
-}
-
-function better(a: Score, b: Score): boolean {
-  if (Math.abs(a.violation - b.violation) > EPSILON) return a.violation < b.violation;
-  return a.totalSteps < b.totalSteps;
-}
-
-class Problem {
-  readonly characters: string[];
-  /** Characters looked at by the local search so far. */
-  work = 0;
-  /** For each character (by index), the units it is in. */
-  readonly unitsOf: number[][];
-  readonly #units: readonly BalanceUnit[];
-  readonly #settings: BalanceSettings;
-  readonly #members: number[][];
-  /** For each character, the unit of its images alone, or -1. */
-  readonly #own: number[];
-
-  constructor(units: readonly BalanceUnit[], settings: BalanceSettings) {
-    this.#units = units;
-    this.#settings = settings;
-    this.characters = [...new Set(units.flatMap((unit) => unit.characters))].sort();
-    const index = new Map(this.characters.map((name, c) => [name, c]));
-    this.#members = units.map((unit) => [...new Set(unit.characters)].map((name) => index.get(name)!));
-    this.unitsOf = this.characters.map(() => []);
-    this.#members.forEach((members, u) => members.forEach((c) => this.unitsOf[c]!.push(u)));
-    this.#own = this.characters.map((_, c) => this.unitsOf[c]!.find((u) => this.#members[u]!.length === 1) ?? -1);
-  }
-
-  /**
-   * Repeats that would give every character `target` steps if units were not
-   * shared: a character's rate is target / its images. A unit with several
-   * characters takes the lowest rate among them, so the most frequent one is
-   * not pushed up; each character's own unit makes up the rest.
-   */
-  start(target: number, imagesOf: number[]): number[] {
-    const clamp = (value: number) => Math.min(this.#settings.maxRepeats, Math.max(1, Math.round(value)));
-    const repeats = this.#units.map(() => 1);
-    const rate = imagesOf.map((images) => target / images);
-    this.#members.forEach((members, u) => {
-      if (members.length > 1) repeats[u] = clamp(Math.min(...members.map((c) => rate[c]!)));
-    });
-    this.#members.forEach((members, u) => {
-      if (members.length !== 1) return;
-      const c = members[0]!;
-      const shared = this.unitsOf[c]!.filter((v) => v !== u).reduce((sum, v) => sum + this.#units[v]!.images * repeats[v]!, 0);
-      repeats[u] = clamp((target - shared) / this.#units[u]!.images);
-    });
-    return repeats;
-  }
-
-  /**
-   * Every choice of repeats, when there are at most EXHAUSTIVE of them: the best (fewest steps among
-   * those that meet everything), so a small cast gets the band whenever whole repeats can give it.
-   * null for a larger cast.
-   */
-  exhaustive(): number[] | null {
-    const movable = this.#members.map((_, u) => u).filter((u) => this.#members[u]!.length > 0);
-    if (movable.length * Math.log(this.#settings.maxRepeats) > Math.log(EXHAUSTIVE)) return null;
-    const repeats = this.#units.map(() => 1);
-    const state = this.steps(repeats);
-    let best: { repeats: number[]; score: Score } | null = null;
-    const visit = (i: number): void => {
-      if (i === movable.length) {
-        const score = this.#scoreOf(state);
-        if (best === null || better(score, best.score)) best = { repeats: [...repeats], score };
-        return;
-      }
-      const unit = movable[i]!;
-      for (let value = 1; value <= this.#settings.maxRepeats; value++) {
-        if (value > 1) this.#apply(state, [[unit, 1]], 1);
-        repeats[unit] = value;
-        visit(i + 1);
-      }
-      this.#apply(state, [[unit, 1 - this.#settings.maxRepeats]], 1);
-      repeats[unit] = 1;
-    };
-    visit(0);
-    return best!.repeats;
-  }
-
-  /**
-   * Steepest descent while the score falls, each move one unit's repeats up or down by 1, 2, 4 ...;
-   * a unit with several characters may also move with its characters' own units the other way, by
-   * as many steps as it gains or loses them (more images together, fewer alone). Steps are kept per
-   * character and updated by each move, so a move costs one pass over the characters.
-   */
-  improve(start: number[]): number[] {
-    const repeats = [...start];
-    const state = this.steps(repeats);
-    const max = this.#settings.maxRepeats;
-    const movable = this.#members.map((_, u) => u).filter((u) => this.#members[u]!.length > 0);
-    const jumps: number[] = [];
-    for (let by = 1; by < max; by *= 2) jumps.push(by, -by);
-    const movesOf = (unit: number, by: number): Move[] => {
-      if (repeats[unit]! + by < 1 || repeats[unit]! + by > max) return [];
-      const single: Move = [[unit, by]];
-      if (this.#members[unit]!.length < 2) return [single];
-      const steps = this.#units[unit]!.images * by;
-      const together: Move = [[unit, by]];
-      for (const c of this.#members[unit]!) {
-        const own = this.#own[c]!;
-        if (own < 0) continue;
-        const value = Math.min(max, Math.max(1, repeats[own]! - Math.round(steps / this.#units[own]!.images)));
-        if (value !== repeats[own]) together.push([own, value - repeats[own]!]);
-      }
-      return together.length > 1 ? [single, together] : [single];
-    };
-    let score = this.#scoreOf(state);
-    const bestMove = (units: number[]) => {
-      let best: { move: Move; score: Score } | null = null;
-      for (const unit of units) {
-        for (const by of jumps) {
-          for (const move of movesOf(unit, by)) {
-            const candidate = this.#moved(state, move, () => this.#scoreOf(state));
-            this.work += state.perCharacter.length;
-            if (better(candidate, best?.score ?? score)) best = { move, score: candidate };
-          }
-        }
-      }
-      return best;
-    };
-    for (let moves = 0; moves < MOVES && score.violation > 0; moves++) {
-      // The units of the characters outside the band first (all, with scenery over its cap); any unit when none of those helps.
-      const outside = this.#outside(state);
-      const first = outside === null ? movable : movable.filter((u) => this.#members[u]!.some((c) => outside.has(c)));
-      const found = bestMove(first) ?? (first.length < movable.length ? bestMove(movable) : null);
-      if (found === null) break;
-      this.#apply(state, found.move, 1);
-      for (const [unit, by] of found.move) repeats[unit]! += by;
-      score = found.score;
-    }
-    return repeats;
-  }
-
-  /** The characters outside the band, or null when scenery is over its cap. */
-  #outside(state: Steps): Set<number> | null {
-    if (state.total > 0 && state.scenery / state.total > this.#settings.sceneryShare + EPSILON) return null;
-    const mean = state.perCharacter.reduce((a, b) => a + b, 0) / state.perCharacter.length;
-    const [low, high] = this.#settings.band;
-    const outside = new Set<number>();
-    state.perCharacter.forEach((steps, c) => {
-      if (steps / mean < low - EPSILON || steps / mean > high + EPSILON) outside.add(c);
-    });
-    return outside;
-  }
-
-  /** Runs `look` with the move made, then undoes it. */
-  #moved<T>(state: Steps, move: Move, look: () => T): T {
-    this.#apply(state, move, 1);
-    try {
-      return look();
-    } finally {
-      this.#apply(state, move, -1);
-    }
-  }
-
-  #apply(state: Steps, move: Move, sign: 1 | -1): void {
-    for (const [unit, by] of move) {
-      const steps = this.#units[unit]!.images * by * sign;
-      state.total += steps;
-      for (const c of this.#members[unit]!) state.perCharacter[c]! += steps;
-    }
-  }
-
-  steps(repeats: readonly number[]): Steps {
-    const perCharacter = this.characters.map(() => 0);
-    let total = 0;
-    let scenery = 0;
-    this.#units.forEach((unit, u) => {
-      const steps = unit.images * repeats[u]!;
-      total += steps;
-      if (this.#members[u]!.length === 0) scenery += steps;
-      for (const c of this.#members[u]!) perCharacter[c]! += steps;
-    });
-    return { perCharacter, total, scenery };
-  }
-
-  score(repeats: readonly number[]): Score {
-    return this.#scoreOf(this.steps(repeats));
-  }
-
-  #scoreOf({ perCharacter, total, scenery }: Steps): Score {
-    let sum = 0;
-    for (const steps of perCharacter) sum += steps;
-    const mean = sum / perCharacter.length;
-    const [low, high] = this.#settings.band;
-    let violation = 0;
-    for (const steps of perCharacter) violation += Math.max(0, low - steps / mean - EPSILON, steps / mean - high - EPSILON);
-    if (total > 0) violation += Math.max(0, scenery / total - this.#settings.sceneryShare - EPSILON);
-    return { violation, totalSteps: total };
-  }
-
-  result(repeats: number[]): Balance {
-    const { perCharacter, total, scenery } = this.steps(repeats);
-    const [low, high] = this.#settings.band;
-    const mean = perCharacter.length === 0 ? 0 : perCharacter.reduce((a, b) => a + b, 0) / perCharacter.length;
-    const characterSteps = new Map(this.characters.map((name, c) => [name, perCharacter[c]!]));
-    const outsideBand = this.characters.filter((_, c) => {
-      const ratio = perCharacter[c]! / mean;
-      return ratio < low - EPSILON || ratio > high + EPSILON;
-    });
-    const sceneryShare = total === 0 ? 0 : scenery / total;
-    const sceneryWithinCap = sceneryShare <= this.#settings.sceneryShare + EPSILON;
-    const problems: string[] = [];
-    const percent = (value: number) => `${(value * 100).toFixed(1)}%`;
-    if (outsideBand.length > 0) {
-      problems.push(`${outsideBand.map((name) => `${name} (${(characterSteps.get(name)! / mean).toFixed(3)} of the mean)`).join(', ')}: outside the band [${low}, ${high}] of the mean steps per character (${mean.toFixed(1)}); the search found no whole repeats from 1 to ${this.#settings.maxRepeats} that do better. Widen export.balance.band, raise export.balance.maxRepeats, or export fewer images of the most frequent characters.`);
-    }
-    if (!sceneryWithinCap) {
-      problems.push(this.characters.length === 0
-        ? `scenery is ${percent(sceneryShare)} of the steps, above export.balance.sceneryShare (${percent(this.#settings.sceneryShare)}), and no image has a character: tag characters first, or export with the flat layout.`
-        : `scenery is ${percent(sceneryShare)} of the steps, above export.balance.sceneryShare (${percent(this.#settings.sceneryShare)}), even with the characters at up to ${this.#settings.maxRepeats} repeats: export fewer scenery images, or raise export.balance.sceneryShare or maxRepeats.`);
-    }
-    return { repeats, characterSteps, meanSteps: mean, totalSteps: total, sceneryShare, outsideBand, sceneryWithinCap, problems };
-  }
+  return { repeats, characterSteps, meanSteps: mean, totalSteps: total, sceneryShare, outsideBand, sceneryWithinCap, problems };
 }
