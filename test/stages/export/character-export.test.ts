@@ -212,6 +212,22 @@ test('adversarial names give safe, distinct folders inside the export, with the 
   assert.equal(existsSync(refusedOut), false);
 });
 
+test('fineTuneMetadata with the per-character layout: one meta_cap.json for --in_json, naming every image in its subset folder', async (t) => {
+  const dir = tempDir(t);
+  const images = await cast(dir, [[2, () => ['character:alice', 'smile']], [1, () => ['character:alice', 'character:bob']], [1, () => ['sky']]]);
+  const out = tempDir(t);
+  const result = await exportKohyaDataset(images, options(out, { fineTuneMetadata: true, balance: { band: [0.5, 2], sceneryShare: 1, maxRepeats: 5 } }));
+  assert.equal(result.metadataFile, path.join(out, 'meta_cap.json'));
+  const metadata = JSON.parse(readFileSync(result.metadataFile!, 'utf8')) as Record<string, { caption: string }>;
+  assert.equal(Object.keys(metadata).length, 4);
+  for (const [file, entry] of Object.entries(metadata)) {
+    assert.ok(existsSync(file), file);
+    assert.equal(readFileSync(file.replace(/\.png$/, '.txt'), 'utf8'), `${entry.caption}\n`);
+  }
+  assert.deepEqual(Object.keys(metadata).map((file) => path.relative(out, path.dirname(file)).split(path.sep).join('/')).sort(),
+    ['images/characters_1/alice', 'images/characters_1/alice', 'images/characters_2/alice+bob', 'images/scenery']);
+});
+
 test('exporting again: the flat layout gives way to subsets, emptied folders go, a person\'s files stay or stop the export', async (t) => {
   const dir = tempDir(t);
   const images = await cast(dir, [[3, () => ['character:alice']], [2, () => ['character:bob']], [2, () => ['sky']]]);
@@ -264,6 +280,8 @@ test('from the catalog: character tags of any source, a person\'s corrections, c
   }, 'test', library);
   assert.equal(config.export.pruneCoreTags, null);
   assert.equal(config.export.balance.maxRepeats, 100);
+  assert.throws(() => validateConfig({ library, export: { balance: { band: [1.1, 1.5] } } }, 'test', library), /export\.balance\.band/);
+  assert.throws(() => validateConfig({ library, export: { layout: 'per-scene' } }, 'test', library), /export\.layout/);
 
   const out = tempDir(t);
   const all = await exportQuery(catalog, config, '', out);
