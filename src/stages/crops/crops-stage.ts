@@ -53,7 +53,7 @@ export const cropsStage: Stage = async (job, ports) => {
       })),
       async (batch, encoded) => {
         for (const [index, frame] of batch.entries()) {
-          const written = await writeFrameCrops(frame, facesByFrame.get(frame.frame)?.sha256 ?? '', encoded[index]!, layout, ports, seen);
+          const written = await writeFrameCrops(frame, encoded[index]!, layout, ports, seen);
           addToCatalog(written, job, ports);
           await writer.append(written.map((crop) => crop.record));
           count += written.length;
@@ -81,6 +81,7 @@ interface WrittenCrop {
 }
 
 interface EncodedCrop {
+  frameSha256: string;
   faceIndex: number;
   kind: CropKind;
   box: PixelBox;
@@ -95,7 +96,7 @@ async function encodeFrameCrops(frame: KeptFrame, faces: FaceRecord, config: Con
   const pixels = await readFramePixels(frame.absolute);
   const planned = faces.faces.flatMap((face, faceIndex) => config.crops.kinds.flatMap((kind) => {
     const rect = cropRect(kind, face, pixels, geometry);
-    return rect === null ? [] : [{ faceIndex, kind, rect, box: [face.x, face.y, face.width, face.height] as PixelBox }];
+    return rect === null ? [] : [{ frameSha256: faces.sha256, faceIndex, kind, rect, box: [face.x, face.y, face.width, face.height] as PixelBox }];
   }));
   const encoded = await Promise.all(planned.map((crop) => encodeCrop(pixels, crop.rect, config.extract.pngCompression)));
   return planned.map((crop, index) => ({ ...crop, ...encoded[index]! }));
@@ -103,11 +104,11 @@ async function encodeFrameCrops(frame: KeptFrame, faces: FaceRecord, config: Con
 
 /** Writes the crops whose bytes are new, in order; `seen` gains their hashes. */
 async function writeFrameCrops(
-  frame: KeptFrame, frameSha256: string, crops: readonly EncodedCrop[], layout: VideoLayout, ports: StagePorts, seen: Set<string>,
+  frame: KeptFrame, crops: readonly EncodedCrop[], layout: VideoLayout, ports: StagePorts, seen: Set<string>,
 ): Promise<WrittenCrop[]> {
   const written: WrittenCrop[] = [];
   const writes: Promise<void>[] = [];
-  for (const { faceIndex, kind, box, rect, bytes, sha256 } of crops) {
+  for (const { frameSha256, faceIndex, kind, box, rect, bytes, sha256 } of crops) {
     const file = layout.cropFile(kind, frame.scene, frame.frame, faceIndex);
     const known = ports.catalog.get(sha256);
     if (seen.has(sha256) || (known && known.path !== file)) continue;
