@@ -118,7 +118,7 @@ export const configSchema = z.strictObject({
       /** The most repeats the balance gives a subset, before numRepeats multiplies them. */
       maxRepeats: z.number().int().min(1).default(100),
     }).prefault({}),
-    /** Prune each character's tags found on at least this share of its images (the name absorbs them); null keeps them. */
+    /** Prune each character's tags found on at least this share of the images where it is alone (the name absorbs them); null keeps them. */
     pruneCoreTags: z.number().positive().max(1).nullable().default(null),
   }).prefault({}),
   models: z.strictObject({
