@@ -33,7 +33,7 @@ export interface LayoutOptions {
   caption: CaptionOptions;
   /** num_repeats of the flat subset; in the per-character layout, the balance's repeats are multiplied by it. */
   numRepeats: number;
-  /** Prune each character's tags found on at least this share of its images; null or absent: keep them. */
+  /** Prune each character's tags found on at least this share of the images where it is alone; null or absent: keep them. */
   pruneCoreTags?: number | null;
 }
 

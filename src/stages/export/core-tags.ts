@@ -1,12 +1,20 @@
 /**
  * A character's core tags: the plain tags (hair colour, eye colour, outfit)
- * on at least a given share of the images that carry the character. In a
+ * on at least a given share of the images where the character is alone. In a
  * per-character dataset whose captions start with the character's name,
  * pruning them lets the name absorb what always comes with it, so a prompt
- * with the name alone brings the look (what anime_screenshot_pipeline's
- * character tag pruning does).
+ * with the name alone brings the look. As anime_screenshot_pipeline's
+ * CoreTagProcessor (cyber-meow/anime_screenshot_pipeline at 2b0afde,
+ * anime2sd/captioning/tagging_character.py): counted on images with one
+ * character only, since in an image with two a tag may belong to either
+ * ("Only update for single character image"); a tag is core when
+ * `count >= frequency_threshold * total`; an image loses the core tags of
+ * every character in it (drop_character_core_tags). Unlike it, no list of
+ * words is kept back (it never prunes `1girl`, `smile`, `sky` ...): every
+ * plain tag at or above the share goes, so choose the share with that in mind.
  *
- *   coreTags(images, share)          Map from character name to its core tags, sorted
+ *   coreTags(images, share)          Map from character name to its core tags, sorted;
+ *                                    a character never seen alone has none
  *   withoutCoreTags(tags, core)      the tags minus the core tags of every character among them
  *
  * Namespaced tags (`character:`, `rating:`, `series:` ...) are never core tags.
@@ -29,7 +37,9 @@ export function coreTags(images: readonly { tags: readonly string[] }[], share: 
   const counts = new Map<string, { images: number; tags: Map<string, number> }>();
   for (const image of images) {
     const plain = new Set(image.tags.filter((tag) => parseTag(tag)?.namespace === '').map((tag) => parseTag(tag)!.name));
-    for (const name of charactersOf(image.tags)) {
+    const characters = charactersOf(image.tags);
+    if (characters.length !== 1) continue;
+    for (const name of characters) {
       const entry = counts.get(name) ?? { images: 0, tags: new Map<string, number>() };
       entry.images += 1;
       for (const tag of plain) entry.tags.set(tag, (entry.tags.get(tag) ?? 0) + 1);

@@ -78,7 +78,7 @@ export interface ExportOptions {
   layout?: Layout;
   /** Needed by the per-character layout. */
   balance?: BalanceSettings;
-  /** Prune each character's tags found on at least this share of its images (core-tags.ts); null or absent: keep them. */
+  /** Prune each character's tags found on at least this share of the images where it is alone (core-tags.ts); null or absent: keep them. */
   pruneCoreTags?: number | null;
 }
 
