@@ -1,7 +1,11 @@
 /**
  * The search behind character-balance.ts: whole repeats, 1 to maxRepeats, for
  * each unit, that keep every character's steps within the band of the mean
- * and scenery within its share, with the fewest steps.
+ * and scenery within its share, with the fewest steps. A unit of several
+ * characters is never repeated more than the own unit (the images alone) of
+ * each of its characters that has one: otherwise a few shared images, worth
+ * two characters' steps at once, would be the cheapest way to balance and be
+ * repeated until they are learnt by heart.
  *
  *   searchRepeats(units, settings)   one repeat count per unit (scenery's is 1)
  *
@@ -93,6 +97,10 @@ class Problem {
   readonly #members: number[][];
   /** For each character, the unit of its images alone, or -1. */
   readonly #own: number[];
+  /** For each unit of several characters, the own units of its characters; none for the others. */
+  readonly #capOf: number[][];
+  /** For each unit, the units of several characters whose cap it is. */
+  readonly #capping: number[][];
 
   constructor(units: readonly BalanceUnit[], settings: BalanceSettings) {
     this.#units = units;
@@ -103,6 +111,24 @@ class Problem {
     this.unitsOf = this.characters.map(() => []);
     this.#members.forEach((members, u) => members.forEach((c) => this.unitsOf[c]!.push(u)));
     this.#own = this.characters.map((_, c) => this.unitsOf[c]!.find((u) => this.#members[u]!.length === 1) ?? -1);
+    this.#capOf = this.#members.map((members) => (members.length < 2 ? [] : members.map((c) => this.#own[c]!).filter((u) => u >= 0)));
+    this.#capping = units.map(() => []);
+    this.#capOf.forEach((owns, group) => owns.forEach((own) => this.#capping[own]!.push(group)));
+  }
+
+  /** Whether the unit of several characters is within its cap: at most the repeats of one of its characters' own units. */
+  #withinCap(repeats: readonly number[], group: number): boolean {
+    const owns = this.#capOf[group]!;
+    return owns.length === 0 || repeats[group]! <= Math.max(...owns.map((own) => repeats[own]!));
+  }
+
+  /** Whether every unit a move touches, or whose cap it moves, is within its cap afterwards. */
+  #allowed(repeats: readonly number[], move: Move): boolean {
+    for (const [unit] of move) {
+      if (!this.#withinCap(repeats, unit)) return false;
+      for (const group of this.#capping[unit]!) if (!this.#withinCap(repeats, group)) return false;
+    }
+    return true;
   }
 
   /**
@@ -124,6 +150,9 @@ class Problem {
       const shared = this.unitsOf[c]!.filter((v) => v !== u).reduce((sum, v) => sum + this.#units[v]!.images * repeats[v]!, 0);
       repeats[u] = clamp((target - shared) / this.#units[u]!.images);
     });
+    this.#capOf.forEach((owns, group) => {
+      if (owns.length > 0) repeats[group] = Math.min(repeats[group]!, Math.max(...owns.map((own) => repeats[own]!)));
+    });
     return repeats;
   }
 
@@ -140,6 +169,7 @@ class Problem {
     let best: { repeats: number[]; score: Score } | null = null;
     const visit = (i: number): void => {
       if (i === movable.length) {
+        if (!this.#capOf.every((_, group) => this.#withinCap(repeats, group))) return;
         const score = this.#scoreOf(state);
         if (best === null || better(score, best.score)) best = { repeats: [...repeats], score };
         return;
@@ -154,6 +184,7 @@ class Problem {
       repeats[unit] = 1;
     };
     visit(0);
+    // All at 1 is always within the caps, so there is a best.
     return best!.repeats;
   }
 
@@ -190,6 +221,10 @@ class Problem {
       for (const unit of units) {
         for (const by of jumps) {
           for (const move of movesOf(unit, by)) {
+            for (const [u, d] of move) repeats[u]! += d;
+            const allowed = this.#allowed(repeats, move);
+            for (const [u, d] of move) repeats[u]! -= d;
+            if (!allowed) continue;
             const candidate = this.#moved(state, move, () => this.#scoreOf(state));
             this.work += state.perCharacter.length;
             if (better(candidate, best?.score ?? score)) best = { move, score: candidate };

@@ -14,7 +14,9 @@
  * characters; scenery keeps 1 repeat and must stay at or below
  * sceneryShare of all steps, which more repeats for the characters can bring
  * about. Repeats stay as low as the band allows: the most frequent character
- * gets 1 where it can.
+ * gets 1 where it can. A unit of several characters is repeated no more than
+ * the images of one of them alone, so a few shared images are not what
+ * balances the cast.
  *
  * Integer repeats cannot always meet the band (a tight band, a cap on
  * repeats, a character seen only beside a far more frequent one), so the

@@ -19,6 +19,15 @@ function figures(units: BalanceUnit[], repeats: number[]) {
   return { steps, mean, total, sceneryShare: total === 0 ? 0 : scenery / total };
 }
 
+/** A unit of several characters is repeated at most as much as one of its characters' own units, where they have one. */
+function withinCaps(units: BalanceUnit[], repeats: number[]): boolean {
+  return units.every((unit, u) => {
+    if (unit.characters.length < 2) return true;
+    const owns = units.map((other, v) => v).filter((v) => units[v]!.characters.length === 1 && unit.characters.includes(units[v]!.characters[0]!));
+    return owns.length === 0 || repeats[u]! <= Math.max(...owns.map((v) => repeats[v]!));
+  });
+}
+
 function meets(units: BalanceUnit[], repeats: number[], settings: BalanceSettings): boolean {
   const { steps, mean, sceneryShare } = figures(units, repeats);
   const [low, high] = settings.band;
@@ -30,7 +39,7 @@ function achievable(units: BalanceUnit[], settings: BalanceSettings): boolean {
   const free = units.map((unit, u) => u).filter((u) => units[u]!.characters.length > 0);
   const repeats = units.map(() => 1);
   const search = (i: number): boolean => {
-    if (i === free.length) return meets(units, repeats, settings);
+    if (i === free.length) return withinCaps(units, repeats) && meets(units, repeats, settings);
     for (let r = 1; r <= settings.maxRepeats; r++) {
       repeats[free[i]!] = r;
       if (search(i + 1)) return true;
@@ -75,6 +84,7 @@ test('a skewed cast: every character within the band, scenery under its cap, rep
   const capped = balanceRepeats(units, { ...settings, sceneryShare: 0.07 });
   assert.deepEqual(capped.problems, []);
   assert.ok(figures(units, capped.repeats).sceneryShare <= 0.07);
+  assert.ok(withinCaps(units, capped.repeats), String(capped.repeats));
   assert.ok(figures(units, capped.repeats).total > figures(units, balance.repeats).total);
   const tooLow = balanceRepeats(units, { ...settings, sceneryShare: 0.05 });
   assert.equal(tooLow.sceneryWithinCap, false);
@@ -83,6 +93,15 @@ test('a skewed cast: every character within the band, scenery under its cap, rep
 
 test('what cannot be met is said, with the characters and how far off they are', () => {
   // D is only ever beside A, which has 300 images of its own: at most 100 repeats cannot close that gap in a 10% band.
+  // The fewest steps would repeat the 6 images of A and B together 9 times, with A's and B's own at 1:
+  // a group is held to its characters' own repeats instead.
+  const sharedUnits: BalanceUnit[] = [{ characters: ['a'], images: 5 }, { characters: ['b'], images: 1 }, { characters: ['a', 'b'], images: 6 }, { characters: [], images: 20 }];
+  const sharedSettings: BalanceSettings = { band: [0.9, 1.1], sceneryShare: 0.25, maxRepeats: 12 };
+  assert.ok(meets(sharedUnits, [1, 1, 9, 1], sharedSettings) && !withinCaps(sharedUnits, [1, 1, 9, 1]));
+  const shared = balanceRepeats(sharedUnits, sharedSettings);
+  assert.deepEqual(shared.problems, []);
+  assert.ok(withinCaps(sharedUnits, shared.repeats), String(shared.repeats));
+
   const stuck = balanceRepeats([{ characters: ['a'], images: 300 }, { characters: ['a', 'd'], images: 2 }], { band: [0.9, 1.1], sceneryShare: 0.1, maxRepeats: 100 });
   assert.deepEqual(stuck.outsideBand, ['a', 'd']);
   assert.equal(stuck.problems.length, 1);
@@ -119,6 +138,7 @@ test('random casts: the band is met whenever whole repeats can meet it, and othe
     const balance = balanceRepeats(units, settings);
     const context = JSON.stringify({ units, settings, repeats: balance.repeats });
     assert.ok(balance.repeats.every((r, u) => Number.isSafeInteger(r) && r >= 1 && r <= settings.maxRepeats && (units[u]!.characters.length > 0 || r === 1)), context);
+    assert.ok(withinCaps(units, balance.repeats), `a group repeated more than its characters: ${context}`);
     const reallyMet = meets(units, balance.repeats, settings);
     assert.equal(balance.problems.length === 0, reallyMet, context);
     if (achievable(units, settings)) {
@@ -149,6 +169,7 @@ test('large random casts, balanced by construction (too many choices to try them
     const balance = balanceRepeats(units, settings);
     assert.deepEqual(balance.problems, [], JSON.stringify({ units, repeats: balance.repeats }));
     assert.ok(meets(units, balance.repeats, settings));
+    assert.ok(withinCaps(units, balance.repeats));
   }
 });
 
