@@ -18,6 +18,7 @@
  *   POST /api/characters/clusters/<id>/noise        {"noise": true|false}
  */
 import { z } from 'zod';
+import { refreshCaptions } from '../catalog/caption-refresh.ts';
 import { CharacterClusters } from '../catalog/character-clusters.ts';
 import { CONFLICT_TAG, characterTag } from '../catalog/character-tags.ts';
 import { ApiError, parseBody } from './api-request.ts';
@@ -49,12 +50,20 @@ type Body<K extends keyof typeof BODIES> = z.output<(typeof BODIES)[K]>;
 /**
  * A change to cluster `<id>`: its handler sees a body that passed the route's
  * schema. The store refuses an unknown cluster or crop (FILE_NOT_FOUND, a 404)
- * and a name no tag can carry (CONFIG_INVALID, a 400), naming them.
+ * and a name no tag can carry (CONFIG_INVALID, a 400), naming them. The
+ * captions beside the crops of the clusters it touches, and beside their
+ * frames, are written again from the catalog, as after any tag edit.
  */
 function change<K extends keyof typeof BODIES>(kind: K, handler: (clusters: CharacterClusters, id: number, body: Body<K>) => unknown): Handler {
   return async (context, [id], _url, body) => {
     const parsed = parseBody(BODIES[kind], body, USAGE[kind]) as Body<K>;
-    return json(handler(new CharacterClusters(context.catalog), Number(id), parsed));
+    const clusters = new CharacterClusters(context.catalog);
+    const touched = [Number(id), ...('other' in parsed ? [parsed.other as number] : [])];
+    const crops = touched.flatMap((cluster) => (clusters.exists(cluster) ? clusters.members(cluster).map((member) => member.hash) : []));
+    const result = handler(clusters, Number(id), parsed);
+    const frames = crops.map((crop) => context.catalog.get(crop)?.origin?.hash).filter((frame): frame is string => frame !== undefined);
+    await refreshCaptions(context.catalog, context.config(), [...crops, ...frames]);
+    return json(result);
   };
 }
 

@@ -7,11 +7,12 @@
  * the same login guards these routes as the others.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
 import { CharacterClusters } from '../../src/catalog/character-clusters.ts';
+import { captionPathOf } from '../../src/catalog/sidecars.ts';
 import { SECOND_SERIES, SERIES, TAGGER_CHARACTER, characterLibrary, type CharacterLibrary } from '../fixtures/character-library.ts';
 
 function raw(url: string, options: { method?: string; path: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; body: Buffer; json: any }> {
@@ -111,8 +112,15 @@ test('characters API: reads, refusals that change nothing, and changes the catal
   assert.deepEqual(found(library, 'character:*'), [crops.red[0]], "only the tagger's");
   assert.equal((await clusters()).length, 6);
 
-  // Changes.
+  // Changes. Captions as the tags stage writes them beside a red crop, its frame and a green crop follow each one.
+  const captionOf = (hash: string) => captionPathOf(path.join(library.library, library.catalog.get(hash)!.path));
+  const captioned = [crops.red[0]!, library.frameOf.get(crops.red[0]!)!, crops.green[0]!];
+  for (const hash of captioned) writeFileSync(captionOf(hash), '1girl, solo\n');
+  const caption = (hash: string) => readFileSync(captionOf(hash), 'utf8');
   const named = await post(nameRed, { name: 'Saber Alter' });
+  assert.match(caption(captioned[0]!), /\bsaber alter\b/, 'the crop caption names the character');
+  assert.match(caption(captioned[1]!), /\bsaber alter\b/, 'and so does its frame');
+  assert.doesNotMatch(caption(captioned[2]!), /saber/, 'a crop of another cluster is left as it was');
   assert.deepEqual(named.json, { id: clusterOf.red, tag: 'character:saber_alter' });
   assert.deepEqual(found(library, 'character:saber_alter'), withFrames(library, crops.red));
   assert.equal((await clusters())[0]!.name, 'saber_alter', 'named first');
@@ -124,6 +132,7 @@ test('characters API: reads, refusals that change nothing, and changes the catal
 
   assert.equal((await post(`/api/characters/clusters/${clusterOf.green}/merge`, { other: clusterOf.red })).status, 200);
   assert.deepEqual(found(library, 'character:saber_alter'), withFrames(library, [...crops.red, ...crops.green]), 'the merged cluster keeps the name');
+  assert.match(caption(captioned[2]!), /\bsaber alter\b/, 'a crop merged in is captioned with the name');
   assert.equal((await get(`/api/characters/clusters/${clusterOf.red}/members`)).status, 404, 'the other cluster is gone');
   const merged = await get(`/api/characters/clusters/${clusterOf.green}/members`);
   assert.equal(merged.json.members.filter((member: { byPerson: boolean }) => member.byPerson).length, 4, "the red crops placed by a person's merge");
@@ -132,9 +141,11 @@ test('characters API: reads, refusals that change nothing, and changes the catal
   assert.deepEqual(moved.json, { id: clusterOf.green, moved: 2 });
   assert.deepEqual(found(library, 'character:saber_alter'), withFrames(library, [...crops.red, crops.green[2]!]));
   assert.ok(library.catalog.deletedTagsOf(crops.green[0]!).includes('character:saber_alter'), "recorded as a person's removal");
+  assert.doesNotMatch(caption(captioned[2]!), /saber/, 'a crop moved out loses the name in its caption');
 
   assert.deepEqual((await post(`/api/characters/clusters/${clusterOf.green}/noise`, { noise: true })).json, { id: clusterOf.green, noise: true });
   assert.equal(library.catalog.count('character:saber_alter'), 0);
+  assert.doesNotMatch(caption(captioned[0]!), /saber/, 'noise names no one in the captions either');
   assert.equal((await get(`/api/characters/clusters?series=${encodeURIComponent(SERIES)}`)).json.conflicts.count, 0, 'noise names no one, so nothing disagrees');
   assert.equal((await clusters()).find((cluster) => cluster.id === clusterOf.green)!.noise, true);
 });
