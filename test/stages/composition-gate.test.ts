@@ -20,7 +20,6 @@ import { MediaRepository } from '../../src/adapters/media.ts';
 import { loadConfig, validateConfig } from '../../src/config/load.ts';
 import type { Job } from '../../src/daemon/job.ts';
 import { ModelCache } from '../../src/models/model-cache.ts';
-import type { StagePorts } from '../../src/stages/stage.ts';
 import { compositionGate, largestFaceShare, type CompositionRanges } from '../../src/stages/tags/composition-gate.ts';
 import { tagsStage } from '../../src/stages/tags/tags-stage.ts';
 import { binaries } from '../fixtures/clips.ts';
@@ -28,6 +27,7 @@ import { makeFacesClip } from '../fixtures/faces-clip.ts';
 import { writeModelFolder } from '../fixtures/model-folder.ts';
 import { writeTaggerModel } from '../fixtures/onnx-models.ts';
 import { readJobs, runCli, tempDir, writeConfig } from '../helpers.ts';
+import { stageRunner } from '../fixtures/stage-run.ts';
 
 const COMPOSITION = ['close-up', 'portrait', 'upper_body', 'cowboy_shot', 'full_body'];
 const same = (tag: string) => tag;
@@ -143,21 +143,9 @@ test('the tags stage keeps each composition tag where the largest face allows it
   const images = createImageWorkers(1);
   t.after(() => images.close());
   const state: Job = { ...structuredClone(job), stage: 'tags', state: 'running', tags: { ...job.tags!, cropsDone: 0, compositionGated: framesGated } };
-  const run = async (stopAtSave: number | null) => {
-    const abort = new AbortController();
-    let saves = 0;
-    const ports: StagePorts = {
-      config: () => config, media: new MediaRepository(binaries), disk: realDiskSpace, catalog, images, models: new ModelCache(),
-      log: pino({ level: 'silent' }), signal: abort.signal,
-      save: async (change) => {
-        change(state);
-        if ((saves += 1) === stopAtSave) abort.abort();
-      },
-    };
-    const outcome = await tagsStage(structuredClone(state), ports);
-    if (outcome.kind === 'done') outcome.change?.(state);
-    return outcome.kind;
-  };
+  const run = stageRunner(tagsStage, state, {
+    config: () => config, media: new MediaRepository(binaries), disk: realDiskSpace, catalog, images, models: new ModelCache(), log: pino({ level: 'silent' }),
+  });
   assert.equal(await run(1), 'interrupted');
   assert.equal(state.tags?.cropsDone, 2, 'one batch of crops');
   assert.equal(state.tags?.framesDone, 3, 'the frames are not tagged again');

@@ -24,11 +24,11 @@ import type { Job } from '../../src/daemon/job.ts';
 import { ModelCache } from '../../src/models/model-cache.ts';
 import { cropRect, type CropGeometry } from '../../src/stages/crops/crop-geometry.ts';
 import { cropsStage } from '../../src/stages/crops/crops-stage.ts';
-import type { StagePorts } from '../../src/stages/stage.ts';
 import { mulberry32 } from '../fixtures/anime-clip.ts';
 import { binaries } from '../fixtures/clips.ts';
 import { makeFacesClip } from '../fixtures/faces-clip.ts';
 import { hashTree, readJobs, runCli, tempDir, writeConfig } from '../helpers.ts';
+import { stageRunner } from '../fixtures/stage-run.ts';
 
 const GEOMETRY: CropGeometry = { faceMargin: 0.5, upperBody: { width: 3, height: 4, above: 0.5 }, minSize: 16 };
 const FRAME = { width: 640, height: 360 };
@@ -179,21 +179,9 @@ test('process: crops of every face found, the frame\'s pixels exactly, in the ca
   t.after(() => images.close());
   let state: Job = { ...structuredClone(job), stage: 'crops', state: 'running' };
   delete state.crops;
-  const run = async (stopAtSave: number | null) => {
-    const abort = new AbortController();
-    let saves = 0;
-    const ports: StagePorts = {
-      config: () => config, media: new MediaRepository(binaries), disk: realDiskSpace, catalog, images, models: new ModelCache(),
-      log: pino({ level: 'silent' }), signal: abort.signal,
-      save: async (change) => {
-        change(state);
-        if ((saves += 1) === stopAtSave) abort.abort();
-      },
-    };
-    const outcome = await cropsStage(structuredClone(state), ports);
-    if (outcome.kind === 'done') outcome.change?.(state);
-    return outcome.kind;
-  };
+  const run = stageRunner(cropsStage, state, {
+    config: () => config, media: new MediaRepository(binaries), disk: realDiskSpace, catalog, images, models: new ModelCache(), log: pino({ level: 'silent' }),
+  });
   assert.equal(await run(2), 'interrupted');
   assert.equal((state as Job).crops?.framesDone, 2);
   const partial = readFileSync(cropsFile, 'utf8').split('\n').filter(Boolean);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CelforgeError } from '../../../src/errors.ts';
 import { balanceRepeats, type BalanceSettings, type BalanceUnit } from '../../../src/stages/export/character-balance.ts';
+import { mulberry32 } from '../../fixtures/anime-clip.ts';
 
 /** Steps per character and scenery share, worked out here from the units and repeats alone. */
 function figures(units: BalanceUnit[], repeats: number[]) {
@@ -48,17 +49,6 @@ function achievable(units: BalanceUnit[], settings: BalanceSettings): boolean {
     return false;
   };
   return search(0);
-}
-
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 test('a skewed cast: every character within the band, scenery under its cap, repeats whole and at least 1', () => {
@@ -124,7 +114,7 @@ test('what cannot be met is said, with the characters and how far off they are',
 });
 
 test('random casts: the band is met whenever whole repeats can meet it, and otherwise the result says so', () => {
-  const next = random(16);
+  const next = mulberry32(16);
   let met = 0;
   let unmet = 0;
   for (let trial = 0; trial < 300; trial++) {
@@ -154,7 +144,7 @@ test('random casts: the band is met whenever whole repeats can meet it, and othe
 });
 
 test('large random casts, balanced by construction (too many choices to try them all): the search finds a balance', () => {
-  const next = random(1616);
+  const next = mulberry32(1616);
   for (let trial = 0; trial < 25; trial++) {
     // Each character gets as many images as make about 840 steps at a repeat count drawn for it.
     const count = 5 + Math.floor(next() * 26);

@@ -18,6 +18,7 @@ import { CelforgeError } from '../../../src/errors.ts';
 import { exportQuery } from '../../../src/stages/export/export-query.ts';
 import { exportKohyaDataset, type ExportImage, type ExportOptions } from '../../../src/stages/export/kohya-export.ts';
 import { parseSimpleToml } from '../../../src/stages/export/kohya-toml.ts';
+import { exportOptions } from '../../fixtures/export-options.ts';
 
 function tempDir(t: TestContext): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'celforge-characters-'));
@@ -43,17 +44,8 @@ async function cast(dir: string, groups: [count: number, tags: (i: number) => st
   return images;
 }
 
-const options = (out: string, changes: Partial<ExportOptions> = {}): ExportOptions => ({
-  out,
-  caption: { triggerWords: ['celchar'], keepTokens: 1, underscoresToSpaces: true },
-  buckets: { resolution: [512, 512], minBucketReso: 256, maxBucketReso: 1024, bucketResoSteps: 64 },
-  numRepeats: 2,
-  batchSize: 1,
-  link: 'hardlink',
-  layout: 'per-character',
-  balance: { band: [0.9, 1.1], sceneryShare: 0.1, maxRepeats: 100 },
-  ...changes,
-});
+const options = (out: string, changes: Partial<ExportOptions> = {}): ExportOptions =>
+  exportOptions(out, { layout: 'per-character', balance: { band: [0.9, 1.1], sceneryShare: 0.1, maxRepeats: 100 }, ...changes });
 
 const IMAGE = /\.(png|jpe?g|webp|bmp)$/i;
 /** Python's `[t.strip() for t in caption.strip().split(",")]`: Kohya's tokens (train_util.py process_caption). */

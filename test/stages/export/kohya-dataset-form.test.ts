@@ -16,8 +16,9 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import sharp from 'sharp';
 import { datasetFormFor } from '../../../src/stages/export/kohya-dataset-form.ts';
-import { exportKohyaDataset, type ExportImage, type ExportOptions } from '../../../src/stages/export/kohya-export.ts';
+import { exportKohyaDataset, type ExportImage } from '../../../src/stages/export/kohya-export.ts';
 import { parseSimpleToml } from '../../../src/stages/export/kohya-toml.ts';
+import { exportOptions } from '../../fixtures/export-options.ts';
 
 type Rule = 'bool' | 'int' | 'str' | 'number' | 'dict' | 'float pair' | 'int or int pair';
 type Schema = Record<string, Rule>;
@@ -163,15 +164,7 @@ async function library(t: TestContext): Promise<ExportImage[]> {
   return images;
 }
 
-const options = (out: string, changes: Partial<ExportOptions> = {}): ExportOptions => ({
-  out,
-  caption: { triggerWords: ['celchar'], keepTokens: 1, underscoresToSpaces: true },
-  buckets: { resolution: [512, 512], minBucketReso: 256, maxBucketReso: 1024, bucketResoSteps: 64 },
-  numRepeats: 2,
-  batchSize: 1,
-  link: 'hardlink',
-  ...changes,
-});
+const options = exportOptions;
 
 test('each training script gets its form: fine_tune.py and sdxl_train.py fine-tuning, the LoRA scripts and train_db.py DreamBooth', () => {
   assert.equal(datasetFormFor('fine_tune.py'), 'fine-tuning');

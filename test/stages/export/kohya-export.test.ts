@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import { CelforgeError } from '../../../src/errors.ts';
 import { exportKohyaDataset, type ExportImage, type ExportOptions } from '../../../src/stages/export/kohya-export.ts';
 import { parseSimpleToml } from '../../../src/stages/export/kohya-toml.ts';
+import { exportOptions } from '../../fixtures/export-options.ts';
 
 function tempDir(t: TestContext, parent = os.tmpdir()): string {
   const dir = mkdtempSync(path.join(parent, 'celforge-export-'));
@@ -34,15 +35,7 @@ async function library(t: TestContext, parent?: string): Promise<ExportImage[]> 
 }
 
 function optionsFor(out: string, changes: Partial<ExportOptions> = {}): ExportOptions {
-  return {
-    out,
-    caption: { triggerWords: ['celchar'], keepTokens: 1, underscoresToSpaces: true },
-    buckets: { resolution: [512, 512], minBucketReso: 256, maxBucketReso: 1024, bucketResoSteps: 64 },
-    numRepeats: 10,
-    batchSize: 2,
-    link: 'hardlink',
-    ...changes,
-  };
+  return exportOptions(out, { numRepeats: 10, batchSize: 2, ...changes });
 }
 
 const readText = (file: string) => readFileSync(file, 'utf8');
