@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'FILE_NOT_FOUND'
   | 'IMAGE_UNREADABLE'
   | 'EXPORT_CONFLICT'
+  | 'GENERATOR_REFUSED'
   | 'INTERNAL';
 
 export class CelforgeError extends Error {

@@ -62,6 +62,10 @@ export function validateConfig(raw: unknown, label: string, baseDir: string, lib
       sdScripts: path.resolve(baseDir, parsed.train.sdScripts),
       dir: parsed.train.dir === undefined ? path.join(libraryDir, 'training') : path.resolve(baseDir, parsed.train.dir),
     },
+    review: {
+      ...parsed.review,
+      generator: parsed.review.generator?.kind === 'comfyui' ? { ...parsed.review.generator, workflow: path.resolve(baseDir, parsed.review.generator.workflow) } : parsed.review.generator,
+    },
     source: null,
   };
 }

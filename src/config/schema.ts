@@ -36,6 +36,63 @@ const regexSchema = z.string().refine((source) => {
   }
 }, 'expected a valid JavaScript regular expression');
 
+/** A ComfyUI workflow node to fill: its id in the API-format workflow, or the id and the input's name. */
+const nodeRefSchema = (input: string) =>
+  z.union([z.string().min(1).transform((node) => ({ node, input })), z.strictObject({ node: z.string().min(1), input: z.string().min(1).default(input) })]);
+
+const generatorCommon = {
+  url: z.string().url('expected the server address, such as "http://127.0.0.1:7860"').refine((url) => /^https?:/i.test(url), 'expected an http:// or https:// address'),
+  /** HTTP Basic auth (A1111's --api-auth user:password, or a proxy in front); never logged. */
+  user: z.string().min(1).optional(),
+  password: z.string().min(1).optional(),
+  /** Sent as "Authorization: Bearer <apiKey>", for a proxy in front of the server; never logged. */
+  apiKey: z.string().min(1).optional(),
+  /** The longest one request (ComfyUI: one render, queue and polling included) may take before the server counts as unavailable. */
+  timeoutSeconds: z.number().positive().max(3_600).default(300),
+};
+
+/**
+ * The node ids default to ComfyUI's default workflow exported in API format
+ * (Comfy-Org/ComfyUI@a125cd8 script_examples/basic_api_example.py:11-93: KSampler "3",
+ * CheckpointLoaderSimple "4", EmptyLatentImage "5", CLIPTextEncode "6" and "7").
+ */
+const comfyNodesSchema = z.strictObject({
+  checkpoint: nodeRefSchema('ckpt_name').default({ node: '4', input: 'ckpt_name' }),
+  /** A LoraLoader node, for a LoRA review: the LoRA's file into `lora_name`, its weight into `strength_model` and `strength_clip`. */
+  lora: z.union([
+    z.string().min(1).transform((node) => ({ node, input: 'lora_name', strengths: ['strength_model', 'strength_clip'] })),
+    z.strictObject({ node: z.string().min(1), input: z.string().min(1).default('lora_name'), strengths: z.array(z.string().min(1)).default(['strength_model', 'strength_clip']) }),
+  ]).optional(),
+  positive: nodeRefSchema('text').default({ node: '6', input: 'text' }),
+  negative: nodeRefSchema('text').default({ node: '7', input: 'text' }),
+  seed: nodeRefSchema('seed').default({ node: '3', input: 'seed' }),
+  steps: nodeRefSchema('steps').default({ node: '3', input: 'steps' }),
+  cfg: nodeRefSchema('cfg').default({ node: '3', input: 'cfg' }),
+  sampler: nodeRefSchema('sampler_name').default({ node: '3', input: 'sampler_name' }),
+  width: nodeRefSchema('width').default({ node: '5', input: 'width' }),
+  height: nodeRefSchema('height').default({ node: '5', input: 'height' }),
+  /** The output node (SaveImage) whose picture is the render; default: the first picture of any output node. */
+  output: z.string().min(1).optional(),
+});
+
+const generatorSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('a1111'), ...generatorCommon }),
+  z.strictObject({
+    kind: z.literal('comfyui'),
+    ...generatorCommon,
+    /** A workflow in ComfyUI's API format (Export (API)); relative to the config file's folder. */
+    workflow: z.string().min(1),
+    nodes: comfyNodesSchema.prefault({}),
+  }),
+], { error: 'expected kind "a1111" (AUTOMATIC1111 or Forge) or "comfyui"' }).superRefine((generator, ctx) => {
+  if ((generator.user === undefined) !== (generator.password === undefined)) {
+    ctx.addIssue({ code: 'custom', path: [generator.user === undefined ? 'user' : 'password'], message: 'user and password go together (HTTP Basic auth)' });
+  }
+  if (generator.apiKey !== undefined && generator.user !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['apiKey'], message: 'give either user and password or apiKey, not both (both would use the Authorization header)' });
+  }
+});
+
 export const HWACCELS = ['none', 'auto', 'cuda', 'vaapi', 'qsv', 'videotoolbox', 'd3d11va', 'dxva2'] as const;
 
 export const configSchema = z.strictObject({
@@ -309,6 +366,8 @@ export const configSchema = z.strictObject({
     /** Beyond loopback: the password the login form asks for. A secret: never logged; only its scrypt hash is kept in memory. */
     password: z.string().min(12, 'expected a password of at least 12 characters').optional(),
     enabled: z.boolean().default(true),
+    /** The image generator that renders checkpoint comparisons (src/adapters/image-generator.ts); unset: no checkpoint review. */
+    generator: generatorSchema.optional(),
   }).superRefine((review, ctx) => {
     if (!review.enabled || isLoopbackHost(review.host)) return;
     const beyond = `required when review.host is "${review.host}", which reaches beyond this machine`;

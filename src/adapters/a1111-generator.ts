@@ -1,0 +1,135 @@
+/**
+ * The AUTOMATIC1111 / Forge web UI API (started with --api) as an
+ * ImageGenerator: lists models, refreshes them, renders with txt2img.
+ *
+ * Checked against the sources, cited as A1111 = AUTOMATIC1111/stable-diffusion-webui@c8a5322
+ * (2024-02-26, as carried in Forge's history) and Forge = lllyasviel/stable-diffusion-webui-forge@dfdcbab:
+ * - routes: A1111 modules/api/api.py:211 (POST /sdapi/v1/txt2img), :226 (GET /sdapi/v1/sd-models),
+ *   :234 (POST /sdapi/v1/refresh-checkpoints); Forge modules/api/api.py:211, :227, :235, the same.
+ *   GET /sdapi/v1/loras and POST /sdapi/v1/refresh-loras come from the Lora extension:
+ *   A1111 extensions-builtin/Lora/scripts/lora_script.py:62,66; Forge
+ *   extensions-builtin/sd_forge_lora/scripts/lora_script.py:52,56.
+ * - txt2img fields: A1111 modules/processing.py:144-177 (prompt, negative_prompt, seed, sampler_name,
+ *   steps, cfg_scale, width, height, override_settings, override_settings_restore_afterwards = True);
+ *   the answer {images: [base64], parameters, info}: A1111 modules/api/models.py:134-137,
+ *   api.py:483-485 (Forge api.py:502 adds extra images after the first).
+ * - --api-auth is HTTP Basic on every add_api_route route: A1111 api.py:278-283, Forge api.py:281-286.
+ * - An unknown override_settings.sd_model_checkpoint is dropped and the picture is rendered with
+ *   whatever model is loaded (A1111 modules/processing.py:770, Forge :825); an unknown
+ *   `<lora:name:w>` only adds "Lora not found" to the infotext (A1111
+ *   extensions-builtin/Lora/networks.py:318). So render() checks the name against the server's
+ *   list first: a silent fallback would compare the wrong model.
+ * - A checkpoint's title is `name [shorthash]`, or `name` while its sha256 is not cached; `name`
+ *   (the file's path under the models folder), `model_name` and the title are all aliases the
+ *   override accepts (A1111 modules/sd_models.py:87-90; Forge :101-104). A LoRA is named by its
+ *   file name without extension (A1111 networks.py:581, Forge networks.py:135); its alias
+ *   (ss_output_name) is the same for every save of one Kohya run, so the tag uses the name.
+ * - Pictures come in opts.samples_format, PNG by default (A1111 modules/shared_options.py:34,
+ *   api.py:102): another format is converted to PNG here.
+ */
+import path from 'node:path';
+import sharp from 'sharp';
+import { GeneratorHttp } from './generator-http.ts';
+import type { A1111Config, ImageGenerator, ModelKind, RenderRequest } from './image-generator.ts';
+
+interface ModelEntry {
+  /** The name callers use: a checkpoint's path under the models folder, a LoRA's name. */
+  name: string;
+  /** Every other name that means this model here. */
+  aliases: string[];
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+export class A1111Generator implements ImageGenerator {
+  readonly url: string;
+  readonly #http: GeneratorHttp;
+  readonly #known = new Map<ModelKind, ModelEntry[]>();
+
+  constructor(config: Omit<A1111Config, 'kind'>) {
+    this.#http = new GeneratorHttp('AUTOMATIC1111', config);
+    this.url = this.#http.url;
+  }
+
+  async listCheckpoints(kind: ModelKind = 'checkpoint'): Promise<string[]> {
+    return (await this.#models(kind, true)).map((entry) => entry.name);
+  }
+
+  async refresh(): Promise<void> {
+    this.#known.clear();
+    await this.#http.json('POST', '/sdapi/v1/refresh-checkpoints');
+    await this.#http.json('POST', '/sdapi/v1/refresh-loras');
+  }
+
+  async render(request: RenderRequest): Promise<Buffer> {
+    const model = await this.#resolve(request.checkpoint.kind, request.checkpoint.name);
+    const lora = request.checkpoint.kind === 'lora' ? ` <lora:${model}:${request.checkpoint.weight ?? 1}>` : '';
+    const body = {
+      prompt: request.prompt + lora,
+      negative_prompt: request.negativePrompt,
+      seed: request.seed,
+      steps: request.steps,
+      cfg_scale: request.cfgScale,
+      sampler_name: request.sampler,
+      width: request.width,
+      height: request.height,
+      batch_size: 1,
+      n_iter: 1,
+      send_images: true,
+      save_images: false,
+      ...(request.checkpoint.kind === 'checkpoint' ? { override_settings: { sd_model_checkpoint: model }, override_settings_restore_afterwards: true } : {}),
+    };
+    const about = `${request.checkpoint.kind} ${request.checkpoint.name}, seed ${request.seed}`;
+    const reply = (await this.#http.json('POST', '/sdapi/v1/txt2img', { json: body, about })) as { images?: unknown } | null;
+    const first = Array.isArray(reply?.images) ? reply.images[0] : undefined;
+    if (typeof first !== 'string' || first.length === 0) {
+      throw this.#http.refused(`POST /sdapi/v1/txt2img (${about}) answered without a picture in "images"`);
+    }
+    const bytes = Buffer.from(first.replace(/^data:image\/\w+;base64,/, ''), 'base64');
+    if (bytes.subarray(0, 8).equals(PNG_SIGNATURE)) return bytes;
+    try {
+      return await sharp(bytes).png().toBuffer();
+    } catch {
+      throw this.#http.refused(`POST /sdapi/v1/txt2img (${about}) answered with a picture that cannot be read`);
+    }
+  }
+
+  /** The name to send for a model: as listed, or the file name the caller copied (a LoRA's with its extension). */
+  async #resolve(kind: ModelKind, wanted: string): Promise<string> {
+    const find = (entries: ModelEntry[]) => entries.find((entry) => entry.name === wanted || entry.aliases.includes(wanted));
+    const found = find(await this.#models(kind, false)) ?? find(await this.#models(kind, true));
+    if (found) return found.name;
+    const known = (await this.#models(kind, false)).map((entry) => entry.name);
+    throw this.#http.refused(
+      `it does not know the ${kind === 'lora' ? 'LoRA' : 'checkpoint'} "${wanted}" (it knows ${known.length ? known.map((name) => `"${name}"`).join(', ') : 'none'}); ` +
+        `copy the file into its ${kind === 'lora' ? 'Lora' : 'Stable-diffusion'} models folder and refresh. It would otherwise render with another model.`,
+    );
+  }
+
+  async #models(kind: ModelKind, fresh: boolean): Promise<ModelEntry[]> {
+    const cached = this.#known.get(kind);
+    if (cached && !fresh) return cached;
+    const entries = kind === 'checkpoint' ? await this.#checkpoints() : await this.#loras();
+    this.#known.set(kind, entries);
+    return entries;
+  }
+
+  async #checkpoints(): Promise<ModelEntry[]> {
+    const reply = await this.#http.json('GET', '/sdapi/v1/sd-models');
+    if (!Array.isArray(reply)) throw this.#http.refused(`GET /sdapi/v1/sd-models answered with something other than a list: ${this.#http.excerpt(JSON.stringify(reply))}`);
+    return reply
+      .filter((item): item is { title: string; model_name?: string } => typeof (item as { title?: unknown })?.title === 'string')
+      .map((item) => {
+        const name = item.title.replace(/ \[[0-9a-f]{8,64}\]$/, '');
+        return { name, aliases: [item.title, ...(item.model_name ? [item.model_name] : [])] };
+      });
+  }
+
+  async #loras(): Promise<ModelEntry[]> {
+    const reply = await this.#http.json('GET', '/sdapi/v1/loras');
+    if (!Array.isArray(reply)) throw this.#http.refused(`GET /sdapi/v1/loras answered with something other than a list: ${this.#http.excerpt(JSON.stringify(reply))}`);
+    return reply
+      .filter((item): item is { name: string; path?: string } => typeof (item as { name?: unknown })?.name === 'string')
+      .map((item) => ({ name: item.name, aliases: item.path ? [path.basename(item.path.replace(/\\/g, '/'))] : [] }));
+  }
+}
