@@ -26,6 +26,8 @@
  *   (ss_output_name) is the same for every save of one Kohya run, so the tag uses the name.
  * - Pictures come in opts.samples_format, PNG by default (A1111 modules/shared_options.py:34,
  *   api.py:102): another format is converted to PNG here.
+ * A render past timeoutSeconds is left to finish: POST /sdapi/v1/interrupt stops whatever job
+ * runs, which may be someone else's (A1111 holds one queue_lock for every request, api.py:462).
  */
 import path from 'node:path';
 import sharp from 'sharp';
@@ -58,7 +60,9 @@ export class A1111Generator implements ImageGenerator {
   async refresh(): Promise<void> {
     this.#known.clear();
     await this.#http.json('POST', '/sdapi/v1/refresh-checkpoints');
-    await this.#http.json('POST', '/sdapi/v1/refresh-loras');
+    // 404: the built-in Lora extension is turned off; checkpoints still work, and a LoRA render says so when it lists them.
+    const loras = await this.#http.call('POST', '/sdapi/v1/refresh-loras');
+    if (loras.status !== 404) this.#http.check(loras);
   }
 
   async render(request: RenderRequest): Promise<Buffer> {

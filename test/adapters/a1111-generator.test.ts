@@ -110,6 +110,10 @@ test('a new checkpoint is listed after refresh, which calls refresh-checkpoints 
   assert.deepEqual(await generator.listCheckpoints('lora'), ['celforge-000001', 'celforge-000002']);
   await generator.render({ ...base, checkpoint: { kind: 'checkpoint', name: 'celforge-v2.safetensors' } });
   assert.deepEqual(fake.renders[0]!.override_settings, { sd_model_checkpoint: 'celforge-v2.safetensors' });
+  // With the Lora extension off (no refresh-loras route), checkpoints still refresh.
+  fake.loraRoutes = false;
+  await generator.refresh();
+  await assert.rejects(generator.listCheckpoints('lora'), /GET .*\/sdapi\/v1\/loras answered 404/);
 });
 
 test('an unknown checkpoint or LoRA is refused before txt2img, which would render with the loaded model instead', async (t) => {

@@ -74,6 +74,10 @@ test('the config resolves the workflow against its folder and defaults the nodes
     () => validateConfig({ review: { generator: { kind: 'comfyui', url: 'http://127.0.0.1:8188', workflow: 'w.json', nodes: { seed: { input: 'noise_seed' } } } } }, 'test config', dir),
     /review\.generator\.nodes\.seed/,
   );
+  assert.throws(
+    () => validateConfig({ review: { generator: { kind: 'comfyui', url: 'http://127.0.0.1:8188', workflow: 'w.json', user: 'admin', password: API_KEY, apiKey: API_KEY } } }, 'test config', dir),
+    (error: Error) => /review\.generator\.apiKey = \(hidden\) is not allowed: give either user and password or apiKey/.test(error.message) && !error.message.includes(API_KEY),
+  );
 });
 
 test('each render fills the named nodes: the checkpoint, prompts, seed, steps, cfg, sampler and size', async (t) => {
@@ -166,6 +170,12 @@ test('a node the config names that the workflow lacks is an error naming the fil
   await assert.rejects(missing.render({ ...base, checkpoint: { kind: 'checkpoint', name: 'base.safetensors' } }), /nodes\.seed: node "3" \(KSampler\) .* has no input "noise_seed"/);
   const { generator: uiFormat } = await comfy(t, { workflow: { nodes: [], links: [] } });
   await assert.rejects(uiFormat.render({ ...base, checkpoint: { kind: 'checkpoint', name: 'base.safetensors' } }), /UI format.*Export \(API\)/);
+  const { generator: noFile, dir } = await comfy(t, { generator: { workflow: 'gone.json' } });
+  await assert.rejects(noFile.render({ ...base, checkpoint: { kind: 'checkpoint', name: 'base.safetensors' } }), (error: Error) => {
+    assert.ok(error instanceof CelforgeError && error.code === 'FILE_NOT_FOUND');
+    assert.ok(error.message.includes(path.join(dir, 'gone.json')), error.message);
+    return true;
+  });
   assert.equal(fake.prompts.length, 0);
 });
 
