@@ -30,8 +30,8 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { CelforgeError } from '../errors.ts';
-import { GeneratorHttp } from './generator-http.ts';
-import { GeneratorUnavailable, type ComfyUIConfig, type GeneratorOptions, type ImageGenerator, type ModelKind, type RenderRequest } from './image-generator.ts';
+import { GeneratorHttp, GeneratorUnavailable } from './generator-http.ts';
+import type { ComfyUIConfig, GeneratorOptions, ImageGenerator, ModelKind, RenderRequest } from './image-generator.ts';
 
 type Workflow = Record<string, { class_type?: unknown; inputs?: Record<string, unknown> }>;
 type NodeRef = { node: string; input: string };

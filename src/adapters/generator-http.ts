@@ -1,5 +1,5 @@
 /**
- * HTTP for the image generator adapters: the base URL without credentials,
+ * HTTP for the image generator adapters (and their GeneratorUnavailable): the base URL without credentials,
  * the Authorization header (HTTP Basic from user/password or from the URL's
  * own user:password@, or a Bearer API key), a time limit per request, and
  * failures sorted into GeneratorUnavailable (no answer, 5xx) or a
@@ -12,7 +12,6 @@
  * secrets taken out.
  */
 import { CelforgeError } from '../errors.ts';
-import { GeneratorUnavailable } from './image-generator.ts';
 
 export interface HttpSettings {
   url: string;
@@ -36,6 +35,18 @@ export interface Answer {
   body: Buffer;
   /** "POST http://host:port/endpoint (about)" for messages. */
   where: string;
+}
+
+/** The server cannot be used now (down, busy, too slow, failing); the same request may work later. Exported by image-generator.ts. */
+export class GeneratorUnavailable extends Error {
+  readonly url: string;
+  readonly retryable = true;
+
+  constructor(url: string, message: string) {
+    super(message);
+    this.name = 'GeneratorUnavailable';
+    this.url = url;
+  }
 }
 
 /** Busy (503), a gateway that cannot reach it (502, 504) or a failure inside it (500, such as CUDA out of memory): later may work. */

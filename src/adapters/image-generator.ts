@@ -23,6 +23,8 @@ import type { ParsedConfig } from '../config/schema.ts';
 import { A1111Generator } from './a1111-generator.ts';
 import { ComfyUIGenerator } from './comfyui-generator.ts';
 
+export { GeneratorUnavailable } from './generator-http.ts';
+
 export type ModelKind = 'checkpoint' | 'lora';
 
 export interface RenderRequest {
@@ -53,18 +55,6 @@ export interface ImageGenerator {
 export type GeneratorConfig = NonNullable<ParsedConfig['review']['generator']>;
 export type A1111Config = Extract<GeneratorConfig, { kind: 'a1111' }>;
 export type ComfyUIConfig = Extract<GeneratorConfig, { kind: 'comfyui' }>;
-
-/** The server cannot be used now (down, busy, too slow, failing); the same request may work later. */
-export class GeneratorUnavailable extends Error {
-  readonly url: string;
-  readonly retryable = true;
-
-  constructor(url: string, message: string) {
-    super(message);
-    this.name = 'GeneratorUnavailable';
-    this.url = url;
-  }
-}
 
 export interface GeneratorOptions {
   /** ComfyUI: how often GET /history is asked while a render runs. */
