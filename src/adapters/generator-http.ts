@@ -75,8 +75,8 @@ export class GeneratorHttp {
     this.url = parsed.href.replace(/\/+$/, '');
     if (settings.apiKey !== undefined) this.#authorization = `Bearer ${settings.apiKey}`;
     else if (user !== undefined) this.#authorization = `Basic ${Buffer.from(`${user}:${password ?? ''}`).toString('base64')}`;
-    this.#secrets = [password, settings.apiKey, this.#authorization, parsed.password && settings.url].filter((value): value is string => Boolean(value));
-    if (password) this.#secrets.push(encodeURIComponent(password));
+    // The password as given and as written in a URL, the key, and the header that carries them.
+    this.#secrets = [password, password && encodeURIComponent(password), settings.apiKey, this.#authorization].filter((value): value is string => Boolean(value));
     this.#timeoutMs = settings.timeoutSeconds * 1000;
   }
 
