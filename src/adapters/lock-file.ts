@@ -14,7 +14,7 @@
  * out not to be the stale lock that was seen.
  */
 import { randomUUID } from 'node:crypto';
-import { link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CelforgeError } from '../errors.ts';
 import { isAlive } from './processes.ts';
@@ -54,6 +54,7 @@ export async function acquireLock(file: string, command: string, what: string): 
     for (;;) {
       if (await createFrom(draft, mine, file)) {
         heldHere.add(nonce);
+        await removeDeadDrafts(file);
         return { release: () => releaseLock(file, mine, nonce) };
       }
       const seen = await readLock(file);
@@ -75,6 +76,20 @@ export async function acquireLock(file: string, command: string, what: string): 
     }
   } finally {
     await rm(draft, { force: true });
+  }
+}
+
+/**
+ * The private drafts (`.new`) and asides (`.old`) of processes killed while
+ * they made, took over or removed this lock: they hold nothing, but would
+ * stay in the folder (a video's output folder) for good.
+ */
+async function removeDeadDrafts(file: string): Promise<void> {
+  const base = path.basename(file).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const draft = new RegExp(`^${base}(?:\\.takeover)?\\.(\\d+)\\.[0-9a-f-]{36}\\.(?:new|old)$`);
+  for (const name of await readdir(path.dirname(file)).catch(() => [])) {
+    const pid = draft.exec(name)?.[1];
+    if (pid !== undefined && Number(pid) !== process.pid && !isAlive(Number(pid))) await rm(path.join(path.dirname(file), name), { force: true });
   }
 }
 

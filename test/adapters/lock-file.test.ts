@@ -93,3 +93,16 @@ test('a live owner keeps its lock; a lock with this pid from an earlier life is 
   await (await acquireLock(file, 'process', 'the library')).release();
   assert.deepEqual(readdirSync(dir), []);
 });
+
+test('drafts and asides left by processes killed mid-lock are removed by the next owner; a live process\'s and another lock\'s stay', async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, '.lock');
+  const dead = deadPid();
+  const uuid = '95d5f9ee-2ddc-480e-b8b5-c3abd54c6ee2';
+  const left = [`.lock.${dead}.${uuid}.new`, `.lock.${dead}.${uuid}.old`, `.lock.takeover.${dead}.${uuid}.new`];
+  const kept = [`.lock.${process.ppid}.${uuid}.new`, `other.lock.${dead}.${uuid}.new`, `.lock.${dead}.not-a-nonce.new`, 'frame-map.jsonl'];
+  for (const name of [...left, ...kept]) writeFileSync(path.join(dir, name), '{}');
+  const lock = await acquireLock(file, 'extract', 'its frames');
+  await lock.release();
+  assert.deepEqual(readdirSync(dir).sort(), [...kept].sort());
+});
