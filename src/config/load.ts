@@ -138,7 +138,7 @@ function describeIssue(issue: z.core.$ZodIssue, raw: unknown): string {
   const key = issue.path.join('.') || '(top level)';
   const secret = issue.path.some((part) => typeof part === 'string' && SECRET_KEY.test(part));
   const value = valueAt(raw, issue.path);
-  return `${key} = ${secret && value !== undefined ? HIDDEN : formatValue(value)} is not allowed: ${hideSecrets(issue.message, raw)}`;
+  return hideSecrets(`${key} = ${secret && value !== undefined ? HIDDEN : formatValue(value)} is not allowed: ${issue.message}`, raw);
 }
 
 function valueAt(raw: unknown, keyPath: readonly PropertyKey[]): unknown {
@@ -167,10 +167,21 @@ const HIDDEN = '(hidden)';
 function secretValues(raw: unknown, underSecret = false, found: string[] = []): string[] {
   if (typeof raw === 'string' || typeof raw === 'number' || typeof raw === 'bigint') {
     if (underSecret) found.push(String(raw), JSON.stringify(String(raw)).slice(1, -1));
+    // A password written into a URL (http://user:password@host), under any key.
+    const inUrl = typeof raw === 'string' ? /^[a-z][a-z\d+.-]*:\/\/[^/?#@\s]*?:([^/?#@\s]+)@/i.exec(raw)?.[1] : undefined;
+    if (inUrl) found.push(inUrl, safeDecode(inUrl));
   } else if (raw !== null && typeof raw === 'object') {
     for (const [key, value] of Object.entries(raw)) secretValues(value, underSecret || SECRET_KEY.test(key), found);
   }
   return found;
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 /** Takes every secret value out of a message of zod's, which may quote what it received. */

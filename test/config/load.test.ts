@@ -159,3 +159,17 @@ test('a secret with a bad value never appears in the output or the logs, at star
     for (const secret of Object.values(secrets)) assert.ok(!text.includes(secret), `the secret ${secret} was printed:\n${text}`);
   }
 });
+
+test('a password written into a URL is hidden wherever the URL is quoted in a refusal', async (t) => {
+  const dir = tempDir(t);
+  const password = 'p%40ss-in-url-3c9e';
+  const file = writeConfig(dir, {
+    library: path.join(dir, 'library'),
+    review: { port: 0, generator: { kind: 'a1111', url: `ftp://celforge:${password}@127.0.0.1:7860` } },
+    hydrus: { url: `http://user:${password}@127.0.0.1:45869/x y`, accessKey: 'a'.repeat(64) },
+  });
+  const result = await runCli(['--config', file, 'status'], { cwd: dir });
+  assert.equal(result.code, 1, result.stdout);
+  assert.match(result.stderr, /review\.generator\.url = "ftp:\/\/celforge:\(hidden\)@127\.0\.0\.1:7860" is not allowed: expected an http:\/\/ or https:\/\/ address/);
+  assert.ok(!result.stderr.includes(password) && !result.stderr.includes('p@ss-in-url'), result.stderr);
+});
