@@ -93,7 +93,8 @@ test('an export killed midway and run again gives the same dataset; a killed bul
   assert.ok(referenceExport, 'the reference run must pass first');
   const { dir, cli, configFile, library } = setup(t);
   copyFileSync(clip.file, path.join(dir, 'inbox', 'Stills', 'Stills 01.m2ts'));
-  assert.equal((await cli('process', path.join(dir, 'inbox', 'Stills', 'Stills 01.m2ts'))).code, 0);
+  const processed = await cli('process', path.join(dir, 'inbox', 'Stills', 'Stills 01.m2ts'));
+  assert.equal(processed.code, 0, processed.stderr);
   const out = path.join(dir, 'export');
   for (let round = 0; round < ROUNDS; round += 1) {
     const child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'celforge.js'), '--config', configFile, 'export', 'series:*', '--out', out], { cwd: dir, stdio: 'ignore' });
