@@ -180,3 +180,25 @@ test('through x264 at Blu-ray settings: held pictures of one brightness are told
   });
   assert.deepEqual(wrong, []);
 });
+
+test('a frame repeats the closest drawing that passes, not the previous one when that passes only near the thresholds', (t) => {
+  // bench/long-clip.bench.ts at 320x180: in a shot that returns after a cut, the first frame of a drawing
+  // (an arm moved: block means within the floors of the drawing before it) was linked to the drawing before it.
+  const dir = tempDir(t);
+  const base = features(randomCel(31));
+  const block = base.lumaCols * 10 + 12;
+  const moved = (levels: number) => {
+    const luma = Float32Array.from(base.luma);
+    luma[block]! += levels;
+    return { ...base, luma };
+  };
+  const other = features(randomCel(32));
+  // The drawing, the next one (12 levels in a block: told apart), a cut, then the two again: the next one
+  // now 9 levels from the first (within the floor of 10), 3 from its own first appearance.
+  const frames = [base, base, moved(12), moved(12), other, other, base, base, moved(9), moved(9)];
+  const featureFile = FeatureFile.create(path.join(dir, 'features.bin'), W, H);
+  t.after(() => featureFile.close());
+  const dedup = new Deduplicator(featureFile);
+  const links = frames.map((frame, n) => dedup.decide(n, frame).duplicateOf);
+  assert.deepEqual(links, [null, 0, null, 2, null, 4, 0, 0, 2, 2]);
+});

@@ -127,12 +127,21 @@ export class Deduplicator {
     this.#previous = { features, drawing };
   }
 
+  /**
+   * The closest kept drawing that passes, the previous one first. A clear repeat of it needs no lookup; a
+   * pass near the block threshold may be the next drawing of a shot that returns after a cut, and its own
+   * first appearance, further back, is then closer (bench/long-clip.bench.ts: 6 of its wrong links).
+   */
   #match(features: FrameFeatures, noise: NoiseLevel): Drawing | null {
     const previous = this.#previous?.drawing;
-    if (previous && this.#compare(previous, features, noise).same) return previous;
+    let best: { drawing: Drawing; comparison: Comparison } | null = null;
+    if (previous) {
+      const comparison = this.#compare(previous, features, noise);
+      if (comparison.same && comparison.maxBlockDiff <= clearRepeat(this.#thresholds, noise)) return previous;
+      if (comparison.same) best = { drawing: previous, comparison };
+    }
     const coarse = coarseSignature(features);
     this.#stats.lookups += 1;
-    let best: { drawing: Drawing; comparison: Comparison } | null = null;
     for (const drawing of this.#index.near(features.mean, coarse)) {
       if (drawing === previous) continue;
       const comparison = this.#compare(drawing, features, noise);
@@ -156,6 +165,11 @@ export class Deduplicator {
     this.#byFrame.set(drawing.frame, drawing);
     return drawing;
   }
+}
+
+/** Half the block threshold: a largest block difference under it leaves no room for a closer drawing to matter. */
+function clearRepeat(t: DedupThresholds, noise: NoiseLevel): number {
+  return Math.max(t.block, t.sigmas * noise.luma) / 2;
 }
 
 /** The smaller largest block difference wins; between equals, the earlier drawing (the order the index returns them in is not the film's). */
