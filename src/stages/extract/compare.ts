@@ -27,6 +27,10 @@ export interface DedupThresholds {
 
 // Floors measured on grainy 1080p at Blu-ray bitrates: the same drawing reached block 6.7, area 2.6, chroma 12.1
 // (where the encoder copies blocks, the measured noise is near 0 and only the floors hold).
+// At 320x180 the block means are at their limit: on bench/long-clip.bench.ts an arm of nearly the wall's
+// luma, raised behind the head (224 pixels), moves no 8x8 luma block by more than 9.4 nor a 16x16 chroma
+// block by more than 13, where encoding alone moves one drawing by up to 8.0 and 12.7; three such drawings
+// are merged into the one before. 4x4-pixel luma blocks would part them (at least 41 against at most 16).
 export const DEFAULT_THRESHOLDS: DedupThresholds = { global: 0.8, block: 10, area: 4, chroma: 16, sigmas: 8 };
 
 /** Standard deviation of the block-mean difference between two frames of one drawing, in levels. */
