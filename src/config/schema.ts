@@ -368,6 +368,13 @@ export const configSchema = z.strictObject({
     enabled: z.boolean().default(true),
     /** The image generator that renders checkpoint comparisons (src/adapters/image-generator.ts); unset: no checkpoint review. */
     generator: generatorSchema.optional(),
+    /**
+     * A checkpoint review flags a template whose share of prompted tags found in its renders (averaged over its
+     * seeds) fell by more than this against the previous version (src/stages/checkpoint-review/scores.ts). With 4
+     * seeds and ~10 taggable tags one tag lost on one seed moves the share by ~0.025; 0.1 asks for about four such
+     * losses before a person is bothered, above the seed-to-seed noise of a tagger near its threshold.
+     */
+    scoreMargin: z.number().min(0).max(1).default(0.1),
   }).superRefine((review, ctx) => {
     if (!review.enabled || isLoopbackHost(review.host)) return;
     const beyond = `required when review.host is "${review.host}", which reaches beyond this machine`;
