@@ -28,7 +28,8 @@ test('prompt tags: emphasis, weights, de-emphasis, escapes, extra networks, BREA
   assert.deepEqual(promptTags('(red eyes:0.5), ( smile ), (((sky)))'), ['red_eyes', 'smile', 'sky']);
   assert.deepEqual(promptTags('^_^, 1girl, 1girl'), ['^_^', '1girl'], 'each tag once; kaomoji kept');
   assert.deepEqual(promptTags('looking at viewer:2'), ['looking_at_viewer:2'], 'a weight counts only inside brackets, as in A1111');
-  assert.deepEqual(promptTags('breakfast, BREAKING'), ['breakfast', 'breaking'], 'BREAK only as a word of its own');
+  assert.deepEqual(promptTags('breakfast, BREAKING, band'), ['breakfast', 'breaking', 'band'], 'BREAK and AND only as words of their own');
+  assert.deepEqual(promptTags('1girl, solo AND 1boy'), ['1girl', 'solo', '1boy'], 'AND (composable prompts) separates like BREAK');
   assert.deepEqual(promptTags(''), []);
 });
 

@@ -16,10 +16,12 @@ import { loadTaggers, prepareForTaggers, tagPrepared, type TaggingPorts } from '
 // an escaped \( \) \[ \] \\ is the literal character, `(` and `[` open emphasis, `:1.2)` closes a weighted one,
 // `)` and `]` close (each only when one is open, else it is text), anything else is text.
 const ATTENTION = /\\\(|\\\)|\\\[|\\]|\\\\|\\|\(|\[|:([+-]?[.\d]+)\)|\)|]|[^\\()[\]:]+|:/g;
-// Same file, `re_break`: BREAK (upper case, a word of its own) starts a new chunk; here it separates tags.
-const BREAK = /\s*\bBREAK\b\s*/g;
+// Same file, `re_break` (BREAK starts a new chunk) and `re_AND = re.compile(r"\bAND\b")` (composable prompts),
+// both upper case and words of their own; here each separates tags. Scheduling `[from:to:when]` and alternation
+// `[a|b]` (its lark grammar) are not read: such a part stays one unmatched tag.
+const SEPARATOR = /\s*\b(?:BREAK|AND)\b\s*/g;
 // Extra networks (`<lora:name:0.8>`, `<hypernet:...>`), removed before the prompt is parsed:
-// same repository, modules/extra_networks.py `re_extra_net = re.compile(r"<(\w+):([^>]+)>")`.
+// AUTOMATIC1111/stable-diffusion-webui@013e422 modules/extra_networks.py `re_extra_net = re.compile(r"<(\w+):([^>]+)>")`.
 const EXTRA_NETWORK = /<(\w+):([^>]+)>/g;
 
 /** The prompt's tags in booru spelling (`long_hair`, `fate_(series)`), emphasis, weights and extra networks removed, each once in prompt order. */
@@ -35,7 +37,7 @@ export function promptTags(prompt: string): string[] {
     else if (match[1] !== undefined && round > 0) round -= 1;
     else if (token === ')' && round > 0) round -= 1;
     else if (token === ']' && square > 0) square -= 1;
-    else text += token.replace(BREAK, ',');
+    else text += token.replace(SEPARATOR, ',');
   }
   const tags = text.split(',').map((part) => part.trim().toLowerCase().replace(/\s+/g, '_')).filter((tag) => tag.length > 0);
   return [...new Set(tags)];
