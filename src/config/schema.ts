@@ -93,6 +93,30 @@ const generatorSchema = z.discriminatedUnion('kind', [
   }
 });
 
+/**
+ * What a checkpoint-review template (and each line of review.wildPrompts) gets unless it says otherwise:
+ * A1111's own txt2img defaults for cfg_scale and size (AUTOMATIC1111/stable-diffusion-webui@0027ce1
+ * modules/processing.py, the StableDiffusionProcessing dataclass: cfg_scale 7.0, width 512, height 512);
+ * 28 steps instead of its 50, enough for detail at half the GPU time. The sampler is the server's name
+ * for it: "Euler a" in A1111/Forge, "euler_ancestral" in ComfyUI.
+ */
+export const REVIEW_TEMPLATE_DEFAULTS = { negativePrompt: '', steps: 28, cfgScale: 7, sampler: 'Euler a', width: 512, height: 512 } as const;
+
+const reviewSeedSchema = z.number().int().min(0).max(4_294_967_295, 'expected a seed from 0 to 4294967295');
+const reviewSizeSchema = z.number().int().min(64).max(4096).multipleOf(8, 'expected a multiple of 8 (the latent is 1/8 of the picture)');
+
+const reviewTemplateSchema = z.strictObject({
+  name: z.string().min(1).max(100),
+  prompt: z.string().min(1),
+  negativePrompt: z.string().default(REVIEW_TEMPLATE_DEFAULTS.negativePrompt),
+  seeds: z.array(reviewSeedSchema).min(1, 'expected at least one seed'),
+  steps: z.number().int().min(1).max(150).default(REVIEW_TEMPLATE_DEFAULTS.steps),
+  cfgScale: z.number().positive().max(30).default(REVIEW_TEMPLATE_DEFAULTS.cfgScale),
+  sampler: z.string().min(1).default(REVIEW_TEMPLATE_DEFAULTS.sampler),
+  width: reviewSizeSchema.default(REVIEW_TEMPLATE_DEFAULTS.width),
+  height: reviewSizeSchema.default(REVIEW_TEMPLATE_DEFAULTS.height),
+});
+
 export const HWACCELS = ['none', 'auto', 'cuda', 'vaapi', 'qsv', 'videotoolbox', 'd3d11va', 'dxva2'] as const;
 
 export const configSchema = z.strictObject({
@@ -375,6 +399,18 @@ export const configSchema = z.strictObject({
      * losses before a person is bothered, above the seed-to-seed noise of a tagger near its threshold.
      */
     scoreMargin: z.number().min(0).max(1).default(0.1),
+    /** Prompts rendered with fixed seeds on every checkpoint and compared side by side (src/stages/checkpoint-review/templates.ts). */
+    templates: z.array(reviewTemplateSchema).default([]).superRefine((templates, ctx) => {
+      const seen = new Set<string>();
+      templates.forEach((template, index) => {
+        if (seen.has(template.name.toLowerCase())) ctx.addIssue({ code: 'custom', path: [index, 'name'], message: `"${template.name}" is used by an earlier template (names are compared without case)` });
+        seen.add(template.name.toLowerCase());
+      });
+    }),
+    /** A text file of prompts seen in the wild, one per line (blank lines and # comments skipped); each renders as template wild-<n> with the defaults. */
+    wildPrompts: z.string().min(1).optional(),
+    /** The seeds every wild prompt is rendered with. */
+    wildSeeds: z.array(reviewSeedSchema).min(1).default([1]),
   }).superRefine((review, ctx) => {
     if (!review.enabled || isLoopbackHost(review.host)) return;
     const beyond = `required when review.host is "${review.host}", which reaches beyond this machine`;
