@@ -107,3 +107,21 @@ test('tagRenders: the configured ensemble on rendered pictures gives the generat
   const prompt = promptTags('masterpiece, 1girl, (blue sky:1.2), <lora:v2:1>');
   assert.deepEqual(result.renders.map((render) => scoreRender(prompt, render.tags, config.tags, result.vocabulary).found), [1, 0.5]);
 });
+
+test('from prompt to flag: 1girl prompted and no_humans found on v2 is a regression; full_body instead of portrait is drift', () => {
+  const prompt = promptTags('(masterpiece:1.2), 1girl, solo, portrait, <lora:mine:0.7>');
+  const renders: Record<number, string[][]> = {
+    1: [['1girl', 'solo', 'portrait'], ['1girl', 'solo', 'portrait', 'upper_body']],
+    2: [['1girl', 'solo', 'full_body'], ['no_humans', 'scenery']],
+  };
+  const scores = aggregateScores(Object.entries(renders).flatMap(([version, seeds]) => seeds.map((tags, seed) => ({
+    template: 'face', version: Number(version), seed, score: scoreRender(prompt, tags, OPTIONS),
+  }))));
+  const [v1, v2] = [scores.filter((entry) => entry.version === 1), scores.filter((entry) => entry.version === 2)];
+  assert.equal(v1[0]!.found, 3 / 4, 'masterpiece counts without a vocabulary; the lora tag never does');
+  assert.deepEqual(regressions(v1, v2, 0.1), [{
+    template: 'face',
+    reasons: [{ kind: 'found', previous: 3 / 4, current: (2 / 4 + 0) / 2 }, { kind: 'vanished', tags: ['1girl', 'solo'] }, { kind: 'drift', tags: ['full_body'] }],
+  }]);
+  assert.deepEqual(regressions(v2, v2, 0.1), [], 'the same scores again are no regression');
+});
