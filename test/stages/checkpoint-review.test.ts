@@ -78,7 +78,6 @@ test('templates: defaults, the wild prompts file (comments and blanks skipped), 
   assert.notEqual(folder, templateFolder('Back_ground: "city" <night>'), 'names that differ only in replaced characters stay apart');
   assert.notEqual(templateFolder('Portrait'), templateFolder('portrait'), 'names that differ in case stay apart on a case-blind disk');
   assert.equal(templateFolder('portrait'), 'portrait');
-  assert.equal(templateFolder('../../etc'), templateFolder('../../etc'));
   assert.doesNotMatch(templateFolder('../../etc'), /^\.|\//);
 
   await writeFile(wild, 'ok prompt\n# note\n1girl <lora:other:0.8>\n');

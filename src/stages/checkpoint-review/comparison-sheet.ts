@@ -42,7 +42,7 @@ export async function writeComparisonSheet(dir: string, versions: string[], jobs
   const pictures: OverlayOptions[] = [];
   const texts: string[] = [];
   const label = (x: number, y: number, text: string, anchor: 'start' | 'middle' = 'start') =>
-    texts.push(`<text x="${x}" y="${y}" text-anchor="${anchor}" font-family="sans-serif" font-size="14" fill="rgb(230,230,230)">${escapeXml(clip(text, 30))}</text>`);
+    texts.push(`<text x="${x}" y="${y}" text-anchor="${anchor}" font-family="sans-serif" font-size="14" fill="rgb(230,230,230)">${escapeXml(clip(text, 26))}</text>`);
 
   versions.forEach((version, column) => label(cellOrigin(0, column, cell).left + cell / 2, 21, version, 'middle'));
   for (const [row, job] of jobs.entries()) {
@@ -53,8 +53,9 @@ export async function writeComparisonSheet(dir: string, versions: string[], jobs
       const { left } = cellOrigin(row, column, cell);
       const stored = await storedRender(dir, version, job);
       if (stored) {
-        const input = await sharp(stored.png).resize(cell, cell, { fit: 'contain', background: BACKGROUND }).png().toBuffer();
-        pictures.push({ input, left, top });
+        // One pixel of the background around each picture keeps neighbouring cells apart.
+        const input = await sharp(stored.png).resize(cell - 2, cell - 2, { fit: 'contain', background: BACKGROUND }).png().toBuffer();
+        pictures.push({ input, left: left + 1, top: top + 1 });
       } else {
         texts.push(`<rect x="${left + 1}" y="${top + 1}" width="${cell - 2}" height="${cell - 2}" fill="${EMPTY_CELL}"/>`);
         label(left + cell / 2, top + cell / 2, `${version}: not rendered`, 'middle');
