@@ -188,3 +188,19 @@ test('a generator that is down: GeneratorUnavailable, and nothing half-written i
   const resumed = await renderVersion(generator, 'v1', V1, jobs, dir);
   assert.deepEqual([resumed.rendered, resumed.reused], [2, 1]);
 });
+
+test('a LoRA version renders with its <lora:name:weight> tag, and another weight is another render', async (t) => {
+  const dir = await tempDir(t);
+  const fake = await FakeA1111.start({ checkpoints: ['base.safetensors'], loras: ['celforge-000001.safetensors'] });
+  t.after(() => fake.stop());
+  const generator = new A1111Generator({ url: fake.url, timeoutSeconds: 20 });
+  const jobs = renderJobs(await loadTemplates(reviewConfig(dir))).slice(0, 1);
+  const lora: ReviewCheckpoint = { kind: 'lora', name: 'celforge-000001.safetensors', weight: 0.8, sha256: 'd'.repeat(64) };
+  await renderVersion(generator, 'e1', lora, jobs, dir);
+  assert.equal(fake.renders[0]!.prompt, '1girl, smile, portrait <lora:celforge-000001:0.8>');
+  assert.equal(fake.renders[0]!.override_settings, undefined);
+  assert.deepEqual(JSON.parse(await readFile(path.join(dir, 'reviews', 'e1', 'portrait', '11.json'), 'utf8')).checkpoint, lora);
+  assert.equal((await renderVersion(generator, 'e1', lora, jobs, dir)).reused, 1);
+  assert.equal((await renderVersion(generator, 'e1', { ...lora, weight: 1 }, jobs, dir)).rendered, 1);
+  assert.equal(fake.renders.at(-1)!.prompt, '1girl, smile, portrait <lora:celforge-000001:1>');
+});

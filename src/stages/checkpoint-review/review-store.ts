@@ -82,7 +82,7 @@ export async function renderVersion(generator: ImageGenerator, version: string, 
   const result: VersionRenders = { rendered: 0, reused: 0, records: [] };
   for (const job of jobs) {
     const stored = await storedRender(dir, version, job);
-    if (stored && stored.record.checkpoint.sha256 === checkpoint.sha256 && stored.record.checkpoint.name === checkpoint.name && (stored.record.checkpoint.weight ?? 1) === (checkpoint.weight ?? 1)) {
+    if (stored && sameModel(stored.record.checkpoint, checkpoint)) {
       result.reused += 1;
       result.records.push(stored.record);
       continue;
@@ -109,4 +109,8 @@ export async function renderVersion(generator: ImageGenerator, version: string, 
     result.records.push(record);
   }
   return result;
+}
+
+function sameModel(a: ReviewCheckpoint, b: ReviewCheckpoint): boolean {
+  return a.kind === b.kind && a.name === b.name && a.sha256 === b.sha256 && (a.weight ?? 1) === (b.weight ?? 1);
 }
