@@ -65,6 +65,7 @@ export function validateConfig(raw: unknown, label: string, baseDir: string, lib
     review: {
       ...parsed.review,
       generator: parsed.review.generator?.kind === 'comfyui' ? { ...parsed.review.generator, workflow: path.resolve(baseDir, parsed.review.generator.workflow) } : parsed.review.generator,
+      wildPrompts: parsed.review.wildPrompts && path.resolve(baseDir, parsed.review.wildPrompts),
     },
     source: null,
   };

@@ -173,3 +173,10 @@ test('a password written into a URL is hidden wherever the URL is quoted in a re
   assert.match(result.stderr, /review\.generator\.url = "ftp:\/\/celforge:\(hidden\)@127\.0\.0\.1:7860" is not allowed: expected an http:\/\/ or https:\/\/ address/);
   assert.ok(!result.stderr.includes(password) && !result.stderr.includes('p@ss-in-url'), result.stderr);
 });
+
+test('review files (a ComfyUI workflow, the wild prompts) are resolved against the config file\'s folder', () => {
+  const dir = path.join(path.sep, 'configs', 'studio');
+  const config = validateConfig({ review: { generator: { kind: 'comfyui', url: 'http://127.0.0.1:8188', workflow: 'flows/review.json' }, wildPrompts: 'wild.txt' } }, 'test config', dir);
+  assert.equal(config.review.wildPrompts, path.join(dir, 'wild.txt'));
+  assert.equal(config.review.generator?.kind === 'comfyui' && config.review.generator.workflow, path.join(dir, 'flows', 'review.json'));
+});
