@@ -11,20 +11,12 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { REVIEW_TEMPLATE_DEFAULTS, type ParsedConfig } from '../../config/schema.ts';
 import { CelforgeError, errorMessage } from '../../errors.ts';
+import type { RenderRequest } from '../../adapters/image-generator.ts';
 
 export type ReviewTemplate = ParsedConfig['review']['templates'][number];
 
 /** Everything that decides a picture, apart from the checkpoint. */
-export interface RenderParameters {
-  prompt: string;
-  negativePrompt: string;
-  seed: number;
-  steps: number;
-  cfgScale: number;
-  sampler: string;
-  width: number;
-  height: number;
-}
+export type RenderParameters = Omit<RenderRequest, 'checkpoint'>;
 
 export interface RenderJob {
   template: string;
