@@ -33,6 +33,8 @@ import { CelforgeError } from '../errors.ts';
 import { GeneratorHttp, GeneratorUnavailable } from './generator-http.ts';
 import type { ComfyUIConfig, GeneratorOptions, ImageGenerator, ModelKind, RenderRequest } from './image-generator.ts';
 
+const OUT_OF_TIME = Symbol('out of time');
+
 type Workflow = Record<string, { class_type?: unknown; inputs?: Record<string, unknown> }>;
 type NodeRef = { node: string; input: string };
 
@@ -166,9 +168,12 @@ export class ComfyUIGenerator implements ImageGenerator {
       const left = deadline - Date.now();
       if (left <= 0) break;
       const reply = (await this.#http.json('GET', `/history/${encodeURIComponent(promptId)}`, { about, timeoutMs: left }).catch(async (error: unknown) => {
+        // A poll cut short by the render's own deadline is that deadline, not a server that stopped answering.
+        if (error instanceof GeneratorUnavailable && Date.now() >= deadline) return OUT_OF_TIME;
         if (error instanceof GeneratorUnavailable) await this.#abandon(promptId);
         throw error;
-      })) as Record<string, HistoryEntry> | null;
+      })) as Record<string, HistoryEntry> | null | typeof OUT_OF_TIME;
+      if (reply === OUT_OF_TIME) break;
       const entry = reply?.[promptId];
       if (entry && (entry.status?.completed || entry.status?.status_str === 'error' || (entry.outputs && Object.keys(entry.outputs).length > 0))) return entry;
       await sleep(Math.min(this.#pollMs, Math.max(0, deadline - Date.now())));

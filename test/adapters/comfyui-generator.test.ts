@@ -207,6 +207,15 @@ test('down, busy, 500, a queue that does not move and running out of GPU memory 
   });
   assert.equal(fake.deleted.length, 1, 'the abandoned prompt was taken off the queue');
   assert.ok(fake.requests.some((item) => item.path === '/interrupt'));
+  // The last poll cut short by the render's deadline is that deadline, not a server that stopped answering.
+  fake.historyDelayMs = 2_000;
+  await assert.rejects(generator.render(request), (error: Error) => {
+    assert.ok(error instanceof GeneratorUnavailable, String(error));
+    assert.match(error.message, /no picture within 0\.5 s/);
+    return true;
+  });
+  assert.equal(fake.deleted.length, 2, 'taken off the queue as well');
+  fake.historyDelayMs = 0;
 
   fake.mode = 'oom';
   await assert.rejects(generator.render(request), (error: Error) => error instanceof GeneratorUnavailable && /OutOfMemoryError/.test(error.message));
