@@ -217,14 +217,16 @@ test('down, busy, 500, a queue that does not move and running out of GPU memory 
   assert.equal(fake.deleted.length, 2, 'taken off the queue as well');
   fake.historyDelayMs = 0;
 
+  // The other failures are told by the answer, not by a deadline: a patient generator, so a busy machine cannot turn them into timeouts.
+  const patient = createImageGenerator({ ...settings, timeoutSeconds: 30 }, { pollMs: 10 });
   fake.mode = 'oom';
-  await assert.rejects(generator.render(request), (error: Error) => error instanceof GeneratorUnavailable && /OutOfMemoryError/.test(error.message));
+  await assert.rejects(patient.render(request), (error: Error) => error instanceof GeneratorUnavailable && /OutOfMemoryError/.test(error.message));
   fake.mode = 'busy';
-  await assert.rejects(generator.render(request), (error: Error) => error instanceof GeneratorUnavailable && /503/.test(error.message) && error.message.includes(fake.url));
+  await assert.rejects(patient.render(request), (error: Error) => error instanceof GeneratorUnavailable && /503/.test(error.message) && error.message.includes(fake.url));
   fake.mode = 'error';
-  await assert.rejects(generator.listCheckpoints(), (error: Error) => error instanceof GeneratorUnavailable && /500/.test(error.message));
+  await assert.rejects(patient.listCheckpoints(), (error: Error) => error instanceof GeneratorUnavailable && /500/.test(error.message));
   fake.mode = 'malformed';
-  await assert.rejects(generator.listCheckpoints(), (error: Error) => {
+  await assert.rejects(patient.listCheckpoints(), (error: Error) => {
     assert.ok(error instanceof CelforgeError && error.code === 'GENERATOR_REFUSED', String(error));
     assert.match(error.message, /not JSON/);
     assertHidden(error, API_KEY);
