@@ -1,16 +1,13 @@
 /**
- * One video's crops: the PNG files, cut losslessly from a frame's pixels
- * (sharp; `<file>.tmp`, synced, renamed), and crops.jsonl beside faces.jsonl,
+ * One video's crops: the PNG bytes, cut losslessly from a frame's pixels
+ * (sharp; written by image-writer.ts), and crops.jsonl beside faces.jsonl,
  * a line per crop written, in the order of the kept frames, then face, then
  * kind. A line is appended once its PNG is in place, so the file is the
  * record of what exists. `readCrops` is what the later stages (tags,
  * characters) read.
  */
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
 import sharp from 'sharp';
-import { writeThenRename } from './durable-file.ts';
 import { PNG_OPTIONS, type PngCompression, type RawImage } from './image-writer.ts';
 import { JsonLinesWriter, readJsonLines } from './json-lines-file.ts';
 
@@ -65,8 +62,3 @@ export async function encodeCrop(frame: RawImage, rect: PixelBox, compression: P
   return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
-/** Writes `<file>.tmp`, syncs it (crops.jsonl will vouch for it) and renames it. */
-export async function writeCropFile(file: string, bytes: Uint8Array): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeThenRename(file, `${file}.tmp`, bytes, { sync: true });
-}

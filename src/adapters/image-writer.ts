@@ -35,19 +35,19 @@ function fromRaw(image: RawImage) {
 export async function writeFramePng(image: RawImage, file: string, compression: PngCompression): Promise<{ bytes: number; sha256: string }> {
   const bytes = await fromRaw(image).png(PNG_OPTIONS[compression]).toBuffer();
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  await writeWhole(file, bytes, true);
+  await writeImageFile(file, bytes, true);
   return { bytes: bytes.length, sha256 };
 }
 
 /** Returns the bytes written. */
 export async function writePreview(image: RawImage, file: string, width: number): Promise<number> {
   const bytes = await fromRaw(image).resize({ width }).jpeg({ quality: 75 }).toBuffer();
-  await writeWhole(file, bytes, false);
+  await writeImageFile(file, bytes, false);
   return bytes.length;
 }
 
-/** Writes `<file>.tmp` and renames it; a write that fails (a full disk) leaves nothing behind. */
-async function writeWhole(file: string, bytes: Buffer, sync: boolean): Promise<void> {
+/** Writes `<file>.tmp` and renames it (fsynced first with `sync`); a write that fails (a full disk) leaves nothing behind. */
+export async function writeImageFile(file: string, bytes: Uint8Array, sync: boolean): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
   await writeThenRename(file, `${file}.tmp`, bytes, { sync });
 }

@@ -11,8 +11,9 @@
  */
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { CropsWriter, encodeCrop, readCrops, readFramePixels, writeCropFile, type CropKind, type CropRecord, type PixelBox } from '../../adapters/crops-file.ts';
+import { CropsWriter, encodeCrop, readCrops, readFramePixels, type CropKind, type CropRecord, type PixelBox } from '../../adapters/crops-file.ts';
 import { readFaces, type FaceRecord } from '../../adapters/faces-file.ts';
+import { writeImageFile } from '../../adapters/image-writer.ts';
 import { rewriteJsonLines } from '../../adapters/json-lines-file.ts';
 import type { Config } from '../../config/schema.ts';
 import type { Job } from '../../daemon/job.ts';
@@ -113,7 +114,8 @@ async function writeFrameCrops(
     const known = ports.catalog.get(sha256);
     if (seen.has(sha256) || (known && known.path !== file)) continue;
     seen.add(sha256);
-    writes.push(writeCropFile(path.join(layout.library, file), bytes));
+    // Synced: crops.jsonl will vouch for it.
+    writes.push(writeImageFile(path.join(layout.library, file), bytes, true));
     const record: CropRecord = {
       frame: frame.frame, scene: frame.scene, frameFile: frame.file, frameSha256, faceIndex, kind, box, rect, file, sha256, width: rect[2], height: rect[3],
     };

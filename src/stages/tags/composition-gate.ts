@@ -8,7 +8,7 @@
  * and none is kept on a picture without a face. Same shape as the subject
  * gate (subject-gate.ts).
  */
-import type { GateResult } from './subject-gate.ts';
+import { gateTags, type GateResult } from './subject-gate.ts';
 
 /** Tag name -> [min, max] share of the picture's height the largest face box may take for the tag to stay. */
 export type CompositionRanges = Readonly<Record<string, readonly [number, number]>>;
@@ -20,12 +20,8 @@ export function largestFaceShare(faceHeights: readonly number[], pictureHeight: 
 }
 
 export function compositionGate<T>(tags: readonly T[], nameOf: (tag: T) => string, faceShare: number, ranges: CompositionRanges): GateResult<T> {
-  const kept: T[] = [];
-  const removed: T[] = [];
-  for (const tag of tags) {
+  return gateTags(tags, (tag) => {
     const range = Object.hasOwn(ranges, nameOf(tag)) ? ranges[nameOf(tag)] : undefined;
-    const drop = range !== undefined && (faceShare <= 0 || faceShare < range[0] || faceShare > range[1]);
-    (drop ? removed : kept).push(tag);
-  }
-  return { kept, removed };
+    return range !== undefined && (faceShare <= 0 || faceShare < range[0] || faceShare > range[1]);
+  });
 }

@@ -18,12 +18,16 @@ export interface GateResult<T> {
 
 export function subjectGate<T>(tags: readonly T[], nameOf: (tag: T) => string, faces: number, subjectTags: readonly string[] = DEFAULT_SUBJECT_TAGS): GateResult<T> {
   const subject = new Set(subjectTags);
+  return gateTags(tags, (tag) => {
+    const name = nameOf(tag);
+    return subject.has(name) && (faces === 0 || (faces >= 2 && name === 'solo'));
+  });
+}
+
+/** Splits tags into those kept and those `drop` takes away (every gate's shape). */
+export function gateTags<T>(tags: readonly T[], drop: (tag: T) => boolean): GateResult<T> {
   const kept: T[] = [];
   const removed: T[] = [];
-  for (const tag of tags) {
-    const name = nameOf(tag);
-    const drop = subject.has(name) && (faces === 0 || (faces >= 2 && name === 'solo'));
-    (drop ? removed : kept).push(tag);
-  }
+  for (const tag of tags) (drop(tag) ? removed : kept).push(tag);
   return { kept, removed };
 }
