@@ -140,7 +140,10 @@ test('characters view: rows of crops; name, merge, move out and noise reach the 
   await page.locator('#result-count', { hasText: /^1 images$/ }).waitFor();
   assert.equal(await page.locator('#query').inputValue(), 'review:character_conflict');
   assert.deepEqual(await page.locator('#grid .cell').evaluateAll((cells) => cells.map((cell) => (cell as HTMLElement).dataset.hash)), [crops.red[0]]);
+  // Back on the tab, the rows are loaded again: wait until the ones left from before are replaced, or a name typed into them is lost.
+  const stale = await page.locator('#clusters > .cluster').first().elementHandle();
   await page.click('nav a[data-tab="characters"]');
+  await page.waitForFunction((row) => !row!.isConnected, stale);
   await page.locator(`.cluster[data-cluster="${clusterOf.red}"] .cluster-name`, { hasText: /^saber$/ }).waitFor();
 
   // Merge: magenta joins blue; one row less, and magenta's crop carries blue's name.
