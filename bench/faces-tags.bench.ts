@@ -27,7 +27,7 @@ import { catalogPath, ledgerPath } from '../src/daemon/library-paths.ts';
 import { modelsAvailable } from '../src/models/model-availability.ts';
 import { ModelCache } from '../src/models/model-cache.ts';
 import { loadFaceDetector } from '../src/stages/faces/face-detector.ts';
-import { loadTaggers } from '../src/stages/tags/tagging.ts';
+import { loadTaggers } from '../src/inference/taggers.ts';
 import { facesStage } from '../src/stages/faces/faces-stage.ts';
 import type { Stage, StagePorts } from '../src/stages/stage.ts';
 import { tagsStage } from '../src/stages/tags/tags-stage.ts';

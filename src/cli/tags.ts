@@ -7,9 +7,10 @@
  */
 import sharp from 'sharp';
 import { captionToken } from '../catalog/captions.ts';
+import { loadTaggers, prepareForTaggers } from '../inference/taggers.ts';
 import { detectorModelId, DETECTOR_KINDS, loadFaceDetector } from '../stages/faces/face-detector.ts';
 import { largestFaceShare } from '../stages/tags/composition-gate.ts';
-import { loadTaggers, prepareForTaggers, tagPrepared, type PictureFaces, type PictureTag } from '../stages/tags/tagging.ts';
+import { tagPrepared, type PictureFaces, type PictureTag } from '../stages/tags/tagging.ts';
 import type { GlobalOptions } from './context.ts';
 import { findFaces } from './faces.ts';
 import { prepareEach, requireModels, withPictureRun } from './picture-runner.ts';

@@ -10,7 +10,7 @@
 import type { Config } from '../../config/schema.ts';
 import { CelforgeError } from '../../errors.ts';
 import { modelsAvailable } from '../../models/model-availability.ts';
-import { loadTaggers, prepareForTaggers, tagPrepared, type TaggingPorts } from '../tags/tagging.ts';
+import { loadTaggers, prepareForTaggers, tagEnsemble, type TaggingPorts } from '../../inference/taggers.ts';
 
 // A1111's attention syntax, AUTOMATIC1111/stable-diffusion-webui@0674fab modules/prompt_parser.py `re_attention`:
 // an escaped \( \) \[ \] \\ is the literal character, `(` and `[` open emphasis, `:1.2)` closes a weighted one,
@@ -162,7 +162,7 @@ export async function tagRenders(files: readonly string[], ports: TaggingPorts &
   if (!available.ready) throw new CelforgeError('FILE_NOT_FOUND', available.reason);
   const taggers = await loadTaggers(config, available.models, ports);
   const inputs = await prepareForTaggers(taggers, files, ports.images);
-  const tagged = await tagPrepared(taggers, inputs, files.map(() => null), config);
+  const tagged = await tagEnsemble(taggers, inputs, config);
   const vocabulary = new Set(taggers.flatMap((tagger) => tagger.labels.filter((label) => label.category === 'general' || label.category === 'character').map((label) => label.name)));
-  return { renders: files.map((file, index) => ({ file, tags: tagged[index]!.tags.map((tag) => tag.tag) })), vocabulary };
+  return { renders: files.map((file, index) => ({ file, tags: tagged[index]!.map((tag) => tag.tag) })), vocabulary };
 }

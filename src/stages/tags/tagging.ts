@@ -1,30 +1,19 @@
 /**
- * Tags for a list of pictures from the configured taggers: each picture
- * prepared once per input size in the image workers, every tagger run in
- * batches, their probabilities averaged and selected (ensemble.ts), then the
- * subject gate applied with the picture's face count and the composition gate
- * with its largest face's size. Each tag keeps what each
- * tagger said of it, for `celforge tags --json` and for review.
+ * The tags stage's face gates on the tagger ensemble's tags
+ * (src/inference/taggers.ts): the subject gate applied with the picture's
+ * face count and the composition gate with its largest face's size, each
+ * kept tag marked with where the catalog records it. Each tag keeps what
+ * each tagger said of it, for `celforge tags --json` and for review.
+ *
+ * API: `tagPrepared(taggers, inputs, faces, config)` -> PictureTags per picture.
  */
-import type { ImageWorkers } from '../../adapters/image-workers.ts';
 import type { Config } from '../../config/schema.ts';
-import type { Logger } from '../../log.ts';
-import { modelFile, type AvailableModel } from '../../models/model-availability.ts';
-import type { ModelCache } from '../../models/model-cache.ts';
-import { averageTaggers, selectTags, type ScoredTag } from './ensemble.ts';
+import { tagEnsemble, type EnsembleTag } from '../../inference/taggers.ts';
+import type { Wd14Tagger } from '../../inference/wd14.ts';
 import { compositionGate } from './composition-gate.ts';
 import { subjectGate } from './subject-gate.ts';
-import { loadWd14Tagger, runWd14, type Wd14Tagger } from './wd14.ts';
 
-export interface TaggingPorts {
-  images: ImageWorkers;
-  models: ModelCache;
-  log: Logger;
-}
-
-export interface PictureTag extends ScoredTag {
-  /** Each tagger's own probability for this tag. */
-  taggers: Record<string, number>;
+export interface PictureTag extends EnsembleTag {
   /** Where the catalog records it: the ensemble, the face gate for a subject tag a face confirmed, or `composition` for a composition tag the face's size confirmed. */
   source: 'tagger:ensemble' | 'face-gate' | 'composition';
 }
@@ -44,33 +33,14 @@ export interface PictureFaces {
   largestShare: number | null;
 }
 
-export async function loadTaggers(config: Config, models: readonly AvailableModel[], ports: TaggingPorts): Promise<Wd14Tagger[]> {
-  const providers = config.inference.providers;
-  return Promise.all(models.map((model) => {
-    const onnxFile = modelFile(model, '.onnx');
-    const tagsFile = modelFile(model, '.csv');
-    return ports.models.get(`tagger:${onnxFile}:${providers.join(',')}`, () => loadWd14Tagger(model.entry.id, onnxFile, tagsFile, providers, ports.log));
-  }));
-}
-
-/** Prepares each picture once per input size the taggers need. */
-export async function prepareForTaggers(taggers: readonly Wd14Tagger[], images: readonly string[], workers: ImageWorkers): Promise<Map<number, Float32Array[]>> {
-  const sizes = [...new Set(taggers.map((tagger) => tagger.size))];
-  const prepared = await Promise.all(sizes.map((size) => Promise.all(images.map((image) => workers.run({ kind: 'wd14', image, size })))));
-  return new Map(sizes.map((size, index) => [size, prepared[index]!]));
-}
-
 /** `faces[i]` is what is known of picture i's faces, or null where no face detector ran (then nothing is gated). */
 export async function tagPrepared(
   taggers: readonly Wd14Tagger[], inputs: Map<number, Float32Array[]>, faces: readonly (PictureFaces | null)[], config: Config,
 ): Promise<PictureTags[]> {
-  const perTagger: Float32Array[][] = [];
-  for (const tagger of taggers) perTagger.push(await runWd14(tagger, inputs.get(tagger.size)!, config.inference.batchSize));
-  const { thresholds, mcut, blacklist, subjectTags, composition } = config.tags;
+  const ensemble = await tagEnsemble(taggers, inputs, config);
+  const { subjectTags, composition } = config.tags;
   return faces.map((found, picture) => {
-    const outputs = taggers.map((tagger, index) => ({ labels: tagger.labels, probabilities: perTagger[index]![picture]! }));
-    const selected = selectTags(averageTaggers(outputs), { ...thresholds, mcut, blacklist });
-    const tags = selected.map((tag): PictureTag => ({ ...tag, taggers: probabilitiesOf(tag, taggers, outputs), source: 'tagger:ensemble' }));
+    const tags = (ensemble[picture] ?? []).map((tag): PictureTag => ({ ...tag, source: 'tagger:ensemble' }));
     if (found === null) return { tags, gated: [], compositionGated: [] };
     const subject = new Set(subjectTags.map((name) => name.replace(/\s+/g, '_')));
     const { kept, removed } = subjectGate(tags, (tag) => tag.tag, found.count, [...subject]);
@@ -81,25 +51,3 @@ export async function tagPrepared(
     return { tags: gatedTags, gated: removed, compositionGated: composed.removed };
   });
 }
-
-function probabilitiesOf(tag: ScoredTag, taggers: readonly Wd14Tagger[], outputs: { labels: Wd14Tagger['labels']; probabilities: Float32Array }[]): Record<string, number> {
-  const name = tag.tag.replace(/^(character|rating):/, '');
-  const result: Record<string, number> = {};
-  taggers.forEach((tagger, index) => {
-    const at = labelIndex(tagger).get(name);
-    if (at !== undefined) result[tagger.id] = outputs[index]!.probabilities[at]!;
-  });
-  return result;
-}
-
-const labelIndexes = new WeakMap<Wd14Tagger, Map<string, number>>();
-
-function labelIndex(tagger: Wd14Tagger): Map<string, number> {
-  let index = labelIndexes.get(tagger);
-  if (!index) {
-    index = new Map(tagger.labels.map((label, at) => [label.name, at]));
-    labelIndexes.set(tagger, index);
-  }
-  return index;
-}
-

@@ -22,12 +22,13 @@ import { captionPathOf } from '../../catalog/sidecars.ts';
 import { formatTag, parseTag } from '../../catalog/tags.ts';
 import type { Config } from '../../config/schema.ts';
 import { videoLayoutOf } from '../../daemon/library-paths.ts';
+import { loadTaggers, prepareForTaggers } from '../../inference/taggers.ts';
 import { forEachBatch } from '../batches.ts';
 import { hashOf, keptFrames } from '../kept-frames.ts';
 import { markRunning, modelsOrWait } from '../model-wait.ts';
 import type { Stage, StagePorts } from '../stage.ts';
 import { largestFaceShare } from './composition-gate.ts';
-import { loadTaggers, prepareForTaggers, tagPrepared, type PictureFaces, type PictureTags } from './tagging.ts';
+import { tagPrepared, type PictureFaces, type PictureTags } from './tagging.ts';
 
 /** A frame or a crop to tag. */
 interface Picture {

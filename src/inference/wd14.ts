@@ -6,9 +6,9 @@
  * tag_id,name,category,count; category 9 rating, 0 general, 4 character).
  */
 import { readFile } from 'node:fs/promises';
-import { openOnnxModel, runOnnx, type OnnxModel } from '../../adapters/onnx-session.ts';
-import { CelforgeError } from '../../errors.ts';
-import type { Logger } from '../../log.ts';
+import { openOnnxModel, runOnnx, type OnnxModel } from '../adapters/onnx-session.ts';
+import { CelforgeError } from '../errors.ts';
+import type { Logger } from '../log.ts';
 import { CsvError, parseCsv } from './csv.ts';
 
 export type TagCategory = 'general' | 'character' | 'rating' | 'copyright' | 'other';
