@@ -28,7 +28,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { createImageWorkers } from '../src/adapters/image-workers.ts';
-import { loadCcipModel } from '../src/stages/characters/ccip.ts';
+import { loadCcipModel } from '../src/inference/ccip.ts';
 import { adjustedRandIndex, clusterDifferences, clusterIncrementally, defaultClusterParams, type ClusterMethod } from '../src/stages/characters/clustering.ts';
 import { CHARACTERS, characterCrop, identityFeatures, writeCcipModels } from '../test/fixtures/ccip-models.ts';
 

@@ -13,7 +13,7 @@ import pino from 'pino';
 import sharp from 'sharp';
 import { CCIP_MEAN, CCIP_STD, ccipTensor } from '../../src/adapters/ccip-input.ts';
 import { CelforgeError } from '../../src/errors.ts';
-import { loadCcipModel, type CcipOptions } from '../../src/stages/characters/ccip.ts';
+import { loadCcipModel, type CcipOptions } from '../../src/inference/ccip.ts';
 import { adjustedRandIndex, clusterDifferences, defaultClusterParams } from '../../src/stages/characters/clustering.ts';
 import { CHARACTERS, characterCrop, expectedDifference, expectedFeatures, identityFeatures, writeCcipModels } from '../fixtures/ccip-models.ts';
 import { tempDir } from '../helpers.ts';

@@ -30,7 +30,7 @@ import type { Config } from '../../src/config/schema.ts';
 import type { Job } from '../../src/daemon/job.ts';
 import { videoLayout } from '../../src/daemon/library-paths.ts';
 import { ModelCache } from '../../src/models/model-cache.ts';
-import { loadCcipModel } from '../../src/stages/characters/ccip.ts';
+import { loadCcipModel } from '../../src/inference/ccip.ts';
 import { charactersStage } from '../../src/stages/characters/characters-stage.ts';
 import { clusterSeries } from '../../src/stages/characters/series-clusters.ts';
 import { chooseName, readReferences } from '../../src/stages/characters/reference-names.ts';

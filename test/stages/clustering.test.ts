@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
-import { loadCcipModel, type CcipModel } from '../../src/stages/characters/ccip.ts';
+import { loadCcipModel, type CcipModel } from '../../src/inference/ccip.ts';
 import { adjustedRandIndex, clusterDifferences, clusterIncrementally, defaultClusterParams, type ClusterMethod } from '../../src/stages/characters/clustering.ts';
 import { dbscan, optics, opticsGraph } from '../../src/stages/characters/density-clustering.ts';
 import { identityFeatures, writeCcipModels } from '../fixtures/ccip-models.ts';

@@ -26,7 +26,7 @@ import { modelFile } from '../../models/model-availability.ts';
 import { forEachBatch } from '../batches.ts';
 import { markRunning, modelsOrWait } from '../model-wait.ts';
 import type { Stage, StagePorts } from '../stage.ts';
-import { CCIP_FEATURE_FILE, loadCcipModel, type CcipModel } from './ccip.ts';
+import { CCIP_FEATURE_FILE, loadCcipModel, type CcipModel } from '../../inference/ccip.ts';
 import { chooseName, readReferences, type ReferenceSet } from './reference-names.ts';
 import { clusterSeries } from './series-clusters.ts';
 

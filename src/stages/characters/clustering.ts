@@ -14,7 +14,7 @@
  * `clusterIncrementally` adds new crops to clusters that exist (see there);
  * `adjustedRandIndex` scores a clustering against the truth.
  */
-import type { CcipModel } from './ccip.ts';
+import type { CcipModel } from '../../inference/ccip.ts';
 import { dbscan, kthSmallest, optics, OPTICS_XI } from './density-clustering.ts';
 
 export type ClusterMethod = 'dbscan' | 'optics';

@@ -11,7 +11,7 @@
 import type { Catalog } from '../../adapters/catalog-store.ts';
 import type { CharacterClusters } from '../../catalog/character-clusters.ts';
 import type { CropFeatures } from '../../catalog/crop-features.ts';
-import type { CcipModel } from './ccip.ts';
+import type { CcipModel } from '../../inference/ccip.ts';
 import { clusterIncrementally, defaultClusterParams, type ClusterMethod } from './clustering.ts';
 
 export interface SeriesClustering {

@@ -18,17 +18,18 @@
  * kept (each pair's difference depends on the pair only, as imgutils relies
  * on when it compares features one list at a time). The full matrix is
  * 4 N^2 bytes (1.6 GB at 20k crops, a 2.0 GB peak in bench/ccip.bench.ts);
- * `crossDifferences` gives one block so callers can keep less (clustering.ts
- * assigns new crops that way: 0.45 GB for 2k crops added to 18k).
+ * `crossDifferences` gives one block so callers can keep less
+ * (src/stages/characters/clustering.ts assigns new crops that way: 0.45 GB
+ * for 2k crops added to 18k).
  */
 import { constants } from 'node:buffer';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createImageWorkers, type ImageWorkers } from '../../adapters/image-workers.ts';
-import { openOnnxModel, runOnnx, type OnnxModel } from '../../adapters/onnx-session.ts';
-import { CelforgeError, errorMessage } from '../../errors.ts';
-import type { Logger } from '../../log.ts';
+import { createImageWorkers, type ImageWorkers } from '../adapters/image-workers.ts';
+import { openOnnxModel, runOnnx, type OnnxModel } from '../adapters/onnx-session.ts';
+import { CelforgeError, errorMessage } from '../errors.ts';
+import type { Logger } from '../log.ts';
 
 export const CCIP_FEATURE_FILE = 'model_feat.onnx';
 export const CCIP_METRICS_FILE = 'model_metrics.onnx';
@@ -161,7 +162,7 @@ class OnnxCcip implements CcipModel {
     this.#check(features);
     const n = features.length;
     if (n * n * Float32Array.BYTES_PER_ELEMENT > MAX_LENGTH) {
-      throw new CelforgeError('INTERNAL', `CCIP model ${this.id}: ${n} crops need a ${n} x ${n} difference matrix of ${((n * n * 4) / 2 ** 30).toFixed(1)} GiB, more than one array can hold here; add them in smaller groups (clustering.ts clusterIncrementally)`);
+      throw new CelforgeError('INTERNAL', `CCIP model ${this.id}: ${n} crops need a ${n} x ${n} difference matrix of ${((n * n * 4) / 2 ** 30).toFixed(1)} GiB, more than one array can hold here; add them in smaller groups (src/stages/characters/clustering.ts clusterIncrementally)`);
     }
     const matrix = new Float32Array(n * n);
     for (let rowStart = 0; rowStart < n; rowStart += this.#block) {
