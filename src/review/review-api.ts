@@ -5,7 +5,7 @@
  * checks the token first): restore a duplicate, mark a kept frame as a
  * duplicate, reject an image, a person's tag edit on a selection or one
  * image, an export, a training request; the Characters view's routes are
- * in characters-api.ts. Pictures are found by hash in the
+ * in characters-api.ts, the Compare view's (checkpoint reviews) in reviews-api.ts. Pictures are found by hash in the
  * catalog, or by job id and frame number in the frame map. Every POST route
  * declares the body it takes (a zod schema); anything else is a 400 naming
  * the field and what was expected.
@@ -31,6 +31,7 @@ import type { TrainingSupervisor } from '../training/training-supervisor.ts';
 import { readLibraryPicture } from './library-picture.ts';
 import { ApiError, parseBody } from './api-request.ts';
 import { CHARACTER_ROUTES } from './characters-api.ts';
+import { REVIEW_ROUTES } from './reviews-api.ts';
 
 export interface ReviewContext {
   config: () => Config;
@@ -94,6 +95,7 @@ const ROUTES: [string, RegExp, Handler][] = [
   ['POST', /^\/api\/export$/, withBody('export', exportDataset)],
   ['POST', /^\/api\/train$/, withBody('train', train)],
   ...CHARACTER_ROUTES,
+  ...REVIEW_ROUTES,
 ];
 
 export async function routeApi(context: ReviewContext, method: string, url: URL, body: unknown): Promise<ApiResult> {
