@@ -115,6 +115,16 @@ const reviewTemplateSchema = z.strictObject({
   sampler: z.string().min(1).default(REVIEW_TEMPLATE_DEFAULTS.sampler),
   width: reviewSizeSchema.default(REVIEW_TEMPLATE_DEFAULTS.width),
   height: reviewSizeSchema.default(REVIEW_TEMPLATE_DEFAULTS.height),
+  /**
+   * The character the prompt should draw, as its reference folder <library>/characters/<series>/<name>/ is named
+   * (compared as the tag `character:<name>` spells it): each render is scored by its CCIP difference to those
+   * pictures (src/stages/checkpoint-review/character-score.ts).
+   */
+  character: z.string().min(1).optional(),
+  /** The series folder of `character`; needed only when several series have a folder of that name. */
+  series: z.string().min(1).optional(),
+}).superRefine((template, ctx) => {
+  if (template.series !== undefined && template.character === undefined) ctx.addIssue({ code: 'custom', path: ['series'], message: 'names the series of a character; set "character" too, or remove it' });
 });
 
 export const HWACCELS = ['none', 'auto', 'cuda', 'vaapi', 'qsv', 'videotoolbox', 'd3d11va', 'dxva2'] as const;
@@ -399,6 +409,13 @@ export const configSchema = z.strictObject({
      * losses before a person is bothered, above the seed-to-seed noise of a tagger near its threshold.
      */
     scoreMargin: z.number().min(0).max(1).default(0.1),
+    /**
+     * A template that names a character is flagged when the share of its seeds drawn as that character fell by more
+     * than this, or fell below half (src/stages/checkpoint-review/scores.ts). The share moves a whole seed at a
+     * time (0.25 with 4 seeds): 0.25 lets one seed of four lose the character, which a checkpoint mid-training does
+     * from seed to seed, and flags two.
+     */
+    characterMargin: z.number().min(0).max(1).default(0.25),
     /** Prompts rendered with fixed seeds on every checkpoint and compared side by side (src/stages/checkpoint-review/templates.ts). */
     templates: z.array(reviewTemplateSchema).default([]).superRefine((templates, ctx) => {
       const seen = new Set<string>();

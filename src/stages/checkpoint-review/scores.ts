@@ -5,7 +5,9 @@
  * (scoreRender: share of prompted tags found, subjects lost to `no_humans`,
  * composition drift), the seeds of a template and version put together
  * (aggregateScores), and the templates that got worse than the previous
- * version by more than `review.scoreMargin` (regressions).
+ * version by more than `review.scoreMargin`, or whose character (its CCIP
+ * score, character-score.ts) fell by more than `review.characterMargin` or
+ * below half the seeds (regressions).
  */
 import type { Config } from '../../config/schema.ts';
 import { CelforgeError } from '../../errors.ts';
@@ -95,6 +97,17 @@ export interface TemplateScore {
   vanishedSubjects: string[];
   /** Every composition tag some seed drifted to. */
   compositionDrift: string[];
+  /** The template's character as CCIP sees it (character-score.ts); null or absent when it names none or no CCIP model is there. */
+  character?: CharacterScore | null;
+}
+
+export interface CharacterScore {
+  /** The character the template names, as its reference folder is named. */
+  name: string;
+  /** Share of the seeds whose render is the same character as one of its reference pictures. */
+  sameShare: number;
+  /** Mean over the seeds of each render's smallest CCIP difference to the reference pictures. */
+  meanDifference: number;
 }
 
 /** One entry per template and version, in the order first seen. */
@@ -118,7 +131,8 @@ export function aggregateScores(entries: readonly RenderScoreEntry[]): TemplateS
 export type RegressionReason =
   | { kind: 'found'; previous: number; current: number }
   | { kind: 'vanished'; tags: string[] }
-  | { kind: 'drift'; tags: string[] };
+  | { kind: 'drift'; tags: string[] }
+  | { kind: 'character'; previous: number; current: number };
 
 export interface Regression {
   template: string;
@@ -127,9 +141,14 @@ export interface Regression {
 
 // Shares are means of fractions; a drop of exactly the margin must not be flagged by rounding (0.8 - 0.7 > 0.1 in floats).
 const EPSILON = 1e-9;
+// Below half, most renders no longer show the character: the majority characters.referenceShare asks of a cluster by default.
+const CHARACTER_MAJORITY = 0.5;
 
-/** Templates of `current` worse than the same template in `previous`; a template new in `current` has nothing to regress from. */
-export function regressions(previous: readonly TemplateScore[], current: readonly TemplateScore[], margin: number): Regression[] {
+/**
+ * Templates of `current` worse than the same template in `previous`; a template new in `current` has nothing to regress from.
+ * `characterMargin` (review.characterMargin) is the drop of a character's share that is flagged; `margin` when absent.
+ */
+export function regressions(previous: readonly TemplateScore[], current: readonly TemplateScore[], margin: number, characterMargin = margin): Regression[] {
   const before = new Map(previous.map((score) => [score.template, score]));
   return current.flatMap((score): Regression[] => {
     const last = before.get(score.template);
@@ -140,6 +159,10 @@ export function regressions(previous: readonly TemplateScore[], current: readonl
     if (vanished.length) reasons.push({ kind: 'vanished', tags: vanished });
     const drift = score.compositionDrift.filter((tag) => !last.compositionDrift.includes(tag));
     if (drift.length) reasons.push({ kind: 'drift', tags: drift });
+    const [was, is] = [last.character, score.character];
+    if (was && is && was.name === is.name && (was.sameShare - is.sameShare > characterMargin + EPSILON || (was.sameShare >= CHARACTER_MAJORITY && is.sameShare < CHARACTER_MAJORITY))) {
+      reasons.push({ kind: 'character', previous: was.sameShare, current: is.sameShare });
+    }
     return reasons.length ? [{ template: score.template, reasons }] : [];
   });
 }
