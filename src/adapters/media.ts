@@ -35,6 +35,17 @@ export interface DecodeRequest {
    */
   seek?: { seconds: number; onPts: (pts: number) => void; onEnd: () => void };
   onSpawn?: (pid: number) => void;
+  /**
+   * Where each frame is decoded into (a FrameBuffers set the caller releases frames back to);
+   * a new buffer per frame when absent, for consumers that keep their frames.
+   */
+  buffers?: FrameBufferSource;
+}
+
+/** What a decode takes its frame buffers from (FrameBuffers); a frame a caller drops goes back with `release`. */
+export interface FrameBufferSource {
+  take(): Buffer;
+  release(rgb: Uint8Array): void;
 }
 
 /** Frames as ffmpeg decodes them: rgb24, `width * height * 3` bytes each, in decode order. */
@@ -221,7 +232,7 @@ export class MediaRepository {
     command.pipe(stream, { end: true });
     done.catch(() => undefined);
     return {
-      frames: framesOf(stream, request.width * request.height * 3),
+      frames: framesOf(stream, request.width * request.height * 3, request.buffers),
       done,
       stop: () => {
         stopped = true;
@@ -337,20 +348,23 @@ function decoderComplaints(stderr: string): string[] | null {
   return lines.filter((line) => DECODER_COMPLAINT.test(line) && !SEEK_START_NOISE.test(line));
 }
 
-/** Cuts a byte stream into frames of `frameBytes`, copying each chunk once. */
-async function* framesOf(stream: Readable, frameBytes: number): AsyncGenerator<Buffer> {
-  let frame = Buffer.allocUnsafe(frameBytes);
+/** Cuts a byte stream into frames of `frameBytes`, copying each chunk once into a buffer from `buffers`. */
+async function* framesOf(stream: Readable, frameBytes: number, buffers?: FrameBufferSource): AsyncGenerator<Buffer> {
+  const next = buffers ? () => buffers.take() : () => Buffer.allocUnsafe(frameBytes);
+  let frame: Buffer | null = null;
   let filled = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     let offset = 0;
     while (offset < chunk.length) {
+      // Taken only when bytes arrive for it: a buffer taken at the end of the stream would never be released.
+      frame ??= next();
       const take = Math.min(frameBytes - filled, chunk.length - offset);
       chunk.copy(frame, filled, offset, offset + take);
       filled += take;
       offset += take;
       if (filled === frameBytes) {
         yield frame;
-        frame = Buffer.allocUnsafe(frameBytes);
+        frame = null;
         filled = 0;
       }
     }

@@ -104,6 +104,7 @@ export async function decodeFromFrame(media: MediaRepository, request: Omit<Deco
       if (Math.abs(pts - target) * grid.fps < 0.25) {
         return { kind: 'found', skipped: k, decoded: { ...decoded, frames: resumed(next.value, iterator) } };
       }
+      request.buffers?.release(next.value);
     }
   }
   return { kind: 'untrusted', why };

@@ -99,7 +99,7 @@ test('a worker that dies fails the pipeline with the frame it had and the exit c
   const seen: number[] = [];
   await assert.rejects(
     (async () => {
-      for await (const { features } of pooled(source(frames), () => new FeatureWorkers(1, 64, 36, dying), 2)) seen.push(features.mean);
+      for await (const { features } of pooled(source(frames), () => new FeatureWorkers(1, 64, 36, { module: dying }), 2)) seen.push(features.mean);
     })(),
     (error: unknown) => {
       assert.ok(error instanceof CelforgeError);

@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readFrameMap, rewriteFrameMap, type FrameRecord } from '../../adapters/frame-map-file.ts';
+import { FrameBuffers } from '../../adapters/frame-buffers.ts';
 import { ExtractionStopped, FfmpegFailure, type DecodedFrames, type DecodeRequest } from '../../adapters/media.ts';
 import { acquireLock } from '../../adapters/lock-file.ts';
 import { killOrphan } from '../../adapters/processes.ts';
@@ -28,8 +29,8 @@ import { Deduplicator } from './deduplicator.ts';
 import { FeatureFile } from './feature-file.ts';
 import { decodeFromFrame, frameGridOf } from '../../frames/frame-seeker.ts';
 import { ResumePoints } from './resume-point.ts';
-import { framesWithFeatures } from './feature-pipeline.ts';
-import { countRecord, FrameOutput, type OutputTotals } from './frame-output.ts';
+import { framesHeld, framesWithFeatures } from './feature-pipeline.ts';
+import { countRecord, FrameOutput, WRITES_IN_FLIGHT, type OutputTotals } from './frame-output.ts';
 
 const PROGRESS_SAVE_MS = 2000;
 /** The newest records a power cut may have left without their files. */
@@ -81,8 +82,11 @@ async function extractVideo(job: Job, ports: StagePorts, layout: VideoLayout, vi
   const output = new FrameOutput({
     layout, totals, policy: config.dedup.policy, previewWidth: config.dedup.previewWidth, pngCompression: config.extract.pngCompression,
   });
+  const threads = config.extract.threads;
+  // Every frame the stage can hold at once: in the feature pipeline, being written, and the one being decoded.
+  const buffers = new FrameBuffers(width * height * 3, framesHeld(threads) + WRITES_IN_FLIGHT + 1);
   const decodeRequest = {
-    input: job.source, width, height, hwaccel,
+    input: job.source, width, height, hwaccel, buffers,
     onSpawn: (pid: number) => saveInBackground(ports, (target) => void (target.extract!.pid = pid)),
   };
   await removePartialResumePoints(files);
@@ -101,11 +105,12 @@ async function extractVideo(job: Job, ports: StagePorts, layout: VideoLayout, vi
   let frame = start.from;
   let lastSave = Date.now();
   try {
-    for await (const { rgb, features: frameFeatures } of framesWithFeatures(decoded.frames, width, height, config.extract.threads)) {
+    for await (const { rgb, features: frameFeatures } of framesWithFeatures(decoded.frames, width, height, threads, buffers)) {
       if (frame < recorded.length) {
         dedup.replay(recorded[frame]!, frameFeatures);
+        buffers.release(rgb);
       } else {
-        await output.submit(dedup.decide(frame, frameFeatures), { rgb, width, height });
+        await output.submit(dedup.decide(frame, frameFeatures), { rgb, width, height }, () => buffers.release(rgb));
       }
       frame += 1;
       points.capture(dedup.state(frame));

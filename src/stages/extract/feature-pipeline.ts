@@ -3,14 +3,17 @@
  *
  * The features (a pass over every pixel) are computed in worker threads, so
  * that the main thread only decides and writes while the next frames are
- * being read and measured. Each frame's buffer is moved to a worker and back
- * (transferred, not copied); its bytes are not changed, so its PNG is the same
- * whatever the number of threads. At most a few frames per worker are in
+ * being read and measured. A frame in a FrameBuffers slot is read by the
+ * worker where it lies (the slots are shared memory, handed over once); any
+ * other frame's buffer is moved to the worker and back (transferred, not
+ * copied). Its bytes are not changed, so its PNG is the same whatever the
+ * number of threads. At most a few frames per worker are in
  * flight, and frames come out in the order they went in. A worker that dies
  * fails the pipeline with the frame it had; with 0 threads the work is inline.
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
+import type { FrameBuffers } from '../../adapters/frame-buffers.ts';
 import { terminateWorkers } from '../../adapters/terminate-workers.ts';
 import { CelforgeError, type ErrorCode } from '../../errors.ts';
 import { computeFeatures, type FrameFeatures } from './features.ts';
@@ -19,6 +22,11 @@ const BOOT = new URL('../../adapters/worker-boot.mjs', import.meta.url);
 const FEATURE_WORKER = new URL('./feature-worker.ts', import.meta.url);
 /** Frames queued per worker: one computing, one waiting, so a worker never idles between messages. */
 const FRAMES_PER_WORKER = 2;
+
+/** The frames the pipeline holds at most: those in flight, plus the one its consumer is working on. */
+export function framesHeld(threads: number): number {
+  return Math.max(0, threads) * FRAMES_PER_WORKER + 1;
+}
 
 export interface FrameWithFeatures {
   rgb: Buffer;
@@ -34,9 +42,10 @@ export function defaultFeatureThreads(): number {
   return Math.min(8, os.availableParallelism());
 }
 
-export function framesWithFeatures(frames: AsyncIterable<Buffer>, width: number, height: number, threads: number): AsyncIterable<FrameWithFeatures> {
+/** `buffers`: the set the frames are decoded into, which the workers then read in place. */
+export function framesWithFeatures(frames: AsyncIterable<Buffer>, width: number, height: number, threads: number, buffers?: FrameBuffers): AsyncIterable<FrameWithFeatures> {
   if (threads <= 0) return inline(frames, width, height);
-  return pooled(frames, () => new FeatureWorkers(threads, width, height), threads * FRAMES_PER_WORKER);
+  return pooled(frames, () => new FeatureWorkers(threads, width, height, { buffers }), threads * FRAMES_PER_WORKER);
 }
 
 async function* inline(frames: AsyncIterable<Buffer>, width: number, height: number): AsyncIterable<FrameWithFeatures> {
@@ -109,6 +118,8 @@ export async function* pooled(frames: AsyncIterable<Buffer>, startPool: () => Fe
 
 interface Task {
   id: number;
+  /** The frame, kept here while a worker reads it in its shared slot. */
+  rgb: Buffer | null;
   resolve: (value: FrameWithFeatures) => void;
   reject: (error: Error) => void;
 }
@@ -134,21 +145,32 @@ export class FeatureWorkers {
   #nextId = 0;
   #closed = false;
 
-  /** `module` is the worker's code (a test passes one that dies). */
-  constructor(threads: number, width: number, height: number, module: URL = FEATURE_WORKER) {
+  readonly #buffers: FrameBuffers | undefined;
+
+  /** `module` is the worker's code (a test passes one that dies); `buffers`, shared frame slots the workers read in place. */
+  constructor(threads: number, width: number, height: number, options: { module?: URL; buffers?: FrameBuffers | undefined } = {}) {
     this.#width = width;
     this.#height = height;
-    for (let i = 0; i < threads; i += 1) this.#slots.push(this.#spawn(module));
+    this.#buffers = options.buffers;
+    for (let i = 0; i < threads; i += 1) this.#slots.push(this.#spawn(options.module ?? FEATURE_WORKER));
   }
 
   compute(rgb: Buffer): Promise<FrameWithFeatures> {
     const slot = this.#slots.filter((candidate) => !candidate.gone).sort((a, b) => a.tasks.size - b.tasks.size)[0];
     const id = (this.#nextId += 1);
     if (this.#closed || !slot) return Promise.reject(new CelforgeError('INTERNAL', `frame ${id - 1}: the feature workers are ${this.#closed ? 'closed' : 'gone'}`));
+    const shared = this.#buffers?.slotOf(rgb);
+    if (shared !== undefined) {
+      return new Promise((resolve, reject) => {
+        slot.tasks.set(id, { id, rgb, resolve, reject });
+        slot.worker.ref();
+        slot.worker.postMessage({ id, slot: shared, width: this.#width, height: this.#height });
+      });
+    }
     // A small Buffer may share its memory with others (Node's pool); moving it would empty them.
     const own = rgb.byteOffset === 0 && rgb.byteLength === rgb.buffer.byteLength ? rgb : new Uint8Array(rgb);
     return new Promise((resolve, reject) => {
-      slot.tasks.set(id, { id, resolve, reject });
+      slot.tasks.set(id, { id, rgb: null, resolve, reject });
       slot.worker.ref();
       slot.worker.postMessage({ id, rgb: own.buffer, width: this.#width, height: this.#height }, [own.buffer as ArrayBuffer]);
     });
@@ -163,13 +185,14 @@ export class FeatureWorkers {
     const worker = new Worker(BOOT, { workerData: { module: module.href } });
     const slot: Slot = { worker, tasks: new Map(), gone: false };
     worker.unref();
+    if (this.#buffers) worker.postMessage({ shared: this.#buffers.shared });
     worker.on('message', (answer: WorkerAnswer) => {
       const task = slot.tasks.get(answer.id);
       if (!task) return;
       slot.tasks.delete(answer.id);
       if (!slot.tasks.size) worker.unref();
       if (answer.error) task.reject(new CelforgeError(answer.error.code, `frame ${answer.id - 1}: ${answer.error.message}`));
-      else task.resolve({ rgb: Buffer.from(answer.rgb!), features: answer.features! });
+      else task.resolve({ rgb: task.rgb ?? Buffer.from(answer.rgb!), features: answer.features! });
     });
     const lost = (reason: string) => {
       if (slot.gone) return;

@@ -10,7 +10,8 @@ import { writeFramePng, writePreview, type PngCompression, type RawImage } from 
 import type { VideoLayout } from '../../daemon/library-paths.ts';
 import type { FrameDecision } from './deduplicator.ts';
 
-const MAX_IN_FLIGHT = 4;
+/** Frames whose writes may be in flight after `submit` returns. */
+export const WRITES_IN_FLIGHT = 4;
 const SYNC_EVERY_MS = 2000;
 
 export interface OutputTotals {
@@ -53,8 +54,11 @@ export class FrameOutput {
     return this.#committed;
   }
 
-  /** Starts the writes for one frame; waits while too many are in flight. Throws the first write error. */
-  async submit(decision: FrameDecision, image: RawImage): Promise<void> {
+  /**
+   * Starts the writes for one frame; waits while too many are in flight. Throws the first write error.
+   * `done` is called once nothing reads `image` any more (its writes ended, well or not).
+   */
+  async submit(decision: FrameDecision, image: RawImage, done?: () => void): Promise<void> {
     const { layout, policy, previewWidth, pngCompression } = this.#options;
     const absolute = (relative: string) => path.join(layout.library, relative);
     let record: FrameRecord;
@@ -72,9 +76,10 @@ export class FrameOutput {
       record = { ...decision, file: null, preview };
       written = writePreview(image, absolute(preview), previewWidth).then((bytes) => ({ kind: 'previews', bytes }));
     }
+    if (done) void written.then(done, done);
     written.catch(() => undefined); // awaited in order by #commit; this only silences the early rejection
     this.#queue.push({ record, written });
-    if (this.#queue.length >= MAX_IN_FLIGHT) await this.#commit(1);
+    if (this.#queue.length >= WRITES_IN_FLIGHT) await this.#commit(1);
     else await this.#commitSettled();
   }
 
