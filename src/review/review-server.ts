@@ -4,8 +4,9 @@
  * configured otherwise; who may talk to it is ReviewAccess's rule (Host,
  * Origin, login). Every request that changes something also needs the page's
  * token (header X-Celforge-Token), so another web page cannot make the
- * browser change the library. Pictures are served by hash or by job and
- * frame number, never by a path taken from the request.
+ * browser change the library. Pictures are served by hash, by job and
+ * frame number, or by a checkpoint review's version, template folder and
+ * seed (each matched to its pattern), never by a path taken from the request.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -25,6 +26,7 @@ const STATIC: Record<string, { file: string; type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
   '/characters.js': { file: 'characters.js', type: 'text/javascript; charset=utf-8' },
+  '/compare.js': { file: 'compare.js', type: 'text/javascript; charset=utf-8' },
   '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
 };
 const PAGE_HEADERS = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer', 'X-Frame-Options': 'DENY' };

@@ -46,7 +46,8 @@ const splitTags = (text) => text.split(',').map((tag) => tag.trim()).filter(Bool
 // Tabs
 
 function showTab() {
-  const name = (location.hash || '#dashboard').slice(1);
+  // `#compare/v2` is the Compare tab opened on a version.
+  const name = (location.hash || '#dashboard').slice(1).split('/')[0];
   for (const section of document.querySelectorAll('.tab')) section.hidden = section.id !== name;
   for (const link of document.querySelectorAll('nav a')) link.classList.toggle('active', link.dataset.tab === name);
   if (name === 'dashboard') refreshDashboard();
