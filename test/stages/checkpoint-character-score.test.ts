@@ -79,7 +79,7 @@ async function setup(t: Parameters<typeof tempDir>[0], options: { model?: string
 
 /** Renders of `template` for `version`, each seed drawn by `draw`. */
 async function renders(dir: string, version: string, template: string, seeds: number[], draw: (seed: number) => Promise<Buffer>): Promise<CharacterRender[]> {
-  return Promise.all(seeds.map(async (seed) => ({ template, seed, file: await writePicture(path.join(dir, 'reviews', version, template, `${seed}.png`), draw(seed)) })));
+  return Promise.all(seeds.map(async (seed) => ({ template, file: await writePicture(path.join(dir, 'reviews', version, template, `${seed}.png`), draw(seed)) })));
 }
 
 function templateScore(template: string, version: number, character: CharacterScore | null): TemplateScore {
@@ -164,7 +164,7 @@ test('a missing CCIP model: no score and a warning that says what fetches it; th
 test('the reference folder: found in the only series that has it or the named one; unknown, ambiguous or empty is an error naming the template and the folder', async (t) => {
   const { dir, library, config, ports } = await setup(t);
   const run = (template: Record<string, unknown>) => characterScores(
-    [{ template: 't', seed: 1, file: path.join(dir, 'none.png') }],
+    [{ template: 't', file: path.join(dir, 'none.png') }],
     validateConfig({ review: { templates: [{ name: 't', prompt: 'x', seeds: [1], ...template }] } }, 'test', dir, library).review.templates,
     ports,
   );
@@ -179,7 +179,7 @@ test('the reference folder: found in the only series that has it or the named on
   await assert.rejects(run({ character: 'a, b' }), refused(/"t": the character "a, b" contains a comma/));
   // With its series named, the other Bob is found; a render of the first series' Bob is not that character.
   const file = await writePicture(path.join(dir, 'bob.png'), characterCrop(CHARACTERS[1]!, 7, 128));
-  const scores = await characterScores([{ template: 't', seed: 1, file }],
+  const scores = await characterScores([{ template: 't', file }],
     validateConfig({ review: { templates: [{ name: 't', prompt: 'x', seeds: [1], character: 'bob', series: 'Other Show' }] } }, 'test', dir, library).review.templates, ports);
   assert.equal(scores.get('t')!.name, 'Bob');
   assert.equal(scores.get('t')!.sameShare, 0);

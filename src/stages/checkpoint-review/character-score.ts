@@ -44,9 +44,9 @@ import type { ModelCache } from '../../models/model-cache.ts';
 import type { CharacterScore } from './scores.ts';
 import type { ReviewTemplate } from './templates.ts';
 
+/** One render of a template (one seed); other fields, such as the seed, are ignored. */
 export interface CharacterRender {
   template: string;
-  seed: number;
   /** The render's picture. */
   file: string;
 }
@@ -83,15 +83,16 @@ export async function characterScores(
   }
   const scored = renders.filter((render) => named.has(render.template));
   if (scored.length === 0) return scores;
+  const sets = [...new Set(scored.map((render) => named.get(render.template)!))];
 
   const { config } = ports;
   const available = await modelsAvailable(config, [config.characters.model], ['ccip']);
   if (!available.ready) {
-    ports.log.warn(`checkpoint review: no character scores for ${[...named.keys()].map((name) => `"${name}"`).join(', ')}: ${available.reason}`);
+    const waiting = [...new Set(scored.map((render) => `"${render.template}"`))];
+    ports.log.warn(`checkpoint review: no character scores for ${waiting.join(', ')}: ${available.reason}`);
     return scores;
   }
   const model = await loadModel(ports, modelFile(available.models[0]!, CCIP_FEATURE_FILE));
-  const sets = [...byDir.values()];
   const columns = new Map<References, number>();
   let first = 0;
   for (const set of sets) {
