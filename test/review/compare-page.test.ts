@@ -8,8 +8,8 @@
  * colour of the checkpoint that rendered it); the flip frame flips; the
  * regression is at the top and links to its template; both versions' scores,
  * a character score only when the summary has one; a hostile template name
- * and prompt shown as text. Without a browser the test is skipped and says
- * why, except in CI.
+ * and prompt shown as text; a link to a version not reviewed shows the
+ * newest. Without a browser the test is skipped and says why, except in CI.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -188,6 +188,11 @@ test('compare view: versions, #compare/v2, both versions\' renders per seed, the
   await page.locator('.compare-template[data-template="portrait"] tr[data-score="character"]').waitFor();
   assert.deepEqual(await scoreRow(page.locator('.compare-template[data-template="portrait"]'), 'character'), ['0.125', '0.432']);
   assert.equal(await page.locator('.compare-template[data-template="scenery"] tr[data-score="character"]').count(), 0, 'only where a template has one');
+
+  // A link to a version not reviewed (or not finished) says so and shows the newest.
+  await page.goto(`${url}#compare/v9`);
+  await page.locator('#message', { hasText: 'No checkpoint review v9: showing v2' }).waitFor();
+  await page.locator('#compare-summary', { hasText: /^v2 / }).waitFor();
 
   // Long names stay within the window.
   await page.setViewportSize({ width: 640, height: 800 });
