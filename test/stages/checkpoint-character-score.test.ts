@@ -163,14 +163,15 @@ test('a missing CCIP model: no score and a warning that says what fetches it; th
 
 test('the reference folder: found in the only series that has it or the named one; unknown, ambiguous or empty is an error naming the template and the folder', async (t) => {
   const { dir, library, config, ports } = await setup(t);
-  const run = (template: Record<string, unknown>) => characterScores(
-    [{ template: 't', file: path.join(dir, 'none.png') }],
+  const run = (template: Record<string, unknown>, renders: CharacterRender[] = [{ template: 't', file: path.join(dir, 'none.png') }]) => characterScores(
+    renders,
     validateConfig({ review: { templates: [{ name: 't', prompt: 'x', seeds: [1], ...template }] } }, 'test', dir, library).review.templates,
     ports,
   );
   const refused = (pattern: RegExp) => (error: unknown) => error instanceof CelforgeError && error.code === 'CONFIG_INVALID' && pattern.test(error.message);
   const expected = path.join(library, 'characters', '<series>', 'carol');
   await assert.rejects(run({ character: 'carol' }), refused(new RegExp(`review\\.templates "t": no reference folder for the character "carol" \\(expected ${expected.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`)));
+  await assert.rejects(run({ character: 'carol' }, []), refused(/no reference folder/), 'checked before any render exists');
   await assert.rejects(run({ character: 'bob', series: 'Other Show' }), refused(/"t": no reference folder for the character "bob" \(expected .*Other Show.bob/));
   mkdirSync(path.join(library, 'characters', 'Other Show', 'Bob'), { recursive: true });
   await assert.rejects(run({ character: 'bob', series: 'Other Show' }), refused(/"t": the reference folder .*Other Show.Bob of the character "bob" holds no PNG, JPEG or WebP pictures/));

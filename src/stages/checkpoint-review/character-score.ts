@@ -27,7 +27,8 @@
  * template's name to its CharacterScore, or null when it names no character,
  * has no renders, or the CCIP model (`characters.model`) is not there (then
  * a warning says what fetches it; the review goes on). A character without a
- * reference folder is a CelforgeError naming the template and the folder.
+ * reference folder is a CelforgeError naming the template and the folder;
+ * called with no renders, it checks just that (no model is loaded).
  */
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
