@@ -178,15 +178,19 @@ test('compare view: versions, #compare/v2, both versions\' renders per seed, the
   assert.equal(await page.locator('#compare script').count(), 0);
   assert.equal(await page.locator('#compare img').count(), 12, 'the only pictures are the renders: three per seed');
 
-  // A character score, where the summary has one, gets its row.
+  // A character score, where the summary has one, gets its row; a character regression is told as the others.
   const file = path.join(reviews.trainDir, 'reviews', 'v2', 'review.json');
   const withCharacter = JSON.parse(readFileSync(file, 'utf8')) as ReviewSummary;
-  Object.assign(withCharacter.templates[0]!.current, { character: 0.4321 });
-  Object.assign(withCharacter.templates[0]!.previous!, { character: 0.125 });
+  withCharacter.templates[0]!.previous!.character = { name: 'saber', sameShare: 1, meanDifference: 0.08125 };
+  withCharacter.templates[0]!.current.character = { name: 'saber', sameShare: 0.5, meanDifference: 0.23456 };
+  withCharacter.regressions[0]!.reasons.push({ kind: 'character', previous: 1, current: 0.5 });
   writeFileSync(file, JSON.stringify(withCharacter));
   await page.reload();
   await page.locator('.compare-template[data-template="portrait"] tr[data-score="character"]').waitFor();
-  assert.deepEqual(await scoreRow(page.locator('.compare-template[data-template="portrait"]'), 'character'), ['0.125', '0.432']);
+  assert.deepEqual(await scoreRow(page.locator('.compare-template[data-template="portrait"]'), 'character'),
+    ['saber: 100% of the renders, CCIP difference 0.081', 'saber: 50% of the renders, CCIP difference 0.235']);
+  assert.match(await page.locator('li.regression').innerText(), /; renders showing the character fell from 100% to 50%$/);
+  assert.equal(await page.locator('.compare-template[data-template="portrait"] tr[data-score="character"] td.worse').count(), 1);
   assert.equal(await page.locator('.compare-template[data-template="scenery"] tr[data-score="character"]').count(), 0, 'only where a template has one');
 
   // A link to a version not reviewed (or not finished) says so and shows the newest.

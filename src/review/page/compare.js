@@ -78,6 +78,7 @@ function reasonText(reason) {
     case 'found': return `prompt tags found fell from ${percent(reason.previous)} to ${percent(reason.current)}`;
     case 'vanished': return `subjects vanished (no_humans found): ${tagList(reason.tags)}`;
     case 'drift': return `composition drifted to ${tagList(reason.tags)}`;
+    case 'character': return `renders showing the character fell from ${percent(reason.previous)} to ${percent(reason.current)}`;
     default: {
       const { kind, ...rest } = reason;
       return `${kind} ${JSON.stringify(rest)}`;
@@ -85,9 +86,10 @@ function reasonText(reason) {
   }
 }
 
-/** A score the other helpers' stages may add (the character's CCIP difference): a number, or whatever it is, as text. */
-const characterText = (score) => (score?.character === undefined || score?.character === null ? '–'
-  : typeof score.character === 'number' ? score.character.toFixed(3) : JSON.stringify(score.character));
+/** The character a template names, as CCIP saw it in the renders (TemplateScore.character). */
+const characterText = (score) => (score?.character
+  ? `${score.character.name}: ${percent(score.character.sameShare)} of the renders, CCIP difference ${score.character.meanDifference.toFixed(3)}`
+  : '–');
 
 function templateSection(review, template, regression) {
   const { previous, current } = template;
@@ -97,7 +99,7 @@ function templateSection(review, template, regression) {
     ['vanished subjects', (score) => (score ? tagList(score.vanishedSubjects) : '–'), 'vanished'],
     ['composition drift', (score) => (score ? tagList(score.compositionDrift) : '–'), 'drift'],
   ];
-  if ([previous, current].some((score) => score?.character !== undefined && score?.character !== null)) rows.push(['character', characterText, 'character']);
+  if (previous?.character || current?.character) rows.push(['character', characterText, 'character']);
   const worse = new Set(regression?.reasons.map((reason) => reason.kind) ?? []);
   return element('div', { class: `compare-template${regression ? ' flagged' : ''}`, 'data-template': template.template },
     element('h3', { class: 'template-name', title: template.template }, template.template),
