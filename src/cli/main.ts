@@ -13,6 +13,7 @@ import { importCommand } from './import.ts';
 import { modelsCommand } from './models.ts';
 import { rejectCommand, unrejectCommand } from './reject.ts';
 import { restoreCommand } from './restore.ts';
+import { reviewCheckpointsCommand } from './review-checkpoints.ts';
 import { searchCommand } from './search.ts';
 import { serviceCommand } from './service.ts';
 import { tagCommand } from './tag.ts';
@@ -134,6 +135,14 @@ program
   .option('--now', 'start now instead of in the next window (in the foreground when no daemon runs)')
   .action(async (_options, command: Command) => {
     process.exitCode = await trainCommand(globals(command) as GlobalOptions & { now?: boolean });
+  });
+
+program
+  .command('review-checkpoints')
+  .description('render, tag and score the checkpoints queued for review now, against the version before each (or review version N again)')
+  .option('--version <n>', 'the version to review again, e.g. 2')
+  .action(async (_options, command: Command) => {
+    process.exitCode = await reviewCheckpointsCommand(globals(command) as GlobalOptions & { version?: string });
   });
 
 program

@@ -16,10 +16,12 @@ import { ModelCache } from '../models/model-cache.ts';
 import { ModelFetcher } from '../models/model-fetcher.ts';
 import { notifierFor } from '../notify/channels-from-config.ts';
 import type { Notifier } from '../notify/notifier.ts';
-import { systemIdleProbe } from '../adapters/idle-probe.ts';
+import { systemIdleProbe, type IdleProbe } from '../adapters/idle-probe.ts';
+import { CheckpointReviewer } from '../stages/checkpoint-review/review-runner.ts';
 import { exportQuery } from '../stages/export/export-query.ts';
 import { runTrainingLoop } from '../training/training-loop.ts';
 import { TrainingSupervisor } from '../training/training-supervisor.ts';
+import type { TrainingState } from '../training/training-state.ts';
 import { STAGES } from './job.ts';
 import { Ledger } from './ledger.ts';
 import { catalogPath, ledgerPath, lockPath, stateDir } from './library-paths.ts';
@@ -33,6 +35,9 @@ export interface RuntimeOptions {
   disk?: DiskSpace;
   /** How model downloads on first need are shown: log lines unless given (the CLI's bar). */
   downloads?: DownloadProgress;
+  /** Training's clock and idle probe (tests move through nights with their own). */
+  clock?: () => Date;
+  idle?: IdleProbe;
 }
 
 export class Runtime {
@@ -47,11 +52,16 @@ export class Runtime {
   /** Overnight training, when the configuration has a `train` section. */
   training: TrainingSupervisor | null = null;
   readonly notifier: Notifier;
+  /** Reviews each finished training's checkpoint in the training windows, when review.generator is set. */
+  readonly reviewer: CheckpointReviewer;
   readonly #trainingLoop: { wake?: () => void } = {};
   readonly #abort: AbortController;
   readonly #lock: Lock;
 
-  private constructor(config: Config, log: Logger, ledger: Ledger, catalog: Catalog, lock: Lock, disk: DiskSpace, fetcher: ModelFetcher) {
+  readonly #clock: () => Date;
+  readonly #idle: IdleProbe;
+
+  private constructor(config: Config, log: Logger, ledger: Ledger, catalog: Catalog, lock: Lock, disk: DiskSpace, fetcher: ModelFetcher, clock: () => Date, idle: IdleProbe) {
     this.config = config;
     this.log = log;
     this.ledger = ledger;
@@ -61,6 +71,11 @@ export class Runtime {
     this.media = new MediaRepository(resolveFfmpegBinaries(config.ffmpeg));
     this.images = createImageWorkers(config.inference.workers);
     this.notifier = notifierFor(config, log);
+    this.#clock = clock;
+    this.#idle = idle;
+    this.reviewer = new CheckpointReviewer({
+      config: () => this.config, ports: { images: this.images, models: this.models, log }, log, clock, events: this.notifier, signal: this.#abort.signal,
+    });
     this.scheduler = new Scheduler(ledger, {
       config: () => this.config,
       media: this.media,
@@ -75,7 +90,7 @@ export class Runtime {
     });
   }
 
-  static async open({ config, log, command, disk = realDiskSpace, downloads = downloadLog(log) }: RuntimeOptions): Promise<Runtime> {
+  static async open({ config, log, command, disk = realDiskSpace, downloads = downloadLog(log), clock = () => new Date(), idle = systemIdleProbe }: RuntimeOptions): Promise<Runtime> {
     const lock = await acquireLock(lockPath(config.library), command, `${config.library}: the library`);
     try {
       const ledger = await Ledger.open(ledgerPath(config.library));
@@ -90,7 +105,7 @@ export class Runtime {
           log.info({ job: job.id, stage: job.stage }, `${job.source}: continuing with the stages after ${job.stage}`);
         }
       }
-      const runtime = new Runtime(config, log, ledger, Catalog.open(catalogPath(config.library)), lock, disk, new ModelFetcher(downloads, command));
+      const runtime = new Runtime(config, log, ledger, Catalog.open(catalogPath(config.library)), lock, disk, new ModelFetcher(downloads, command), clock, idle);
       if (config.train) runtime.training = await runtime.#openTraining();
       const { ffmpeg, ffprobe, source } = runtime.media.binaries;
       log.debug({ ffmpeg, ffprobe, source }, 'ffmpeg binaries');
@@ -105,8 +120,8 @@ export class Runtime {
     return TrainingSupervisor.open({
       train: () => this.config.train!,
       stateDir: stateDir(this.config.library),
-      clock: () => new Date(),
-      idle: systemIdleProbe,
+      clock: this.#clock,
+      idle: this.#idle,
       log: this.log,
       onEvent: (event) => {
         if (event.kind !== 'started') this.notifier.emit({ kind: 'training', outcome: event.kind, message: event.message });
@@ -121,7 +136,9 @@ export class Runtime {
   /** Supervises training until shutdown (or until `until` holds); returns at once without a `train` section. */
   async runTraining(until?: Parameters<typeof runTrainingLoop>[0]['until']): Promise<void> {
     if (!this.training) return;
-    await runTrainingLoop({ supervisor: this.training, train: () => this.config.train, signal: this.#abort.signal, log: this.log, until, handle: this.#trainingLoop });
+    // A foreground run (`until`) only trains; the daemon also reviews the checkpoints it makes.
+    const afterTick = until ? undefined : (state: TrainingState) => this.reviewer.tick(state);
+    await runTrainingLoop({ supervisor: this.training, train: () => this.config.train, signal: this.#abort.signal, log: this.log, until, handle: this.#trainingLoop, afterTick });
   }
 
   /** Makes the training loop look at a new request now. */

@@ -6,7 +6,8 @@ export type CelforgeEvent =
   | { kind: 'job-failed'; source: string; reason: string }
   | { kind: 'waiting-for-disk'; source: string; neededBytes: number; freeBytes: number; reserveBytes: number }
   | { kind: 'model-missing'; source: string; models: string[]; command: string | null; reason: string; downloadError?: string }
-  | { kind: 'training'; outcome: 'started' | 'finished' | 'stopped' | 'failed'; message: string };
+  | { kind: 'training'; outcome: 'started' | 'finished' | 'stopped' | 'failed'; message: string }
+  | { kind: 'checkpoint-reviewed'; version: string; regressions: number; templates: number };
 
 export interface EventSink {
   emit(event: CelforgeEvent): void;
@@ -30,5 +31,10 @@ export function describeEvent(event: CelforgeEvent): { title: string; message: s
       return { title: `Model missing: ${name(event.source)}`, message: event.command && !event.downloadError ? `run: ${event.command}` : event.reason };
     case 'training':
       return { title: `Training ${event.outcome}`, message: event.message };
+    case 'checkpoint-reviewed':
+      return {
+        title: `Checkpoint ${event.version} reviewed`,
+        message: event.regressions === 0 ? 'no regressions' : `${event.regressions} regression${event.regressions === 1 ? '' : 's'}`,
+      };
   }
 }

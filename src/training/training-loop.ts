@@ -1,8 +1,9 @@
 /**
  * Drives the supervisor while the daemon runs: a tick every
  * `train.checkSeconds`, and one at each window opening (node-cron, in the
- * configured time zone), never two at once. A tick that fails is logged and
- * the loop goes on.
+ * configured time zone), never two at once; after each tick, the work that
+ * waits for the GPU to be free of training (`afterTick`: the checkpoint
+ * review). A tick that fails is logged and the loop goes on.
  */
 import cron, { type ScheduledTask } from 'node-cron';
 import { errorMessage } from '../errors.ts';
@@ -19,9 +20,11 @@ export interface TrainingLoopOptions {
   until?: (state: TrainingState) => boolean;
   /** Set by the loop: makes it tick now (a new request, a reloaded configuration). */
   handle?: { wake?: () => void };
+  /** Work that waits for the GPU to be free of training (the checkpoint review), run after each tick. */
+  afterTick?: (state: TrainingState) => Promise<void>;
 }
 
-export async function runTrainingLoop({ supervisor, train, signal, log, until, handle }: TrainingLoopOptions): Promise<void> {
+export async function runTrainingLoop({ supervisor, train, signal, log, until, handle, afterTick }: TrainingLoopOptions): Promise<void> {
   let wake: (() => void) | null = null;
   if (handle) handle.wake = () => wake?.();
   let tasks: ScheduledTask[] = [];
@@ -41,6 +44,7 @@ export async function runTrainingLoop({ supervisor, train, signal, log, until, h
       try {
         const state = await supervisor.tick();
         if (until?.(state)) return;
+        await afterTick?.(state).catch((error: unknown) => log.error(`checkpoint review: ${errorMessage(error)}`));
       } catch (error) {
         log.error(`training: ${errorMessage(error)}`);
       }
