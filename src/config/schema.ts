@@ -4,6 +4,7 @@
  * validated, defaulted result the rest of the code reads.
  */
 import os from 'node:os';
+import path from 'node:path';
 import cron from 'node-cron';
 import { z } from 'zod';
 import { DEFAULT_THRESHOLDS } from '../stages/extract/compare.ts';
@@ -49,6 +50,12 @@ const generatorCommon = {
   apiKey: z.string().min(1).optional(),
   /** The longest one request (ComfyUI: one render, queue and polling included) may take before the server counts as unavailable. */
   timeoutSeconds: z.number().positive().max(3_600).default(300),
+  /**
+   * The folder the server loads the reviewed model from (A1111/Forge: models/Lora for a LoRA run, models/Stable-diffusion
+   * for a full checkpoint; ComfyUI: models/loras or models/checkpoints). The checkpoint review hard-links (or copies) each
+   * version there as `<train.outputName>-v<n>.<ext>`. An absolute path; required for the review to run.
+   */
+  modelFolder: z.string().refine((folder) => path.isAbsolute(folder), 'expected an absolute path, such as "/opt/stable-diffusion-webui/models/Lora"').optional(),
 };
 
 /**
@@ -428,6 +435,8 @@ export const configSchema = z.strictObject({
     wildPrompts: z.string().min(1).optional(),
     /** The seeds every wild prompt is rendered with. */
     wildSeeds: z.array(reviewSeedSchema).min(1).default([1]),
+    /** A queued checkpoint review whose generator was down or busy is tried again after this long (inside a training window). */
+    retryMinutes: z.number().min(0).max(1_440).default(10),
   }).superRefine((review, ctx) => {
     if (!review.enabled || isLoopbackHost(review.host)) return;
     const beyond = `required when review.host is "${review.host}", which reaches beyond this machine`;
