@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'IMAGE_UNREADABLE'
   | 'EXPORT_CONFLICT'
   | 'GENERATOR_REFUSED'
+  | 'QUEUE_UNREACHABLE'
   | 'INTERNAL';
 
 export class CelforgeError extends Error {

@@ -11,6 +11,7 @@ import { DEFAULT_THRESHOLDS } from '../stages/extract/compare.ts';
 import { defaultFeatureThreads } from '../stages/extract/feature-pipeline.ts';
 import { DEFAULT_SUBJECT_TAGS } from '../stages/tags/subject-gate.ts';
 import { isLoopbackHost } from './loopback-host.ts';
+import { redisUrlProblem } from './redis-url.ts';
 import { parseSize } from './size.ts';
 import { refusedTrainerArgs } from '../training/trainer-args.ts';
 
@@ -453,6 +454,31 @@ export const configSchema = z.strictObject({
     tagService: z.string().min(1).default('my tags'),
     pullBeforeExport: z.boolean().default(true),
   }).optional(),
+  queue: z.strictObject({
+    /**
+     * Unset (the default): one process does every stage. Set: the daemon is a coordinator that enqueues extraction on
+     * this Redis (BullMQ) and `celforge worker` processes run it: redis://[user][:password]@host[:port][/db], rediss://
+     * for TLS. Redis must keep its data (appendonly yes) and must not be reachable beyond the LAN. The password is never logged.
+     */
+    redis: z.string().refine((url) => redisUrlProblem(url) === null, { error: (issue) => redisUrlProblem(String(issue.input)) ?? 'expected a Redis address' }).optional(),
+    /**
+     * On a worker: where the coordinator's paths are found here, longest prefix first, e.g.
+     * { "/srv/anime": "/mnt/nas/anime" } for a library and inbox the coordinator sees under /srv/anime.
+     */
+    pathMap: z.record(z.string().min(1), z.string().min(1)).default({}),
+    /** Tries of a job before it lands in the failed set, the next one after backoffSeconds, doubling each time (BullMQ's exponential backoff). */
+    attempts: z.number().int().min(1).max(100).default(3),
+    backoffSeconds: z.number().positive().max(86_400).default(30),
+    /**
+     * A worker holds its job's lock this long and renews it at half; a worker that stops renewing (killed, or the
+     * machine gone) has its job handed to another after the lock runs out and the next stalled check (every
+     * stalledSeconds). BullMQ's defaults (30 s and 30 s).
+     */
+    lockSeconds: z.number().positive().max(3_600).default(30),
+    stalledSeconds: z.number().positive().max(3_600).default(30),
+    /** Times a job may be taken back from a worker that stopped answering before it fails; BullMQ's default is 1, 2 allows one more lost machine. */
+    maxStalled: z.number().int().min(0).max(100).default(2),
+  }).prefault({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
   }).prefault({}),

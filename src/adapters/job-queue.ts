@@ -1,0 +1,262 @@
+/**
+ * The job queue: BullMQ on Redis, the only code that touches BullMQ or
+ * ioredis. A coordinator enqueues work under a stable job id and reads back
+ * its state, progress and result; workers (other machines) take jobs, report
+ * progress and return results; every worker announces itself (host, GPU,
+ * current job, last seen) for `status`. Messages name the Redis address with
+ * its password hidden.
+ *
+ * API: openJobQueue(url, name, settings) -> JobQueue (enqueue, find, remove,
+ * depths, failed, workers, close); startQueueWorker(url, name, handler,
+ * settings) -> QueueWorker (close); QUEUE_NAMES.
+ */
+import { hostname } from 'node:os';
+import { Queue, Worker, type Job as BullJob } from 'bullmq';
+import { Redis } from 'ioredis';
+import { redactRedisUrl, redisAddress, redisUrlProblem } from '../config/redis-url.ts';
+import { CelforgeError, errorMessage } from '../errors.ts';
+
+/** One queue per kind of work; BullMQ prefixes its keys with "bull:" and the name. */
+export const QUEUE_NAMES = { extract: 'celforge-extract' } as const;
+
+/** Where workers announce themselves: a hash of worker id -> WorkerInfo as JSON. */
+const WORKERS_KEY = 'celforge:workers';
+
+export interface QueueSettings {
+  /** Tries before the failed set; the next one after backoffMs, doubling each time. */
+  attempts: number;
+  backoffMs: number;
+}
+
+export interface WorkerSettings {
+  concurrency: number;
+  /** BullMQ's lockDuration: a job whose lock is not renewed within this is stalled. */
+  lockMs: number;
+  /** BullMQ's stalledInterval: how often workers look for stalled jobs. */
+  stalledMs: number;
+  /** BullMQ's maxStalledCount: times a stalled job goes back to wait before it fails. */
+  maxStalled: number;
+  /** What `status` shows of this worker besides its host. */
+  gpu: number | null;
+  /** How often the worker says it is alive. */
+  heartbeatMs: number;
+}
+
+export type QueueJobState = 'waiting' | 'active' | 'delayed' | 'completed' | 'failed' | 'prioritized' | 'waiting-children' | 'unknown';
+
+export interface QueueJobView<Data, Result> {
+  id: string;
+  state: QueueJobState;
+  data: Data;
+  progress: unknown;
+  /** Set once completed. */
+  result: Result | null;
+  /** The last error, while retrying or once failed. */
+  error: string | null;
+  attemptsMade: number;
+}
+
+export type QueueDepths = Record<'waiting' | 'active' | 'delayed' | 'completed' | 'failed', number>;
+
+export interface WorkerInfo {
+  id: string;
+  host: string;
+  pid: number;
+  gpu: number | null;
+  /** The queue job it runs now, or null between jobs. */
+  job: string | null;
+  lastSeen: string;
+}
+
+export interface QueueJobContext<Data> {
+  id: string;
+  data: Data;
+  /** Attempts made before this one (0 on the first). */
+  attemptsMade: number;
+  progress(value: object | number): Promise<void>;
+}
+
+export interface JobQueue<Data, Result> {
+  /** Adds the job unless one with this id is in the queue (any state); returns whether it was added. */
+  enqueue(id: string, data: Data): Promise<boolean>;
+  find(id: string): Promise<QueueJobView<Data, Result> | null>;
+  remove(id: string): Promise<void>;
+  depths(): Promise<QueueDepths>;
+  failed(limit?: number): Promise<QueueJobView<Data, Result>[]>;
+  workers(): Promise<WorkerInfo[]>;
+  close(): Promise<void>;
+}
+
+export interface QueueWorker {
+  readonly id: string;
+  /** Stops taking jobs, lets the running ones finish (or, with force, leaves them to be taken back as stalled). */
+  close(force?: boolean): Promise<void>;
+}
+
+/** The ioredis options used here, a shape both ioredis and BullMQ take. */
+interface Connection {
+  host: string;
+  port: number;
+  db: number;
+  username: string | undefined;
+  password: string | undefined;
+  tls?: { servername: string };
+  maxRetriesPerRequest: number | null;
+}
+
+/**
+ * ioredis options for an address. A producer's commands fail after a few retries, so that the coordinator
+ * hears of a Redis that is gone; a worker's wait forever (maxRetriesPerRequest null), which BullMQ requires
+ * of the connections its workers block on (taskforcesh/bullmq@352d3c7 docs/gitbook/guide/connections.md:197-201,
+ * enforced in src/classes/redis-connection.ts:238-239 and :299-306).
+ */
+function connectionOptions(url: string, role: 'producer' | 'worker'): Connection {
+  const problem = redisUrlProblem(url);
+  if (problem) throw new CelforgeError('CONFIG_INVALID', `${redactRedisUrl(url)}: ${problem}`);
+  const { host, port, db, username, password, tls } = redisAddress(url);
+  return {
+    host, port, db, username, password,
+    // ioredis hands these to tls.connect with host and port (redis/ioredis@dfd5428 lib/connectors/StandaloneConnector.ts:42-43);
+    // servername makes the certificate check use the host's name.
+    ...(tls ? { tls: { servername: host } } : {}),
+    maxRetriesPerRequest: role === 'worker' ? null : 3,
+  };
+}
+
+/** Connects once and pings, so that a wrong address or password is one clear error instead of endless reconnects. */
+async function checkReachable(url: string, options: Connection): Promise<void> {
+  const client = new Redis({ ...options, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  // A refused password arrives as an 'error' event; connect() then only says the connection closed.
+  let said: Error | null = null;
+  client.on('error', (error: Error) => void (said ??= error));
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (error) {
+    const reason = hideSecret(errorMessage(said ?? error), options.password);
+    throw new CelforgeError('QUEUE_UNREACHABLE', `${redactRedisUrl(url)}: cannot use the job queue's Redis (${reason}); check queue.redis (or --redis) and that redis-server runs there`, { cause: said ?? error });
+  } finally {
+    client.disconnect();
+  }
+}
+
+function hideSecret(text: string, secret: string | undefined): string {
+  return secret ? text.split(secret).join('(hidden)') : text;
+}
+
+export async function openJobQueue<Data, Result>(url: string, name: string, settings: QueueSettings): Promise<JobQueue<Data, Result>> {
+  const options = connectionOptions(url, 'producer');
+  await checkReachable(url, options);
+  const queue = new Queue<Data, Result>(name, {
+    connection: options,
+    defaultJobOptions: {
+      attempts: settings.attempts,
+      // 2^(attempts-1) * delay (taskforcesh/bullmq@352d3c7 docs/gitbook/guide/retrying-failing-jobs.md:73-75, src/classes/backoffs.ts:23).
+      backoff: { type: 'exponential', delay: settings.backoffMs },
+      // Kept until the coordinator has recorded the result and removes the job: a kept id is what makes enqueue idempotent.
+      removeOnComplete: false,
+      removeOnFail: false,
+    },
+  });
+  queue.on('error', () => undefined);
+  const registry = new Redis({ ...options });
+  registry.on('error', () => undefined);
+  // The state is read before the job: a job that completes in between then shows its result a moment early, never a completed job without it.
+  const view = async (job: BullJob<Data, Result> | undefined, state: QueueJobState): Promise<QueueJobView<Data, Result> | null> => {
+    if (!job) return null;
+    return {
+      id: job.id!,
+      state,
+      data: job.data,
+      progress: job.progress,
+      result: job.returnvalue ?? null,
+      error: job.failedReason || null,
+      attemptsMade: job.attemptsMade,
+    };
+  };
+  return {
+    async enqueue(id, data) {
+      // A job whose id is in the queue, in any state, is not added again (taskforcesh/bullmq@352d3c7
+      // src/commands/addStandardJob-9.lua:92-93; docs/gitbook/guide/jobs/job-ids.md:11-14). The look first only tells the caller which.
+      const known = await queue.getJob(id);
+      await queue.add(name as never, data as never, { jobId: id });
+      return !known;
+    },
+    async find(id) {
+      const state = (await queue.getJobState(id)) as QueueJobState;
+      return view((await queue.getJob(id)) as BullJob<Data, Result> | undefined, state);
+    },
+    async remove(id) {
+      await queue.remove(id);
+    },
+    async depths() {
+      const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
+      return { waiting: counts.waiting ?? 0, active: counts.active ?? 0, delayed: counts.delayed ?? 0, completed: counts.completed ?? 0, failed: counts.failed ?? 0 };
+    },
+    async failed(limit = 50) {
+      const jobs = await queue.getFailed(0, limit - 1);
+      return (await Promise.all(jobs.map((job) => view(job as BullJob<Data, Result>, 'failed')))).filter((job): job is QueueJobView<Data, Result> => job !== null);
+    },
+    async workers() {
+      const entries = await registry.hgetall(WORKERS_KEY);
+      return Object.values(entries).map((text) => JSON.parse(text) as WorkerInfo).sort((a, b) => a.id.localeCompare(b.id));
+    },
+    async close() {
+      await queue.close();
+      registry.disconnect();
+    },
+  };
+}
+
+/**
+ * Runs `handler` on the queue's jobs, `concurrency` at a time. What it returns is the job's result; what it
+ * throws fails the attempt (retried with backoff, then the failed set). A worker that stops renewing its locks
+ * has its jobs taken back by the stalled check of any worker (taskforcesh/bullmq@352d3c7
+ * docs/gitbook/guide/workers/stalled-jobs.md:5-13; defaults in src/interfaces/worker-options.ts:64-77 and :127-134).
+ */
+export async function startQueueWorker<Data, Result>(
+  url: string, name: string, handler: (job: QueueJobContext<Data>) => Promise<Result>, settings: WorkerSettings,
+  onError: (error: Error) => void,
+): Promise<QueueWorker> {
+  const options = connectionOptions(url, 'worker');
+  await checkReachable(url, options);
+  const id = `${hostname()}:${process.pid}`;
+  const registry = new Redis({ ...options });
+  registry.on('error', () => undefined);
+  const running = new Set<string>();
+  const announce = async () => {
+    const info: WorkerInfo = { id, host: hostname(), pid: process.pid, gpu: settings.gpu, job: [...running][0] ?? null, lastSeen: new Date().toISOString() };
+    await registry.hset(WORKERS_KEY, id, JSON.stringify(info));
+  };
+  const announceQuietly = () => void announce().catch(() => undefined);
+  const worker = new Worker<Data, Result>(name, async (job) => {
+    running.add(job.id!);
+    announceQuietly();
+    try {
+      return await handler({ id: job.id!, data: job.data, attemptsMade: job.attemptsMade, progress: (value) => job.updateProgress(value) });
+    } finally {
+      running.delete(job.id!);
+      announceQuietly();
+    }
+  }, {
+    connection: options,
+    concurrency: settings.concurrency,
+    lockDuration: settings.lockMs,
+    stalledInterval: settings.stalledMs,
+    maxStalledCount: settings.maxStalled,
+    autorun: false,
+  });
+  worker.on('error', (error) => onError(new Error(hideSecret(error.message, options.password))));
+  await announce();
+  const heartbeat = setInterval(announceQuietly, settings.heartbeatMs);
+  void worker.run().catch((error: unknown) => onError(error instanceof Error ? error : new Error(String(error))));
+  return {
+    id,
+    async close(force = false) {
+      clearInterval(heartbeat);
+      await worker.close(force);
+      await registry.hdel(WORKERS_KEY, id).catch(() => undefined);
+      registry.disconnect();
+    },
+  };
+}

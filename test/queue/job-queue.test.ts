@@ -1,0 +1,123 @@
+/**
+ * The job queue adapter against a real redis-server: enqueue under a stable
+ * id is idempotent, progress and results come back, a failing job is retried
+ * with backoff and ends in the failed set, a Redis crash keeps the queue
+ * (AOF), and the password shows in no error.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { openJobQueue, startQueueWorker, type WorkerSettings } from '../../src/adapters/job-queue.ts';
+import { validateConfig } from '../../src/config/load.ts';
+import { CelforgeError } from '../../src/errors.ts';
+import { RedisServer } from '../fixtures/redis-server.ts';
+import { waitFor } from '../helpers.ts';
+
+const WORKER: WorkerSettings = { concurrency: 1, lockMs: 30_000, stalledMs: 30_000, maxStalled: 1, gpu: 0, heartbeatMs: 1000 };
+
+test('enqueue under a job id twice adds one job, which keeps the first data, and survives Redis killed and restarted', async (t) => {
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const queue = await openJobQueue<{ video: string }, never>(redis.url, 'idempotent', { attempts: 1, backoffMs: 1000 });
+  redis.beforeClose(() => queue.close());
+  assert.equal(await queue.enqueue('extract-abc', { video: 'first.m2ts' }), true);
+  assert.equal(await queue.enqueue('extract-abc', { video: 'second.m2ts' }), false);
+  assert.equal((await queue.depths()).waiting, 1);
+  assert.deepEqual((await queue.find('extract-abc'))?.data, { video: 'first.m2ts' });
+
+  await redis.kill();
+  await redis.start();
+  // The producer reconnects by itself; a lookup during the reconnect may fail and is tried again.
+  const found = await waitFor('the job after the restart', () => queue.find('extract-abc').catch(() => undefined), 30_000);
+  assert.equal(found?.state, 'waiting');
+  assert.deepEqual(found?.data, { video: 'first.m2ts' });
+  await queue.remove('extract-abc');
+  assert.equal(await queue.find('extract-abc'), null);
+  assert.equal(await queue.enqueue('extract-abc', { video: 'third.m2ts' }), true, 'a removed job may be enqueued again');
+});
+
+test('a worker reports progress and itself while it runs, and its result is the job\'s', async (t) => {
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const queue = await openJobQueue<{ n: number }, { doubled: number }>(redis.url, 'progress', { attempts: 1, backoffMs: 1000 });
+  redis.beforeClose(() => queue.close());
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const worker = await startQueueWorker<{ n: number }, { doubled: number }>(redis.url, 'progress', async (job) => {
+    await job.progress({ done: 1, total: 2 });
+    await released;
+    return { doubled: job.data.n * 2 };
+  }, { ...WORKER, gpu: 1 }, (error) => assert.fail(error));
+  redis.beforeClose(() => worker.close());
+
+  await queue.enqueue('job-1', { n: 21 });
+  const running = await waitFor('progress', async () => {
+    const job = await queue.find('job-1');
+    return job?.state === 'active' && (job.progress as { done?: number }).done === 1 ? job : undefined;
+  });
+  assert.deepEqual(running.progress, { done: 1, total: 2 });
+  const [info] = await waitFor('the worker naming its job', async () => (await queue.workers()).filter((w) => w.job === 'job-1'));
+  assert.equal(info!.id, worker.id);
+  assert.equal(info!.gpu, 1);
+  assert.equal(info!.pid, process.pid);
+  assert.ok(Date.parse(info!.lastSeen) > 0);
+
+  release();
+  const done = await waitFor('completion', async () => {
+    const job = await queue.find('job-1');
+    return job?.state === 'completed' ? job : undefined;
+  });
+  assert.deepEqual(done.result, { doubled: 42 });
+  assert.equal((await queue.depths()).completed, 1);
+  await worker.close();
+  assert.deepEqual(await queue.workers(), [], 'a worker that closes leaves the list');
+});
+
+test('a job that keeps failing is tried `attempts` times, backing off, and ends in the failed set with its error', async (t) => {
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const backoffMs = 300;
+  const queue = await openJobQueue<{ n: number }, never>(redis.url, 'failing', { attempts: 3, backoffMs });
+  redis.beforeClose(() => queue.close());
+  const tries: number[] = [];
+  const worker = await startQueueWorker<{ n: number }, never>(redis.url, 'failing', async (job) => {
+    tries.push(Date.now());
+    throw new Error(`boom on attempt ${job.attemptsMade + 1}`);
+  }, WORKER, (error) => assert.fail(error));
+  redis.beforeClose(() => worker.close());
+
+  await queue.enqueue('job-bad', { n: 1 });
+  const failed = await waitFor('the failed set', async () => (await queue.failed()).find((job) => job.id === 'job-bad'));
+  assert.equal(tries.length, 3);
+  assert.equal(failed.attemptsMade, 3);
+  assert.equal(failed.error, 'boom on attempt 3');
+  assert.equal((await queue.depths()).failed, 1);
+  // Exponential: at least backoffMs before the second try, twice that before the third (a busy machine only adds).
+  assert.ok(tries[1]! - tries[0]! >= backoffMs, `second try ${tries[1]! - tries[0]!} ms after the first`);
+  assert.ok(tries[2]! - tries[1]! >= 2 * backoffMs, `third try ${tries[2]! - tries[1]!} ms after the second`);
+});
+
+test('a wrong password or address is one clear error that never shows the password; nor does a config refusal', async (t) => {
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const wrong = `redis://:not-${redis.password}@127.0.0.1:${redis.port}`;
+  await assert.rejects(openJobQueue(wrong, 'x', { attempts: 1, backoffMs: 1 }), (error: unknown) => {
+    assert.ok(error instanceof CelforgeError);
+    assert.equal(error.code, 'QUEUE_UNREACHABLE');
+    assert.match(error.message, /redis:\/\/:\(hidden\)@127\.0\.0\.1:\d+/);
+    assert.match(error.message, /WRONGPASS|invalid/i);
+    assert.doesNotMatch(error.message, new RegExp(redis.password));
+    return true;
+  });
+  await assert.rejects(startQueueWorker(`redis://:${redis.password}@127.0.0.1:1`, 'x', async () => null, WORKER, () => undefined), (error: unknown) => {
+    assert.ok(error instanceof CelforgeError);
+    assert.match(error.message, /ECONNREFUSED/);
+    assert.doesNotMatch(error.message, new RegExp(redis.password));
+    return true;
+  });
+  assert.throws(() => validateConfig({ queue: { redis: `http://:${redis.password}@nas.local` } }, 'daemon.config.ts', '/'), (error: unknown) => {
+    assert.match((error as Error).message, /queue\.redis .*expected a redis:\/\/ or rediss:\/\//);
+    assert.doesNotMatch((error as Error).message, new RegExp(redis.password));
+    return true;
+  });
+  assert.equal(validateConfig({}, 'daemon.config.ts', '/').queue.redis, undefined, 'no Redis unless configured');
+});
