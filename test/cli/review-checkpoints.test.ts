@@ -2,7 +2,8 @@
  * `celforge review-checkpoints [--version N]` in a child process, against the
  * stand-in A1111 on real HTTP and real ONNX taggers: clear errors without a
  * generator, without a checkpoint and for an unknown version; a busy
- * generator leaves the review queued; then progress lines and a summary line,
+ * generator leaves the review queued (and `celforge status` says so); then
+ * progress lines and a summary line,
  * and a second review of the version reuses its renders.
  */
 import assert from 'node:assert/strict';
@@ -46,6 +47,8 @@ test('review-checkpoints: errors that say what to set, a busy generator, then th
   result = await cli();
   assert.equal(result.code, 1, result.stderr);
   assert.match(result.stdout, /^v1 stays queued: the generator is unavailable: .*503/m);
+  const status = await runCli(['--config', path.join(dir, 'daemon.config.ts'), 'status'], { cwd: dir });
+  assert.match(status.stdout, /^checkpoint reviews: v1 queued \(the generator is unavailable: .*503.*\)$/m);
 
   fake.mode = 'ok';
   result = await cli();

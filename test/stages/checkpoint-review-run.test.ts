@@ -65,8 +65,8 @@ async function setup(t: TestContext, options: { seeds?: number[]; timeoutSeconds
   const clock = { now: new Date('2026-11-25T22:30:00Z') };
   const events: CelforgeEvent[] = [];
   const models = new ModelCache();
-  const reviewer = (clockFn: () => Date = () => clock.now) => new CheckpointReviewer({
-    config: () => config, ports: { images, models, log }, log, clock: clockFn, events: { emit: (event) => events.push(event) },
+  const reviewer = (clockFn: () => Date = () => clock.now, signal?: AbortSignal) => new CheckpointReviewer({
+    config: () => config, ports: { images, models, log }, log, clock: clockFn, events: { emit: (event) => events.push(event) }, signal,
   });
   return { dir, fake, config, modelFolder, checkpoints, lines, clock, events, reviewer, train: path.join(dir, 'library', 'training') };
 }
@@ -164,7 +164,7 @@ test('a generator that is busy keeps the review queued (logged once, tried again
   assert.equal(events.length, 1);
 });
 
-test('outside a window or while a trainer runs the review waits; a window that ends stops it before a render that cannot finish, and the next window finishes it', async (t) => {
+test('outside a window, while a trainer runs or when celforge stops the review waits; a window that ends stops it before a render that cannot finish, and the next window finishes it', async (t) => {
   const { fake, checkpoints, clock, reviewer, train, lines } = await setup(t, { seeds: [1, 2, 3], timeoutSeconds: 20 });
   clock.now = new Date('2026-11-25T12:00:00Z');
   await reviewer().tick(finished(checkpoints[0]!));
@@ -174,6 +174,10 @@ test('outside a window or while a trainer runs the review waits; a window that e
   await reviewer().tick({ ...finished(checkpoints[0]!), status: 'running' });
   assert.equal(fake.requests.length, 0, 'a trainer runs: nothing asked');
   assert.ok(lines.some((line) => /v1 waits for the training run to end/.test(line.msg)));
+  // celforge stopping (the daemon's signal): no render starts, and a restart in the same window goes on.
+  await reviewer(() => clock.now, AbortSignal.abort()).tick(finished(checkpoints[0]!));
+  assert.equal(fake.renders.length, 0);
+  assert.deepEqual((await ReviewQueue.open(train)).entries.map((entry) => [entry.waiting, entry.retryAt]), [['celforge is stopping', null]]);
 
   // Each render takes a minute on this clock; the window (22:00 + 2 h) ends 2.5 minutes after 23:57:30.
   let base = new Date('2026-11-25T23:57:30Z').getTime();

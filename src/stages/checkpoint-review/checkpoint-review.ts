@@ -53,7 +53,7 @@ export interface ReviewOptions {
 
 export type ReviewOutcome =
   | { status: 'reviewed'; summary: ReviewSummary; rendered: number; reused: number; sha256: string }
-  | { status: 'stopped'; reason: string; rendered: number; reused: number; remaining: number; sha256: string };
+  | { status: 'stopped'; by: 'deadline' | 'signal'; reason: string; rendered: number; reused: number; remaining: number; sha256: string };
 
 /**
  * sd-scripts' network trainers (train_network.py and its sdxl_/sd3_/flux_... variants) save a network to apply on a
@@ -107,11 +107,11 @@ export async function reviewCheckpoint(options: ReviewOptions): Promise<ReviewOu
       }
       const estimateMs = slowestMs ?? config.review.generator.timeoutSeconds * 1000;
       const now = clock();
-      const stop = options.signal?.aborted ? 'celforge is stopping'
-        : options.deadline && now.getTime() + estimateMs > options.deadline.getTime()
-          ? `the window ends at ${options.deadline.toISOString()}, before another render could finish (${Math.round(estimateMs / 1000)} s each)`
-          : null;
-      if (stop) return { status: 'stopped', reason: stop, rendered, reused, remaining: total - rendered - reused, sha256: placed.sha256 };
+      const stopped = { status: 'stopped', rendered, reused, remaining: total - rendered - reused, sha256: placed.sha256 } as const;
+      if (options.signal?.aborted) return { ...stopped, by: 'signal', reason: 'celforge is stopping' };
+      if (options.deadline && now.getTime() + estimateMs > options.deadline.getTime()) {
+        return { ...stopped, by: 'deadline', reason: `the window ends at ${options.deadline.toISOString()}, before another render could finish (${Math.round(estimateMs / 1000)} s each)` };
+      }
       options.progress?.(`${version}: rendering ${job.template} seed ${job.parameters.seed} (${index + 1} of ${jobs.length})`);
       await renderVersion(generator, version, model, [job], dir);
       slowestMs = Math.max(slowestMs ?? 0, clock().getTime() - now.getTime());

@@ -135,8 +135,9 @@ export class CheckpointReviewer {
     }
     if (outcome.status === 'stopped') {
       log.info({ version: entry.version }, `checkpoint review of ${entry.version} paused: ${outcome.reason}; ${outcome.remaining} renders left for the next window`);
-      // Not again before the window's end: the next attempt would stop at once.
-      await queue.update(entry.version, { status: 'queued', waiting: outcome.reason, retryAt: options.deadline?.toISOString() ?? null, sha256: outcome.sha256 });
+      // Past the deadline, not again before the window's end: the next attempt would stop at once.
+      const retryAt = outcome.by === 'deadline' ? options.deadline?.toISOString() ?? null : null;
+      await queue.update(entry.version, { status: 'queued', waiting: outcome.reason, retryAt, sha256: outcome.sha256 });
       return { version: entry.version, outcome };
     }
     const { summary } = outcome;
