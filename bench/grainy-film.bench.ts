@@ -15,23 +15,25 @@
  * BENCH_WIDTH/BENCH_HEIGHT change the size; BENCH_THREADS the feature threads
  * of the in-process run.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { FrameBuffers } from '../src/adapters/frame-buffers.ts';
 import { MediaRepository } from '../src/adapters/media.ts';
 import { writeThenRename } from '../src/adapters/durable-file.ts';
 import { PNG_OPTIONS, writePreview } from '../src/adapters/image-writer.ts';
 import { videoLayout } from '../src/daemon/library-paths.ts';
 import { Deduplicator } from '../src/stages/extract/deduplicator.ts';
 import { FeatureFile } from '../src/stages/extract/feature-file.ts';
-import { defaultFeatureThreads, framesWithFeatures } from '../src/stages/extract/feature-pipeline.ts';
+import { defaultFeatureThreads, framesHeld, framesWithFeatures } from '../src/stages/extract/feature-pipeline.ts';
 import { computeFeatures, type FrameFeatures } from '../src/stages/extract/features.ts';
-import { FrameOutput } from '../src/stages/extract/frame-output.ts';
+import { FrameOutput, WRITES_IN_FLIGHT } from '../src/stages/extract/frame-output.ts';
 import { binaries } from '../test/fixtures/clips.ts';
+import { followThreads, threadKind } from './thread-cpu.ts';
 import { makeGrainyFilm, type GrainyFilm } from '../test/fixtures/grainy-film.ts';
 import { FRAMES_ONLY, writeConfig } from '../test/helpers.ts';
 
@@ -89,19 +91,28 @@ async function decodeToNode(film: GrainyFilm): Promise<number> {
   return seconds(start);
 }
 
-function celforgeProcess(film: GrainyFilm, work: string) {
+/** (c), with the CPU time of each of its threads and of ffmpeg's, as the kernel counts them. */
+async function celforgeProcess(film: GrainyFilm, work: string) {
   const dir = path.join(work, 'celforge');
   mkdirSync(dir);
   const library = path.join(dir, 'library');
   const configFile = writeConfig(dir, { library: './library', ...FRAMES_ONLY });
-  const run = timed(() => spawnSync(process.execPath, [cli, '--config', configFile, 'process', film.file], { encoding: 'utf8', cwd: dir }));
-  if (run.value.status !== 0) throw new Error(run.value.stderr);
+  const start = process.hrtime.bigint();
+  const child = spawn(process.execPath, [cli, '--config', configFile, 'process', film.file], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const threads = followThreads(child.pid!);
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => void (stderr += chunk.toString()));
+  const status = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const run = { seconds: seconds(start) };
+  const cpu = new Map<string, number>();
+  for (const thread of threads.stop()) cpu.set(threadKind(thread), (cpu.get(threadKind(thread)) ?? 0) + thread.seconds);
+  if (status !== 0) throw new Error(stderr);
   const mapFile = readdirSync(library, { recursive: true }).map(String).find((name) => name.endsWith('frame-map.jsonl'))!;
   const records = readFileSync(path.join(library, mapFile), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as MapRecord);
   if (records.length !== film.frameCount) throw new Error(`frame map has ${records.length} of ${film.frameCount} frames`);
   const bytes = bytesUnder(library) - bytesUnder(path.join(library, 'logs')) - bytesUnder(path.join(library, '.celforge'));
   rmSync(dir, { recursive: true });
-  return { records, seconds: run.seconds, bytes };
+  return { records, seconds: run.seconds, bytes, cpu };
 }
 
 /** The extract stage's loop (decode, features, decide, write), with the main thread's time split by step. */
@@ -116,7 +127,8 @@ async function instrumented(film: GrainyFilm, work: string, threads: number) {
     layout, policy: 'reference', previewWidth: 320, pngCompression: 'fast',
     totals: { kept: 0, duplicates: 0, scenes: 0, bytes: { frames: 0, duplicates: 0, previews: 0 } },
   });
-  const decoded = media.decodeFrames({ input: film.file, width: film.width, height: film.height, hwaccel: 'none' });
+  const buffers = new FrameBuffers(film.width * film.height * 3, framesHeld(threads) + WRITES_IN_FLIGHT + 1);
+  const decoded = media.decodeFrames({ input: film.file, width: film.width, height: film.height, hwaccel: 'none', buffers });
   const time = { waitFrame: 0, decide: 0, submit: 0, finish: 0 };
   const start = process.hrtime.bigint();
   const cpuStart = process.cpuUsage();
@@ -127,11 +139,11 @@ async function instrumented(film: GrainyFilm, work: string, threads: number) {
     time[key] += Number(now - mark) / 1e9;
     mark = now;
   };
-  for await (const { rgb, features: frameFeatures } of framesWithFeatures(decoded.frames, film.width, film.height, threads)) {
+  for await (const { rgb, features: frameFeatures } of framesWithFeatures(decoded.frames, film.width, film.height, threads, buffers)) {
     lap('waitFrame');
     const decision = dedup.decide(frame, frameFeatures);
     lap('decide');
-    await output.submit(decision, { rgb, width: film.width, height: film.height });
+    await output.submit(decision, { rgb, width: film.width, height: film.height }, () => buffers.release(rgb));
     lap('submit');
     frame += 1;
   }
@@ -210,7 +222,7 @@ try {
   const full = fullPng(film, work);
   const nullDecode = decodeToNull(film);
   const pipeDecode = await decodeToNode(film);
-  const celforge = celforgeProcess(film, work);
+  const celforge = await celforgeProcess(film, work);
 
   const { records } = celforge;
   const keptFrames = records.filter((r) => r.status === 'kept').map((r) => r.frame);
@@ -247,6 +259,9 @@ try {
   if (wrong.length) console.log(`wrong links (frame -> kept frame): ${wrong.map((r) => `${r.frame}->${r.duplicateOf}`).join(' ')}`);
   if (missed.length) console.log(`drawings never kept: ${missed.join(' ')} (first frames ${missed.map((d) => film.drawings.indexOf(d)).join(' ')})`);
   console.log(`cuts found ${found.length}: ${found.join(' ')}; real: ${[...real].join(' ')}`);
+  console.log(`\nCPU of (c) by thread, as the kernel counts it (/proc/<pid>/task/*/stat), ${celforge.seconds.toFixed(1)} s wall:`);
+  for (const [kind, used] of [...celforge.cpu].sort((a, b) => b[1] - a[1])) console.log(`  ${kind.padEnd(56)}${used.toFixed(2)} s`);
+  console.log(`  ${'total'.padEnd(56)}${[...celforge.cpu.values()].reduce((sum, used) => sum + used, 0).toFixed(2)} s`);
 
   const loop = await instrumented(film, work, THREADS);
   console.log(`\nwhere the time goes, in process (${THREADS} feature threads), main thread:`);
