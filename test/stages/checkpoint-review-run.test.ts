@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import pino from 'pino';
@@ -129,7 +129,9 @@ test('two finished trainings become v1 and v2: linked for the generator, rendere
   ]);
   assert.deepEqual(describeEvent(events[1]!), { title: 'Checkpoint v2 reviewed', message: '1 regression' });
 
-  // Reviewing v2 again by hand reuses every stored render.
+  // Reviewing v2 again by hand reuses every stored render, even with v1's model file gone (its renders record it).
+  rmSync(checkpoints[0]!);
+  rmSync(linked);
   const again = await reviewer().run(await ReviewQueue.open(train), { version: 'v2', force: true });
   assert.equal(fake.renders.length, 4);
   assert.deepEqual(again.map((result) => 'outcome' in result && [result.outcome.status, result.outcome.rendered, result.outcome.reused]), [['reviewed', 0, 4]]);

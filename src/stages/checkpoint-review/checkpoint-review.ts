@@ -84,16 +84,16 @@ export async function reviewCheckpoint(options: ReviewOptions): Promise<ReviewOu
   // A template naming a character without reference pictures is refused before any render.
   await characterScores([], templates, { ...options.ports, config });
   const placed = await placeModel(current, folder, train.outputName, kind);
-  const before = previous ? await placeModel(previous, folder, train.outputName, kind) : null;
+  const before = previous ? await previousModel(previous, jobs, dir, () => placeModel(previous, folder, train.outputName, kind)) : null;
   await generator.refresh();
   const listed = await generator.listCheckpoints(kind);
-  for (const model of [placed, before]) {
+  for (const model of [placed, before?.placed ? before.model : null]) {
     if (model && !listed.some((name) => sameFile(name, model.name))) {
       throw new CelforgeError('GENERATOR_REFUSED', `${generator.url} does not list ${model.name} after a refresh; is review.generator.modelFolder (${folder}) the folder it loads ${kind === 'lora' ? 'LoRAs' : 'checkpoints'} from?`);
     }
   }
 
-  const versions = [{ version: current.version, model: placed }, ...(before ? [{ version: previous!.version, model: before }] : [])];
+  const versions = [{ version: current.version, model: placed }, ...(before ? [{ version: previous!.version, model: before.model }] : [])];
   let rendered = 0;
   let reused = 0;
   let slowestMs: number | null = null;
@@ -164,6 +164,19 @@ function templateReviews(jobs: RenderJob[], current: TemplateScore[], previous: 
       previous: previous.find((score) => score.template === template) ?? null,
     };
   });
+}
+
+/** The previous version's model, placed; or, when its file is gone but every render of it is stored, as its renders record it. */
+async function previousModel(previous: ReviewVersion, jobs: RenderJob[], dir: string, place: () => Promise<ReviewCheckpoint>): Promise<{ model: ReviewCheckpoint; placed: boolean }> {
+  try {
+    return { model: await place(), placed: true };
+  } catch (error) {
+    if (!(error instanceof CelforgeError && error.code === 'FILE_NOT_FOUND')) throw error;
+    const stored = await Promise.all(jobs.map((job) => storedRender(dir, previous.version, job)));
+    const first = stored[0]?.record.checkpoint;
+    if (!first || !stored.every((render) => render && sameModel(render.record.checkpoint, first))) throw error;
+    return { model: first, placed: false };
+  }
 }
 
 /**
