@@ -5,7 +5,7 @@
  * A checkpoint gets the next version ("v1", "v2", ...) when it is queued; the
  * same file queued twice keeps its version.
  *
- * API: `ReviewQueue.open(dir)`, `entries`, `pending()`, `find(version)`,
+ * API: `ReviewQueue.open(dir)`, `reload()`, `entries`, `pending()`, `find(version)`,
  * `previousOf(entry)`, `add(checkpoint, now)`, `update(version, change)`.
  */
 import { readFile } from 'node:fs/promises';
@@ -45,18 +45,12 @@ export class ReviewQueue {
 
   static async open(dir: string): Promise<ReviewQueue> {
     const file = path.join(dir, 'reviews', 'queue.json');
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new ReviewQueue(file, []);
-      throw new CelforgeError('FILE_NOT_FOUND', `${file}: cannot read the checkpoint review queue (${errorMessage(error)})`, { file, cause: error });
-    }
-    try {
-      return new ReviewQueue(file, (JSON.parse(text) as QueueFile).reviews);
-    } catch (error) {
-      throw new CelforgeError('LEDGER_CORRUPT', `${file}: not a checkpoint review queue (${errorMessage(error)}); move it away to start the versions afresh`, { file, cause: error });
-    }
+    return new ReviewQueue(file, await readReviews(file));
+  }
+
+  /** Reads the file again: another process (`celforge review-checkpoints`, the daemon) may have changed it. */
+  async reload(): Promise<void> {
+    this.#reviews = await readReviews(this.file);
   }
 
   get entries(): readonly QueuedReview[] {
@@ -102,5 +96,20 @@ export class ReviewQueue {
   async #save(): Promise<void> {
     const data: QueueFile = { version: 1, reviews: this.#reviews };
     await replaceFileDurably(this.file, `${JSON.stringify(data, null, 2)}\n`);
+  }
+}
+
+async function readReviews(file: string): Promise<QueuedReview[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new CelforgeError('FILE_NOT_FOUND', `${file}: cannot read the checkpoint review queue (${errorMessage(error)})`, { file, cause: error });
+  }
+  try {
+    return (JSON.parse(text) as QueueFile).reviews;
+  } catch (error) {
+    throw new CelforgeError('LEDGER_CORRUPT', `${file}: not a checkpoint review queue (${errorMessage(error)}); move it away to start the versions afresh`, { file, cause: error });
   }
 }

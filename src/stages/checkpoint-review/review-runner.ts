@@ -31,8 +31,6 @@ export interface ReviewerOptions {
   clock?: () => Date;
   events?: EventSink;
   signal?: AbortSignal;
-  /** How the generator is made (default createImageGenerator of review.generator). */
-  generator?: (config: NonNullable<Config['review']['generator']>) => ImageGenerator;
 }
 
 export interface RunOptions {
@@ -41,7 +39,7 @@ export interface RunOptions {
   deadline?: Date | null;
   /** Try again now even when the last attempt asked to wait (`celforge review-checkpoints`). */
   force?: boolean;
-  /** Called by the lock's holder name in messages. */
+  /** Who runs it, as the lock names it: 'start' (the daemon, which skips a tick while a review runs by hand) or 'review-checkpoints'. */
   command?: string;
   progress?: (message: string) => void;
 }
@@ -86,24 +84,14 @@ export class CheckpointReviewer {
     const config = this.#options.config();
     const generatorConfig = config.review.generator;
     if (!generatorConfig) throw new CelforgeError('CONFIG_INVALID', `${config.source ?? 'the configuration'}: review.generator is not set; set it to the A1111/Forge or ComfyUI server that renders the checkpoint review`);
-    let entries: QueuedReview[];
-    if (options.version !== undefined) {
-      const entry = queue.find(options.version);
-      if (!entry) {
-        const known = queue.entries.map((review) => review.version);
-        throw new CelforgeError('CONFIG_INVALID', `no checkpoint version ${options.version} (${known.length ? `known: ${known.join(', ')}` : 'no checkpoint was queued for review yet'})`);
-      }
-      entries = [entry];
-    } else {
-      entries = queue.pending().filter((entry) => options.force || !entry.retryAt || Date.parse(entry.retryAt) <= this.#now().getTime());
-    }
-    if (entries.length === 0) return [];
     const lock = await this.#lock(queue, options.command ?? 'review-checkpoints');
     if (!lock) return [];
-    const generator = (this.#options.generator ?? createImageGenerator)(generatorConfig);
     const results: RunResult[] = [];
     try {
-      for (const entry of entries) {
+      // What another process did before the lock was ours (reviewed a version, queued one) counts.
+      await queue.reload();
+      const generator = createImageGenerator(generatorConfig);
+      for (const entry of this.#select(queue, options)) {
         const result = await this.#review(queue, entry, generator, config, options);
         results.push(result);
         if (!('outcome' in result) || result.outcome.status !== 'reviewed') break;
@@ -112,6 +100,14 @@ export class CheckpointReviewer {
       await lock.release();
     }
     return results;
+  }
+
+  #select(queue: ReviewQueue, options: RunOptions): QueuedReview[] {
+    if (options.version === undefined) return queue.pending().filter((entry) => options.force || !entry.retryAt || Date.parse(entry.retryAt) <= this.#now().getTime());
+    const entry = queue.find(options.version);
+    if (entry) return [entry];
+    const known = queue.entries.map((review) => review.version);
+    throw new CelforgeError('CONFIG_INVALID', `no checkpoint version ${options.version} (${known.length ? `known: ${known.join(', ')}` : 'no checkpoint was queued for review yet'})`);
   }
 
   async #review(queue: ReviewQueue, entry: QueuedReview, generator: ImageGenerator, config: Config, options: RunOptions): Promise<RunResult> {
