@@ -34,7 +34,7 @@ export interface ReviewerOptions {
 }
 
 export interface RunOptions {
-  /** Only this version (queued again when it was reviewed); default every queued one, oldest first. */
+  /** Only this version, reviewed or not (its stored renders are reused); default every queued one, oldest first. */
   version?: string;
   deadline?: Date | null;
   /** Try again now even when the last attempt asked to wait (`celforge review-checkpoints`). */
