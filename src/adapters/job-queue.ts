@@ -11,7 +11,7 @@
  * settings) -> QueueWorker (close); QUEUE_NAMES.
  */
 import { hostname } from 'node:os';
-import { Queue, Worker, type Job as BullJob } from 'bullmq';
+import { Queue, WaitingError, Worker, type Job as BullJob } from 'bullmq';
 import { Redis } from 'ioredis';
 import { redactRedisUrl, redisAddress, redisUrlProblem } from '../config/redis-url.ts';
 import { CelforgeError, errorMessage } from '../errors.ts';
@@ -74,6 +74,8 @@ export interface QueueJobContext<Data> {
   /** Attempts made before this one (0 on the first). */
   attemptsMade: number;
   progress(value: object | number): Promise<void>;
+  /** Gives the job back to the queue, not counted as an attempt (a worker shutting down); throws out of the handler. */
+  putBack(): Promise<never>;
 }
 
 export interface JobQueue<Data, Result> {
@@ -229,11 +231,17 @@ export async function startQueueWorker<Data, Result>(
     await registry.hset(WORKERS_KEY, id, JSON.stringify(info));
   };
   const announceQuietly = () => void announce().catch(() => undefined);
-  const worker = new Worker<Data, Result>(name, async (job) => {
+  const worker = new Worker<Data, Result>(name, async (job, token) => {
     running.add(job.id!);
     announceQuietly();
+    // The lock's token lets moveToWait release it; WaitingError tells the worker the job is neither done nor failed
+    // (taskforcesh/bullmq@352d3c7 docs/gitbook/patterns/manual-retrying.md:5-17).
+    const putBack = async (): Promise<never> => {
+      await job.moveToWait(token);
+      throw new WaitingError();
+    };
     try {
-      return await handler({ id: job.id!, data: job.data, attemptsMade: job.attemptsMade, progress: (value) => job.updateProgress(value) });
+      return await handler({ id: job.id!, data: job.data, attemptsMade: job.attemptsMade, progress: (value) => job.updateProgress(value), putBack });
     } finally {
       running.delete(job.id!);
       announceQuietly();

@@ -21,6 +21,7 @@ import { tagsCommand } from './tags.ts';
 import { trainCommand } from './train.ts';
 import { startCommand } from './start.ts';
 import { statusCommand } from './status.ts';
+import { workerCommand, type WorkerCommandOptions } from './worker.ts';
 
 const program = new Command('celforge')
   .description('Anime Blu-ray rips to a tagged Stable Diffusion dataset, as a background service.')
@@ -40,6 +41,14 @@ program
   .description('run the daemon in the foreground: watch the inbox, process what arrives, serve the review page')
   .option('--port <n>', 'port of the review page (default review.port, 8642; 0 picks a free one)')
   .action(async (_options, command: Command) => startCommand(globals(command) as GlobalOptions & { port?: string }));
+
+program
+  .command('worker')
+  .description("take extraction jobs from the coordinator's job queue (queue.redis) and run them here, on the shared library")
+  .option('--redis <url>', 'the job queue: redis://[user][:password]@host:port[/db], rediss:// for TLS (default queue.redis)')
+  .option('--gpu <n>', 'the GPU this worker uses (CUDA_VISIBLE_DEVICES), shown by status')
+  .option('--concurrency <n>', 'jobs run at once (default 1)')
+  .action(async (_options, command: Command) => workerCommand(globals(command) as WorkerCommandOptions));
 
 program
   .command('process')

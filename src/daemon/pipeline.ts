@@ -38,6 +38,8 @@ export type PipelineOutcome =
 export type PipelinePorts = Omit<StagePorts, 'save'> & {
   /** Told when a job is ready for review, fails, or starts waiting for disk or a model. */
   events?: EventSink;
+  /** Stages run elsewhere (queue.redis): these handlers replace the local ones. */
+  remoteStages?: Partial<Record<StageName, Stage>>;
 };
 
 export async function runPipeline(jobId: string, ledger: Ledger, ports: PipelinePorts): Promise<PipelineOutcome> {
@@ -58,7 +60,7 @@ export async function runPipeline(jobId: string, ledger: Ledger, ports: Pipeline
 
     let result;
     try {
-      result = await STAGE_HANDLERS[stage](structuredClone(job), stagePorts);
+      result = await (ports.remoteStages?.[stage] ?? STAGE_HANDLERS[stage])(structuredClone(job), stagePorts);
     } catch (error) {
       const code = error instanceof CelforgeError ? error.code : 'INTERNAL';
       const message = errorMessage(error);

@@ -27,6 +27,9 @@ import { Ledger } from './ledger.ts';
 import { catalogPath, ledgerPath, lockPath, stateDir } from './library-paths.ts';
 import { separateSharedFolders } from './output-folder.ts';
 import { Scheduler } from './scheduler.ts';
+import { openJobQueue, QUEUE_NAMES } from '../adapters/job-queue.ts';
+import type { ExtractJobData, ExtractJobResult } from './extract-job.ts';
+import { remoteExtractStage, type ExtractQueue } from './remote-extract.ts';
 
 export interface RuntimeOptions {
   config: Config;
@@ -60,13 +63,16 @@ export class Runtime {
 
   readonly #clock: () => Date;
   readonly #idle: IdleProbe;
+  /** The daemon as coordinator (queue.redis): extraction runs on the workers. */
+  readonly #extractQueue: ExtractQueue | null;
 
-  private constructor(config: Config, log: Logger, ledger: Ledger, catalog: Catalog, lock: Lock, disk: DiskSpace, fetcher: ModelFetcher, clock: () => Date, idle: IdleProbe) {
+  private constructor(config: Config, log: Logger, ledger: Ledger, catalog: Catalog, lock: Lock, disk: DiskSpace, fetcher: ModelFetcher, clock: () => Date, idle: IdleProbe, extractQueue: ExtractQueue | null) {
     this.config = config;
     this.log = log;
     this.ledger = ledger;
     this.catalog = catalog;
     this.#lock = lock;
+    this.#extractQueue = extractQueue;
     this.#abort = new AbortController();
     this.media = new MediaRepository(resolveFfmpegBinaries(config.ffmpeg));
     this.images = createImageWorkers(config.inference.workers);
@@ -87,6 +93,7 @@ export class Runtime {
       events: this.notifier,
       log,
       signal: this.#abort.signal,
+      ...(extractQueue ? { remoteStages: { extract: remoteExtractStage(extractQueue) } } : {}),
     });
   }
 
@@ -105,7 +112,11 @@ export class Runtime {
           log.info({ job: job.id, stage: job.stage }, `${job.source}: continuing with the stages after ${job.stage}`);
         }
       }
-      const runtime = new Runtime(config, log, ledger, Catalog.open(catalogPath(config.library)), lock, disk, new ModelFetcher(downloads, command), clock, idle);
+      // Only the daemon coordinates: a one-off `process` runs every stage itself.
+      const extractQueue = command === 'start' && config.queue.redis
+        ? await openJobQueue<ExtractJobData, ExtractJobResult>(config.queue.redis, QUEUE_NAMES.extract, { attempts: config.queue.attempts, backoffMs: config.queue.backoffSeconds * 1000 })
+        : null;
+      const runtime = new Runtime(config, log, ledger, Catalog.open(catalogPath(config.library)), lock, disk, new ModelFetcher(downloads, command), clock, idle, extractQueue);
       if (config.train) runtime.training = await runtime.#openTraining();
       const { ffmpeg, ffprobe, source } = runtime.media.binaries;
       log.debug({ ffmpeg, ffprobe, source }, 'ffmpeg binaries');
@@ -166,6 +177,7 @@ export class Runtime {
     await this.training?.shutdown();
     await this.notifier.flush();
     await this.images.close();
+    await this.#extractQueue?.close();
     this.catalog.close();
     await this.#lock.release();
   }

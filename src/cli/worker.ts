@@ -1,0 +1,81 @@
+/**
+ * `celforge worker --redis URL [--gpu N] [--concurrency N]`: takes extraction
+ * jobs from the coordinator's queue (queue.redis) and runs them on this
+ * machine against the shared library, until SIGINT/SIGTERM; then the running
+ * jobs go back to the queue for another worker. The address comes from
+ * --redis or queue.redis; this machine's configuration gives ffmpeg, threads,
+ * hardware decoding and queue.pathMap, and its library folder only holds the
+ * worker's log. --gpu picks the GPU (CUDA_VISIBLE_DEVICES) and is shown by
+ * `status`.
+ */
+import { realDiskSpace } from '../adapters/disk.ts';
+import { resolveFfmpegBinaries } from '../adapters/ffmpeg-binaries.ts';
+import { QUEUE_NAMES, startQueueWorker } from '../adapters/job-queue.ts';
+import { MediaRepository } from '../adapters/media.ts';
+import { loadConfig } from '../config/load.ts';
+import { redactRedisUrl, redisUrlProblem } from '../config/redis-url.ts';
+import { extractJobRunner } from '../daemon/extract-worker.ts';
+import type { ExtractJobData, ExtractJobResult } from '../daemon/extract-job.ts';
+import { CelforgeError } from '../errors.ts';
+import { createLogger } from '../log.ts';
+import type { GlobalOptions } from './context.ts';
+
+export interface WorkerCommandOptions extends GlobalOptions {
+  redis?: string;
+  gpu?: string;
+  concurrency?: string;
+}
+
+/** How often a worker tells `status` it is alive. */
+const HEARTBEAT_MS = 10_000;
+
+export async function workerCommand(options: WorkerCommandOptions): Promise<void> {
+  const config = await loadConfig({ configPath: options.config, library: options.library });
+  const url = options.redis ?? config.queue.redis;
+  if (!url) throw new CelforgeError('CONFIG_INVALID', 'celforge worker: no job queue; give --redis redis://[user][:password]@host:port (the coordinator\'s queue.redis)');
+  const problem = redisUrlProblem(url);
+  if (problem) throw new CelforgeError('CONFIG_INVALID', `--redis ${redactRedisUrl(url)}: ${problem}`);
+  const gpu = options.gpu === undefined ? null : wholeNumber('--gpu', options.gpu, 0);
+  const concurrency = options.concurrency === undefined ? 1 : wholeNumber('--concurrency', options.concurrency, 1);
+  // Read by the CUDA runtime when it first loads, so set before any model does.
+  if (gpu !== null) process.env.CUDA_VISIBLE_DEVICES = String(gpu);
+
+  const log = createLogger({ library: config.library, level: options.verbose ? 'debug' : config.log.level });
+  const abort = new AbortController();
+  const runner = extractJobRunner({
+    config: () => config,
+    media: new MediaRepository(resolveFfmpegBinaries(config.ffmpeg)),
+    disk: realDiskSpace,
+    log,
+    signal: abort.signal,
+  });
+  const worker = await startQueueWorker<ExtractJobData, ExtractJobResult>(url, QUEUE_NAMES.extract, runner, {
+    concurrency,
+    lockMs: config.queue.lockSeconds * 1000,
+    stalledMs: config.queue.stalledSeconds * 1000,
+    maxStalled: config.queue.maxStalled,
+    gpu,
+    heartbeatMs: HEARTBEAT_MS,
+  }, (error) => log.warn(`job queue: ${error.message}`));
+  log.info({ worker: worker.id, redis: redactRedisUrl(url), gpu, concurrency }, `worker ${worker.id}: taking extraction jobs from ${redactRedisUrl(url)}`);
+
+  await new Promise<void>((resolve) => {
+    const onStop = (signal: string) => {
+      log.info({ signal }, 'worker shutting down; running jobs go back to the queue');
+      process.off('SIGINT', onStop);
+      process.off('SIGTERM', onStop);
+      resolve();
+    };
+    process.on('SIGINT', onStop);
+    process.on('SIGTERM', onStop);
+  });
+  abort.abort();
+  await worker.close();
+  log.info('worker stopped');
+}
+
+function wholeNumber(option: string, text: string, min: number): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min) throw new CelforgeError('CONFIG_INVALID', `${option} ${text}: expected a whole number of at least ${min}`);
+  return value;
+}

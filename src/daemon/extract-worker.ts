@@ -1,0 +1,83 @@
+/**
+ * A worker's side of an extraction job (queue.redis): the coordinator's
+ * paths mapped to this machine (queue.pathMap), the extract stage run there
+ * with the coordinator's output settings, progress sent to the queue, and the
+ * outcome returned as the job's result. The stage resumes from what the
+ * library holds (the frame map, the resume point), so a job taken over from
+ * a worker that died continues where that one stopped. The worker writes
+ * frames into the shared library; the ledger and the catalog stay the
+ * coordinator's.
+ *
+ * API: extractJobRunner(ports) -> (queueJob) => result.
+ */
+import { existsSync } from 'node:fs';
+import type { DiskSpace } from '../adapters/disk.ts';
+import type { QueueJobContext } from '../adapters/job-queue.ts';
+import type { MediaRepository } from '../adapters/media.ts';
+import type { Config } from '../config/schema.ts';
+import { CelforgeError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { extractStage } from '../stages/extract/extract-stage.ts';
+import type { StagePorts } from '../stages/stage.ts';
+import { extractResultOf, type ExtractJobData, type ExtractJobResult } from './extract-job.ts';
+import { mapPath } from './path-map.ts';
+
+export interface ExtractWorkerPorts {
+  /** This machine's configuration: ffmpeg, threads, hardware decoding, queue.pathMap. */
+  config: () => Config;
+  media: MediaRepository;
+  disk: DiskSpace;
+  log: Logger;
+  /** Aborted when the worker shuts down: the running jobs go back to the queue, untried. */
+  signal: AbortSignal;
+}
+
+export function extractJobRunner(ports: ExtractWorkerPorts) {
+  return async (queueJob: QueueJobContext<ExtractJobData>): Promise<ExtractJobResult> => {
+    const { data } = queueJob;
+    const local = ports.config();
+    const library = mapPath(data.library, local.queue.pathMap);
+    const job = { ...structuredClone(data.job), source: mapPath(data.job.source, local.queue.pathMap) };
+    for (const [what, here, there] of [['the library', library, data.library], ['the video', job.source, data.job.source]] as const) {
+      if (!existsSync(here)) {
+        throw new CelforgeError('FILE_NOT_FOUND', `${here}: ${what} is not there on this machine (the coordinator's ${there}); mount it, or map the coordinator's path to this machine's in queue.pathMap`, { file: here });
+      }
+    }
+    const config: Config = { ...local, library, dedup: data.settings.dedup, extract: { ...local.extract, pngCompression: data.settings.pngCompression } };
+    const log = ports.log.child({ job: job.id, queueJob: queueJob.id });
+    log.info({ file: job.source, attempt: queueJob.attemptsMade + 1 }, `${job.source}: extracting`);
+    // The stage's saves land on this copy; its progress goes to the queue, where the coordinator reads it.
+    const current = structuredClone(job);
+    const stagePorts: StagePorts = {
+      config: () => config,
+      media: ports.media,
+      disk: ports.disk,
+      catalog: coordinatorOnly('catalog'),
+      images: coordinatorOnly('image workers'),
+      models: coordinatorOnly('model cache'),
+      log,
+      signal: ports.signal,
+      save: async (change) => {
+        change(current);
+        if (current.progress) await queueJob.progress(current.progress);
+      },
+    };
+    const result = await extractStage(structuredClone(current), stagePorts);
+    if (result.kind === 'interrupted') {
+      log.info(`${job.source}: worker stopping; the job goes back to the queue`);
+      return queueJob.putBack();
+    }
+    const outcome = extractResultOf(result, current);
+    log.info({ frames: outcome.extract?.framesDone }, `${job.source}: ${outcome.kind === 'done' ? 'extracted' : outcome.reason}`);
+    return outcome;
+  };
+}
+
+/** What the extract stage never uses and a worker does not have: the coordinator is the only writer of the catalog. */
+function coordinatorOnly(what: string): never {
+  return new Proxy({}, {
+    get: (_target, key) => {
+      throw new CelforgeError('INTERNAL', `a worker has no ${what} (${String(key)}): only the coordinator runs the stages that need it`);
+    },
+  }) as never;
+}

@@ -1,0 +1,143 @@
+/**
+ * Extraction through the job queue, end to end against a real redis-server:
+ * `celforge start` with queue.redis as the coordinator, `celforge worker`
+ * processes (seeing the library under another path, through queue.pathMap)
+ * doing the extraction. The frames and the frame map are byte for byte those
+ * of `celforge process` on the same clip, also when the worker running the
+ * job is SIGKILLed midway and a second worker takes the stalled job over.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { openJobQueue, QUEUE_NAMES } from '../../src/adapters/job-queue.ts';
+import { makeClip } from '../fixtures/clips.ts';
+import { RedisServer } from '../fixtures/redis-server.ts';
+import { hashTree, projectRoot, readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
+
+const clip = await makeClip({ width: 160, height: 90, seconds: 10 });
+const VIDEO = path.join('Show', 'Show 01.m2ts');
+/** Short, so that a killed worker's job is taken over within seconds; long enough that a busy machine keeps its locks. */
+const QUEUE_TIMING = { lockSeconds: 4, stalledSeconds: 2 };
+
+interface Reference {
+  frameMap: string;
+  files: Map<string, string>;
+}
+let reference: Reference | undefined;
+
+function outputOf(library: string): Reference {
+  const dir = path.join(library, 'Show', '01');
+  return { frameMap: readFileSync(path.join(dir, 'frame-map.jsonl'), 'utf8'), files: hashTree(dir) };
+}
+
+/** A coordinator's folder (inbox, library, config) and a second path to it, as another machine would mount it. */
+function coordinatorFolder(t: TestContext, redisUrl: string) {
+  const dir = tempDir(t);
+  mkdirSync(path.join(dir, 'inbox', 'Show'), { recursive: true });
+  const configFile = writeConfig(dir, {
+    inbox: './inbox', library: './library', disk: { reserve: 0 }, watch: { settleSeconds: 0.1 }, notify: { desktop: false },
+    queue: { redis: redisUrl, ...QUEUE_TIMING },
+  });
+  const mount = path.join(tempDir(t), 'nas');
+  symlinkSync(dir, mount);
+  return { dir, configFile, library: path.join(dir, 'library'), mount };
+}
+
+interface WorkerProcess {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<void>;
+}
+
+/** `celforge worker` with its own configuration: its own folder for logs, the coordinator's folder under `mount`; stopped before Redis. */
+function startWorker(t: TestContext, redis: RedisServer, coordinator: { dir: string; mount: string }): WorkerProcess {
+  const home = tempDir(t);
+  const configFile = writeConfig(home, { library: './worker-library', queue: { pathMap: { [coordinator.dir]: coordinator.mount }, ...QUEUE_TIMING } });
+  const child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'celforge.js'), '--config', configFile, 'worker', '--redis', redis.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const worker = { child, output: () => output, exited };
+  redis.beforeClose(() => stopWorker(worker));
+  return worker;
+}
+
+async function stopWorker(worker: WorkerProcess): Promise<void> {
+  if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGTERM');
+  await worker.exited;
+}
+
+function readyJob(library: string) {
+  const job = readJobs(library)[0];
+  if (job?.state === 'failed') throw new Error(`the job failed: ${job.error?.message}`);
+  return job?.state === 'ready-for-review' ? job : undefined;
+}
+
+test('reference: `celforge process` on the clip, in one process', async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(path.join(dir, 'inbox', 'Show'), { recursive: true });
+  copyFileSync(clip, path.join(dir, 'inbox', VIDEO));
+  const configFile = writeConfig(dir, { inbox: './inbox', library: './library', disk: { reserve: 0 }, notify: { desktop: false } });
+  const result = await runCli(['--config', configFile, 'process', path.join(dir, 'inbox', VIDEO)], { cwd: dir });
+  assert.equal(result.code, 0, result.stderr);
+  reference = outputOf(path.join(dir, 'library'));
+  assert.ok(reference.frameMap.split('\n').filter(Boolean).length > 100);
+});
+
+test('a coordinator and a worker: the worker extracts through the queue, the coordinator records it, the same frames as `process`', async (t) => {
+  assert.ok(reference, 'the reference run must pass first');
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const coordinator = coordinatorFolder(t, redis.url);
+  const daemon = startDaemon(coordinator.configFile);
+  redis.beforeClose(() => stopDaemon(daemon));
+  const worker = startWorker(t, redis, coordinator);
+  copyFileSync(clip, path.join(coordinator.dir, 'inbox', VIDEO));
+
+  const job = await waitFor('the job ready for review', () => readyJob(coordinator.library), 90_000, 200);
+  assert.deepEqual(outputOf(coordinator.library), reference);
+  assert.equal(job.extract!.dir, path.join(coordinator.library, 'Show', '01'), "the ledger names the coordinator's folder, not the worker's");
+  assert.equal(job.extract!.framesDone, reference.frameMap.split('\n').filter(Boolean).length);
+  assert.equal(job.extract!.pid, null);
+  assert.match(worker.output(), /extracting/);
+  assert.match(daemon.output(), /extraction queued for the workers/);
+  assert.doesNotMatch(worker.output() + daemon.output(), new RegExp(redis.password), 'the password is in no log');
+
+  const queue = await openJobQueue(redis.url, QUEUE_NAMES.extract, { attempts: 1, backoffMs: 1 });
+  redis.beforeClose(() => queue.close());
+  assert.equal(await queue.find(`extract-${job.id}`), null, 'a recorded result leaves the queue');
+  const workers = await queue.workers();
+  assert.equal(workers.length, 1);
+  assert.equal(workers[0]!.job, null);
+});
+
+test('a worker SIGKILLed mid-extraction: a second worker takes the stalled job over, and the frames are byte-identical', async (t) => {
+  assert.ok(reference, 'the reference run must pass first');
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const coordinator = coordinatorFolder(t, redis.url);
+  const daemon = startDaemon(coordinator.configFile);
+  redis.beforeClose(() => stopDaemon(daemon));
+  const first = startWorker(t, redis, coordinator);
+  copyFileSync(clip, path.join(coordinator.dir, 'inbox', VIDEO));
+
+  const frameMap = path.join(coordinator.library, 'Show', '01', 'frame-map.jsonl');
+  const total = reference.frameMap.split('\n').filter(Boolean).length;
+  const recorded = () => (existsSync(frameMap) ? readFileSync(frameMap, 'utf8').split('\n').filter(Boolean).length : 0);
+  const killedAt = await waitFor('frames recorded by the first worker', () => {
+    const done = recorded();
+    return done > 0 && done < total / 2 ? done : undefined;
+  }, 90_000, 20);
+  first.child.kill('SIGKILL');
+  await first.exited;
+  assert.ok(recorded() < total, `killed midway (${killedAt} of ${total} frames when the kill was sent)`);
+
+  const second = startWorker(t, redis, coordinator);
+  await waitFor('the job ready for review', () => readyJob(coordinator.library), 120_000, 200);
+  assert.deepEqual(outputOf(coordinator.library), reference);
+  assert.match(second.output(), /extracting/);
+  assert.match(second.output(), /resuming extraction/, 'the second worker resumed from what the first recorded');
+});
