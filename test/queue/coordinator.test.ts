@@ -1,0 +1,113 @@
+/**
+ * The coordinator's extract stage against a real redis-server, with workers
+ * in this process: a coordinator stopped while the job waits finds the same
+ * queue job again; a result delivered twice leaves the ledger's job as once;
+ * a worker that cannot reach the library fails the job after its attempts,
+ * with the worker's error, and a later run tries it afresh.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import path from 'node:path';
+import pino from 'pino';
+import { openJobQueue, QUEUE_NAMES, startQueueWorker, type QueueJobContext, type WorkerSettings } from '../../src/adapters/job-queue.ts';
+import { validateConfig } from '../../src/config/load.ts';
+import { extractQueueId, type ExtractJobData, type ExtractJobResult } from '../../src/daemon/extract-job.ts';
+import { extractJobRunner } from '../../src/daemon/extract-worker.ts';
+import type { Job } from '../../src/daemon/job.ts';
+import { remoteExtractStage } from '../../src/daemon/remote-extract.ts';
+import { CelforgeError } from '../../src/errors.ts';
+import type { StagePorts } from '../../src/stages/stage.ts';
+import { RedisServer } from '../fixtures/redis-server.ts';
+import { tempDir, waitFor } from '../helpers.ts';
+
+const silent = pino({ level: 'silent' });
+const WORKER: WorkerSettings = { concurrency: 1, lockMs: 30_000, stalledMs: 30_000, maxStalled: 1, gpu: null, heartbeatMs: 1000 };
+const COUNTS = { framesDone: 240, kept: 200, duplicates: 40, scenes: 3, bytesWritten: 123_456, hwaccel: 'none' };
+
+function ledgerJob(library: string): Job {
+  const now = new Date().toISOString();
+  return {
+    id: 'f00dfeed', source: path.join(path.dirname(library), 'inbox', 'Show', 'Show 01.m2ts'), seenAs: [], sizeBytes: 1, series: 'Show', episode: '01',
+    stage: 'extract', state: 'running', progress: null, timings: {}, createdAt: now, updatedAt: now,
+    probe: { frameCount: 240, fps: 23.976, frameRate: '24000/1001', durationSeconds: 10, width: 160, height: 90, codec: 'h264', streams: [] },
+  };
+}
+
+/** The stage as the pipeline runs it, on a job held in memory: saves and `done`'s change applied to it. */
+async function runStage(stage: ReturnType<typeof remoteExtractStage>, job: Job, library: string, signal = new AbortController().signal) {
+  const config = validateConfig({ library }, 'test', '/');
+  const ports = { config: () => config, log: silent, signal, save: async (change: (target: Job) => void) => change(job) } as Partial<StagePorts> as StagePorts;
+  const outcome = await stage(structuredClone(job), ports);
+  if (outcome.kind !== 'interrupted') outcome.change?.(job);
+  return outcome;
+}
+
+test('a coordinator stopped while the job waits finds it again; a result recorded twice leaves the job as once', async (t) => {
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const library = path.join(tempDir(t), 'library');
+  const queue = await openJobQueue<ExtractJobData, ExtractJobResult>(redis.url, QUEUE_NAMES.extract, { attempts: 1, backoffMs: 100 });
+  redis.beforeClose(() => queue.close());
+  const stage = remoteExtractStage(queue, 50);
+  const job = ledgerJob(library);
+  const id = extractQueueId(job);
+
+  const stop = new AbortController();
+  const first = runStage(stage, job, library, stop.signal);
+  await waitFor('the queued job', async () => (await queue.find(id))?.state === 'waiting');
+  stop.abort();
+  assert.equal((await first).kind, 'interrupted');
+  assert.equal((await queue.find(id))?.state, 'waiting', 'the queue job outlives the coordinator');
+
+  let deliveries = 0;
+  const worker = await startQueueWorker<ExtractJobData, ExtractJobResult>(redis.url, QUEUE_NAMES.extract, async (queueJob) => {
+    deliveries += 1;
+    await queueJob.progress({ done: 120, total: 240 });
+    return { kind: 'done', extract: COUNTS };
+  }, WORKER, (error) => assert.fail(error));
+  redis.beforeClose(() => worker.close());
+
+  assert.equal((await runStage(stage, job, library)).kind, 'done');
+  assert.equal(deliveries, 1, 'the restarted coordinator waited for the job it had queued, not a second one');
+  assert.deepEqual(job.extract, { dir: path.join(library, 'Show', '01'), ...COUNTS, pid: null });
+  assert.deepEqual(job.progress, { done: 240, total: 240 });
+  assert.equal(await queue.find(id), null, 'recorded, then removed');
+  const once = structuredClone(job);
+
+  // As a coordinator that died between recording and removing: the result arrives again.
+  assert.equal((await runStage(stage, job, library)).kind, 'done');
+  assert.equal(deliveries, 2);
+  assert.deepEqual(job, once);
+});
+
+test('a worker that cannot reach the library: retried, then the job fails with its error; run again, it is tried afresh', async (t) => {
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const library = path.join(tempDir(t), 'not-mounted', 'library');
+  const queue = await openJobQueue<ExtractJobData, ExtractJobResult>(redis.url, QUEUE_NAMES.extract, { attempts: 2, backoffMs: 100 });
+  redis.beforeClose(() => queue.close());
+  const workerConfig = validateConfig({}, 'worker', tempDir(t));
+  const unreachable = extractJobRunner({ config: () => workerConfig, media: null as never, disk: null as never, log: silent, signal: new AbortController().signal });
+  let handler: (job: QueueJobContext<ExtractJobData>) => Promise<ExtractJobResult> = unreachable;
+  const worker = await startQueueWorker<ExtractJobData, ExtractJobResult>(redis.url, QUEUE_NAMES.extract, (job) => handler(job), WORKER, (error) => assert.fail(error));
+  redis.beforeClose(() => worker.close());
+  const stage = remoteExtractStage(queue, 50);
+  const job = ledgerJob(library);
+
+  await assert.rejects(runStage(stage, job, library), (error: unknown) => {
+    assert.ok(error instanceof CelforgeError);
+    assert.equal(error.code, 'EXTRACT_FAILED');
+    assert.match(error.message, /after 2 tries/);
+    assert.match(error.message, /the library is not there on this machine/);
+    assert.match(error.message, /queue\.pathMap/);
+    return true;
+  });
+  const [failed] = await queue.failed();
+  assert.equal(failed?.id, extractQueueId(job), 'kept in the failed set for status');
+  assert.equal((await queue.depths()).failed, 1);
+
+  handler = async () => ({ kind: 'done', extract: COUNTS });
+  assert.equal((await runStage(stage, job, library)).kind, 'done');
+  assert.equal(job.extract?.framesDone, 240);
+  assert.equal((await queue.depths()).failed, 0);
+});
