@@ -111,3 +111,30 @@ test('a worker that cannot reach the library: retried, then the job fails with i
   assert.equal(job.extract?.framesDone, 240);
   assert.equal((await queue.depths()).failed, 0);
 });
+
+test('Redis down while the coordinator waits: it says so, waits, and records the result once Redis is back', async (t) => {
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const library = path.join(tempDir(t), 'library');
+  const queue = await openJobQueue<ExtractJobData, ExtractJobResult>(redis.url, QUEUE_NAMES.extract, { attempts: 1, backoffMs: 100 });
+  redis.beforeClose(() => queue.close());
+  const lines: string[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+  const job = ledgerJob(library);
+  const config = validateConfig({ library }, 'test', '/');
+  const ports = { config: () => config, log, signal: new AbortController().signal, save: async (change: (target: Job) => void) => change(job) } as Partial<StagePorts> as StagePorts;
+  const running = remoteExtractStage(queue, 50)(structuredClone(job), ports);
+  await waitFor('the queued job', async () => (await queue.find(extractQueueId(job)))?.state === 'waiting');
+
+  await redis.kill();
+  await waitFor('the coordinator noticing', () => lines.some((line) => line.includes('the job queue does not answer')), 60_000);
+  await redis.start();
+  const worker = await startQueueWorker<ExtractJobData, ExtractJobResult>(redis.url, QUEUE_NAMES.extract, async () => ({ kind: 'done', extract: COUNTS }), WORKER, () => undefined);
+  redis.beforeClose(() => worker.close());
+  const outcome = await running;
+  assert.equal(outcome.kind, 'done');
+  if (outcome.kind === 'done') outcome.change?.(job);
+  assert.equal(job.extract?.framesDone, 240);
+  assert.ok(lines.some((line) => line.includes('the job queue answers again')));
+  assert.ok(!lines.some((line) => line.includes(redis.password)), 'the password is in no log line');
+});

@@ -141,3 +141,27 @@ test('a worker SIGKILLed mid-extraction: a second worker takes the stalled job o
   assert.match(second.output(), /extracting/);
   assert.match(second.output(), /resuming extraction/, 'the second worker resumed from what the first recorded');
 });
+
+test('Redis killed and restarted mid-extraction: the job survives in its AOF and completes, the frames byte-identical', async (t) => {
+  assert.ok(reference, 'the reference run must pass first');
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const coordinator = coordinatorFolder(t, redis.url);
+  const daemon = startDaemon(coordinator.configFile);
+  redis.beforeClose(() => stopDaemon(daemon));
+  startWorker(t, redis, coordinator);
+  copyFileSync(clip, path.join(coordinator.dir, 'inbox', VIDEO));
+
+  const frameMap = path.join(coordinator.library, 'Show', '01', 'frame-map.jsonl');
+  const total = reference.frameMap.split('\n').filter(Boolean).length;
+  await waitFor('frames recorded by the worker', () => {
+    const done = existsSync(frameMap) ? readFileSync(frameMap, 'utf8').split('\n').filter(Boolean).length : 0;
+    return done > 0 && done < total / 2;
+  }, 90_000, 20);
+  await redis.kill();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  await redis.start();
+
+  await waitFor('the job ready for review', () => readyJob(coordinator.library), 120_000, 200);
+  assert.deepEqual(outputOf(coordinator.library), reference);
+});
