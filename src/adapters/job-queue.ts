@@ -22,6 +22,9 @@ export const QUEUE_NAMES = { extract: 'celforge-extract' } as const;
 /** Where workers announce themselves: a hash of worker id -> WorkerInfo as JSON. */
 const WORKERS_KEY = 'celforge:workers';
 
+/** How often a `celforge worker` says it is alive; `status` counts one unseen for a few of these as stopped. */
+export const WORKER_HEARTBEAT_MS = 10_000;
+
 export interface QueueSettings {
   /** Tries before the failed set; the next one after backoffMs, doubling each time. */
   attempts: number;

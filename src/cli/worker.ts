@@ -10,7 +10,7 @@
  */
 import { realDiskSpace } from '../adapters/disk.ts';
 import { resolveFfmpegBinaries } from '../adapters/ffmpeg-binaries.ts';
-import { QUEUE_NAMES, startQueueWorker } from '../adapters/job-queue.ts';
+import { QUEUE_NAMES, startQueueWorker, WORKER_HEARTBEAT_MS } from '../adapters/job-queue.ts';
 import { MediaRepository } from '../adapters/media.ts';
 import { loadConfig } from '../config/load.ts';
 import { redactRedisUrl, redisUrlProblem } from '../config/redis-url.ts';
@@ -25,9 +25,6 @@ export interface WorkerCommandOptions extends GlobalOptions {
   gpu?: string;
   concurrency?: string;
 }
-
-/** How often a worker tells `status` it is alive. */
-const HEARTBEAT_MS = 10_000;
 
 export async function workerCommand(options: WorkerCommandOptions): Promise<void> {
   const config = await loadConfig({ configPath: options.config, library: options.library });
@@ -55,7 +52,7 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
     stalledMs: config.queue.stalledSeconds * 1000,
     maxStalled: config.queue.maxStalled,
     gpu,
-    heartbeatMs: HEARTBEAT_MS,
+    heartbeatMs: WORKER_HEARTBEAT_MS,
   }, (error) => log.warn(`job queue: ${error.message}`));
   log.info({ worker: worker.id, redis: redactRedisUrl(url), gpu, concurrency }, `worker ${worker.id}: taking extraction jobs from ${redactRedisUrl(url)}`);
 

@@ -14,6 +14,7 @@ import { validateConfig } from '../../src/config/load.ts';
 import { extractQueueId, type ExtractJobData, type ExtractJobResult } from '../../src/daemon/extract-job.ts';
 import { extractJobRunner } from '../../src/daemon/extract-worker.ts';
 import type { Job } from '../../src/daemon/job.ts';
+import { describeQueue, readQueueStatus } from '../../src/cli/queue-summary.ts';
 import { remoteExtractStage } from '../../src/daemon/remote-extract.ts';
 import { CelforgeError } from '../../src/errors.ts';
 import type { StagePorts } from '../../src/stages/stage.ts';
@@ -104,7 +105,9 @@ test('a worker that cannot reach the library: retried, then the job fails with i
   });
   const [failed] = await queue.failed();
   assert.equal(failed?.id, extractQueueId(job), 'kept in the failed set for status');
-  assert.equal((await queue.depths()).failed, 1);
+  const status = describeQueue(await readQueueStatus(redis.url));
+  assert.match(status[0]!, /: 0 waiting, 0 running, 0 waiting to retry, 1 failed; 1 worker$/);
+  assert.ok(status.some((line) => line.startsWith(`  failed ${extractQueueId(job)} after 2 tries: `) && line.includes('the library is not there on this machine')), status.join('\n'));
 
   handler = async () => ({ kind: 'done', extract: COUNTS });
   assert.equal((await runStage(stage, job, library)).kind, 'done');

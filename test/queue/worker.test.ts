@@ -112,6 +112,16 @@ test('a coordinator and a worker: the worker extracts through the queue, the coo
   const workers = await queue.workers();
   assert.equal(workers.length, 1);
   assert.equal(workers[0]!.job, null);
+
+  const status = await runCli(['--config', coordinator.configFile, 'status', '--json']);
+  assert.equal(status.code, 0, status.stderr);
+  const shown = JSON.parse(status.stdout).queue;
+  assert.equal(shown.redis, `redis://:(hidden)@127.0.0.1:${redis.port}`);
+  assert.deepEqual(shown.depths, { waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0 });
+  assert.deepEqual(shown.workers.map((w: { id: string }) => w.id), [workers[0]!.id]);
+  const text = await runCli(['--config', coordinator.configFile, 'status']);
+  assert.match(text.stdout, /job queue redis:\/\/:\(hidden\)@127\.0\.0\.1:\d+: 0 waiting, 0 running, 0 waiting to retry, 0 failed; 1 worker\n {2}worker \S+: idle, seen \d+ s ago\n/);
+  assert.doesNotMatch(status.stdout + text.stdout, new RegExp(redis.password));
 });
 
 test('a worker SIGKILLed mid-extraction: a second worker takes the stalled job over, and the frames are byte-identical', async (t) => {
