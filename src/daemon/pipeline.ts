@@ -40,6 +40,8 @@ export type PipelinePorts = Omit<StagePorts, 'save'> & {
   events?: EventSink;
   /** Stages run elsewhere (queue.redis): these handlers replace the local ones. */
   remoteStages?: Partial<Record<StageName, Stage>>;
+  /** Where jobs move side by side (a coordinator): the stages run here take turns through this. */
+  localTurn?: <T>(work: () => Promise<T>) => Promise<T>;
 };
 
 export async function runPipeline(jobId: string, ledger: Ledger, ports: PipelinePorts): Promise<PipelineOutcome> {
@@ -60,7 +62,9 @@ export async function runPipeline(jobId: string, ledger: Ledger, ports: Pipeline
 
     let result;
     try {
-      result = await (ports.remoteStages?.[stage] ?? STAGE_HANDLERS[stage])(structuredClone(job), stagePorts);
+      const remote = ports.remoteStages?.[stage];
+      const local = () => STAGE_HANDLERS[stage](structuredClone(job), stagePorts);
+      result = remote ? await remote(structuredClone(job), stagePorts) : await (ports.localTurn ? ports.localTurn(local) : local());
     } catch (error) {
       const code = error instanceof CelforgeError ? error.code : 'INTERNAL';
       const message = errorMessage(error);

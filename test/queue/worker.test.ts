@@ -2,7 +2,7 @@
  * Extraction through the job queue, end to end against a real redis-server:
  * `celforge start` with queue.redis as the coordinator, `celforge worker`
  * processes (seeing the library under another path, through queue.pathMap)
- * doing the extraction. The frames and the frame map are byte for byte those
+ * doing the extraction, two videos at once with two workers. The frames and the frame map are byte for byte those
  * of `celforge process` on the same clip, also when the worker running the
  * job is SIGKILLed midway and a second worker takes the stalled job over.
  */
@@ -17,7 +17,9 @@ import { RedisServer } from '../fixtures/redis-server.ts';
 import { hashTree, projectRoot, readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
 
 const clip = await makeClip({ width: 160, height: 90, seconds: 10 });
+const secondClip = await makeClip({ width: 160, height: 90, seconds: 10, variant: 1 });
 const VIDEO = path.join('Show', 'Show 01.m2ts');
+const SECOND_VIDEO = path.join('Show', 'Show 02.m2ts');
 /** Short, so that a killed worker's job is taken over within seconds; long enough that a busy machine keeps its locks. */
 const QUEUE_TIMING = { lockSeconds: 4, stalledSeconds: 2 };
 
@@ -26,9 +28,10 @@ interface Reference {
   files: Map<string, string>;
 }
 let reference: Reference | undefined;
+let secondReference: Reference | undefined;
 
-function outputOf(library: string): Reference {
-  const dir = path.join(library, 'Show', '01');
+function outputOf(library: string, episode = '01'): Reference {
+  const dir = path.join(library, 'Show', episode);
   return { frameMap: readFileSync(path.join(dir, 'frame-map.jsonl'), 'utf8'), files: hashTree(dir) };
 }
 
@@ -70,57 +73,65 @@ async function stopWorker(worker: WorkerProcess): Promise<void> {
   await worker.exited;
 }
 
-function readyJob(library: string) {
-  const job = readJobs(library)[0];
-  if (job?.state === 'failed') throw new Error(`the job failed: ${job.error?.message}`);
-  return job?.state === 'ready-for-review' ? job : undefined;
+function readyJob(library: string, count = 1) {
+  const jobs = readJobs(library);
+  const failed = jobs.find((job) => job.state === 'failed');
+  if (failed) throw new Error(`the job failed: ${failed.error?.message}`);
+  return jobs.length === count && jobs.every((job) => job.state === 'ready-for-review') ? jobs[0] : undefined;
 }
 
-test('reference: `celforge process` on the clip, in one process', async (t) => {
+test('reference: `celforge process` on the clips, in one process', async (t) => {
   const dir = tempDir(t);
   mkdirSync(path.join(dir, 'inbox', 'Show'), { recursive: true });
   copyFileSync(clip, path.join(dir, 'inbox', VIDEO));
+  copyFileSync(secondClip, path.join(dir, 'inbox', SECOND_VIDEO));
   const configFile = writeConfig(dir, { inbox: './inbox', library: './library', disk: { reserve: 0 }, notify: { desktop: false } });
-  const result = await runCli(['--config', configFile, 'process', path.join(dir, 'inbox', VIDEO)], { cwd: dir });
+  const result = await runCli(['--config', configFile, 'process', path.join(dir, 'inbox', VIDEO), path.join(dir, 'inbox', SECOND_VIDEO)], { cwd: dir });
   assert.equal(result.code, 0, result.stderr);
   reference = outputOf(path.join(dir, 'library'));
+  secondReference = outputOf(path.join(dir, 'library'), '02');
   assert.ok(reference.frameMap.split('\n').filter(Boolean).length > 100);
+  assert.notDeepEqual(secondReference.files, reference.files);
 });
 
-test('a coordinator and a worker: the worker extracts through the queue, the coordinator records it, the same frames as `process`', async (t) => {
-  assert.ok(reference, 'the reference run must pass first');
+test('a coordinator and two workers, two clips: the workers extract through the queue, the coordinator records it, the same frames as `process`', async (t) => {
+  assert.ok(reference && secondReference, 'the reference run must pass first');
   const redis = await RedisServer.open(t);
   if (!redis) return;
   const coordinator = coordinatorFolder(t, redis.url);
   const daemon = startDaemon(coordinator.configFile);
   redis.beforeClose(() => stopDaemon(daemon));
-  const worker = startWorker(t, redis, coordinator);
+  const workerProcesses = [startWorker(t, redis, coordinator), startWorker(t, redis, coordinator)];
   copyFileSync(clip, path.join(coordinator.dir, 'inbox', VIDEO));
+  copyFileSync(secondClip, path.join(coordinator.dir, 'inbox', SECOND_VIDEO));
 
-  const job = await waitFor('the job ready for review', () => readyJob(coordinator.library), 90_000, 200);
+  await waitFor('both jobs ready for review', () => readyJob(coordinator.library, 2), 120_000, 200);
+  const job = readJobs(coordinator.library).find((each) => each.episode === '01')!;
   assert.deepEqual(outputOf(coordinator.library), reference);
+  assert.deepEqual(outputOf(coordinator.library, '02'), secondReference);
   assert.equal(job.extract!.dir, path.join(coordinator.library, 'Show', '01'), "the ledger names the coordinator's folder, not the worker's");
   assert.equal(job.extract!.framesDone, reference.frameMap.split('\n').filter(Boolean).length);
   assert.equal(job.extract!.pid, null);
-  assert.match(worker.output(), /extracting/);
-  assert.match(daemon.output(), /extraction queued for the workers/);
-  assert.doesNotMatch(worker.output() + daemon.output(), new RegExp(redis.password), 'the password is in no log');
+  const workerLogs = workerProcesses.map((worker) => worker.output()).join('');
+  assert.equal(workerLogs.match(/: extracting/g)?.length, 2, 'each video extracted once');
+  assert.equal(daemon.output().match(/extraction queued for the workers/g)?.length, 2);
+  assert.doesNotMatch(workerLogs + daemon.output(), new RegExp(redis.password), 'the password is in no log');
 
   const queue = await openJobQueue(redis.url, QUEUE_NAMES.extract, { attempts: 1, backoffMs: 1 });
   redis.beforeClose(() => queue.close());
   assert.equal(await queue.find(`extract-${job.id}`), null, 'a recorded result leaves the queue');
   const workers = await queue.workers();
-  assert.equal(workers.length, 1);
-  assert.equal(workers[0]!.job, null);
+  assert.equal(workers.length, 2);
+  assert.ok(workers.every((worker) => worker.job === null));
 
   const status = await runCli(['--config', coordinator.configFile, 'status', '--json']);
   assert.equal(status.code, 0, status.stderr);
   const shown = JSON.parse(status.stdout).queue;
   assert.equal(shown.redis, `redis://:(hidden)@127.0.0.1:${redis.port}`);
   assert.deepEqual(shown.depths, { waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0 });
-  assert.deepEqual(shown.workers.map((w: { id: string }) => w.id), [workers[0]!.id]);
+  assert.deepEqual(shown.workers.map((w: { id: string }) => w.id), workers.map((w) => w.id));
   const text = await runCli(['--config', coordinator.configFile, 'status']);
-  assert.match(text.stdout, /job queue redis:\/\/:\(hidden\)@127\.0\.0\.1:\d+: 0 waiting, 0 running, 0 waiting to retry, 0 failed; 1 worker\n {2}worker \S+: idle, seen \d+ s ago\n/);
+  assert.match(text.stdout, /job queue redis:\/\/:\(hidden\)@127\.0\.0\.1:\d+: 0 waiting, 0 running, 0 waiting to retry, 0 failed; 2 workers\n {2}worker \S+: idle, seen \d+ s ago\n {2}worker \S+: idle, seen \d+ s ago\n/);
   assert.doesNotMatch(status.stdout + text.stdout, new RegExp(redis.password));
 });
 
