@@ -10,7 +10,7 @@
  * queue's failed set (for `status`) until the video is run again. While
  * Redis does not answer (a restart), the stage waits for it.
  *
- * API: remoteExtractStage(queue, pollMs) -> Stage.
+ * API: remoteExtractStage(queue, pollMs?) -> Stage.
  */
 import type { JobQueue, QueueJobView } from '../adapters/job-queue.ts';
 import { CelforgeError, errorMessage } from '../errors.ts';
@@ -20,7 +20,10 @@ import type { Job } from './job.ts';
 
 export type ExtractQueue = JobQueue<ExtractJobData, ExtractJobResult>;
 
-export function remoteExtractStage(queue: ExtractQueue, pollMs = 1000): Stage {
+/** How often the coordinator looks at a job in flight: two Redis reads, against the up to this much a finished job waits to be seen (bench/queue.bench.ts). */
+const POLL_MS = 250;
+
+export function remoteExtractStage(queue: ExtractQueue, pollMs = POLL_MS): Stage {
   return async (job, ports) => {
     const id = extractQueueId(job);
     let enqueued = false;
