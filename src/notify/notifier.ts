@@ -10,7 +10,7 @@ import { describeEvent, type CelforgeEvent, type EventSink } from './events.ts';
 export interface Notification {
   title: string;
   message: string;
-  /** The review page, where clicking should lead. */
+  /** Where clicking should lead: the review page, or the part of it the event is about. */
   url: string | null;
   events: CelforgeEvent[];
 }
@@ -57,7 +57,7 @@ export class Notifier implements EventSink {
   async #send(events: CelforgeEvent[]): Promise<void> {
     const described = events.map(describeEvent);
     const notification: Notification = events.length === 1
-      ? { ...described[0]!, url: this.#url, events }
+      ? { ...described[0]!, url: eventUrl(this.#url, events[0]!), events }
       : { title: `celforge: ${events.length} events`, message: described.map((d) => `${d.title}: ${d.message}`).join('\n'), url: this.#url, events };
     await Promise.all(this.#channels.map(async (channel) => {
       try {
@@ -67,4 +67,12 @@ export class Notifier implements EventSink {
       }
     }));
   }
+}
+
+/** A reviewed checkpoint opens its comparison (`#compare/<version>`); every other event the page itself. */
+function eventUrl(pageUrl: string | null, event: CelforgeEvent): string | null {
+  if (pageUrl === null || event.kind !== 'checkpoint-reviewed') return pageUrl;
+  const url = new URL(pageUrl);
+  url.hash = `compare/${encodeURIComponent(event.version)}`;
+  return url.href;
 }

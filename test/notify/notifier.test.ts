@@ -117,3 +117,39 @@ test('an ntfy message over ntfy\'s 4096-byte limit is shortened to stay a messag
   await notifier.flush();
   assert.equal(server.requests[1]!.body, 'training failed: exit code 1 ✗', 'a short message is sent as it is');
 });
+
+test('a reviewed checkpoint links to its comparison on the review page; other events and groups link to the page', async (t) => {
+  const server = await RecordServer.start();
+  t.after(() => server.stop());
+  const { log } = captureLog();
+  const notifier = new Notifier([
+    ntfyChannel({ url: server.url, topic: 'celforge' }),
+    webhookChannel({ url: `${server.url}/hook` }),
+  ], { groupSeconds: 0, log });
+  notifier.reviewUrl = 'http://127.0.0.1:8642/';
+  notifier.emit({ kind: 'checkpoint-reviewed', version: 'v2', regressions: 2, templates: 3 });
+  await notifier.flush();
+  const ntfy = server.requests.find((request) => request.url === '/celforge')!;
+  assert.equal(ntfy.headers.title, 'Checkpoint v2 reviewed');
+  assert.equal(ntfy.body, '2 regressions');
+  assert.equal(ntfy.headers.click, 'http://127.0.0.1:8642/#compare/v2');
+  assert.equal(JSON.parse(server.requests.find((request) => request.url === '/hook')!.body).url, 'http://127.0.0.1:8642/#compare/v2');
+
+  server.requests.length = 0;
+  notifier.emit({ kind: 'training', outcome: 'finished', message: 'run-0002 saved celforge.safetensors' });
+  await notifier.flush();
+  assert.deepEqual(server.requests.map((request) => request.headers.click ?? JSON.parse(request.body).url), ['http://127.0.0.1:8642/', 'http://127.0.0.1:8642/']);
+
+  server.requests.length = 0;
+  notifier.emit({ kind: 'checkpoint-reviewed', version: 'v3', regressions: 0, templates: 3 });
+  notifier.emit({ kind: 'job-failed', source: '/inbox/x.m2ts', reason: 'truncated' });
+  await notifier.flush();
+  assert.equal(server.requests.length, 2, 'one grouped notification per channel');
+  assert.deepEqual(server.requests.map((request) => request.headers.click ?? JSON.parse(request.body).url), ['http://127.0.0.1:8642/', 'http://127.0.0.1:8642/']);
+
+  server.requests.length = 0;
+  notifier.reviewUrl = null;
+  notifier.emit({ kind: 'checkpoint-reviewed', version: 'v3', regressions: 0, templates: 3 });
+  await notifier.flush();
+  assert.equal(server.requests.find((request) => request.url === '/celforge')!.headers.click, undefined, 'no review page, no link');
+});
