@@ -36,12 +36,12 @@ function outputOf(library: string, episode = '01'): Reference {
 }
 
 /** A coordinator's folder (inbox, library, config) and a second path to it, as another machine would mount it. */
-function coordinatorFolder(t: TestContext, redisUrl: string) {
+function coordinatorFolder(t: TestContext, redisUrl: string, queue: Record<string, unknown> = {}) {
   const dir = tempDir(t);
   mkdirSync(path.join(dir, 'inbox', 'Show'), { recursive: true });
   const configFile = writeConfig(dir, {
     inbox: './inbox', library: './library', disk: { reserve: 0 }, watch: { settleSeconds: 0.1 }, notify: { desktop: false },
-    queue: { redis: redisUrl, ...QUEUE_TIMING },
+    queue: { redis: redisUrl, ...QUEUE_TIMING, ...queue },
   });
   const mount = path.join(tempDir(t), 'nas');
   symlinkSync(dir, mount);
@@ -185,4 +185,44 @@ test('Redis killed and restarted mid-extraction: the job survives in its AOF and
 
   await waitFor('the job ready for review', () => readyJob(coordinator.library), 120_000, 200);
   assert.deepEqual(outputOf(coordinator.library), reference);
+});
+
+test('a worker stopped (SIGTERM) mid-extraction gives its job back untried: with one attempt allowed, the next worker finishes it', async (t) => {
+  assert.ok(reference, 'the reference run must pass first');
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const coordinator = coordinatorFolder(t, redis.url, { attempts: 1 });
+  const daemon = startDaemon(coordinator.configFile);
+  redis.beforeClose(() => stopDaemon(daemon));
+  const first = startWorker(t, redis, coordinator);
+  copyFileSync(clip, path.join(coordinator.dir, 'inbox', VIDEO));
+
+  const frameMap = path.join(coordinator.library, 'Show', '01', 'frame-map.jsonl');
+  const total = reference.frameMap.split('\n').filter(Boolean).length;
+  await waitFor('frames recorded by the first worker', () => {
+    const done = existsSync(frameMap) ? readFileSync(frameMap, 'utf8').split('\n').filter(Boolean).length : 0;
+    return done > 0 && done < total / 2;
+  }, 90_000, 20);
+  await stopWorker(first);
+  assert.equal(first.child.exitCode, 0, first.output());
+  assert.match(first.output(), /the job goes back to the queue/);
+
+  const second = startWorker(t, redis, coordinator);
+  await waitFor('the job ready for review', () => readyJob(coordinator.library), 120_000, 200);
+  assert.deepEqual(outputOf(coordinator.library), reference);
+  assert.match(second.output(), /resuming extraction/);
+});
+
+test('celforge worker refuses a missing or unusable Redis address, never printing its password', async () => {
+  const missing = await runCli(['worker']);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /no job queue; give --redis/);
+  const wrong = await runCli(['worker', '--redis', 'http://:sw0rdfish-secret@nas.local:6379']);
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /--redis http:\/\/:\(hidden\)@nas\.local:6379\/?: expected a redis:\/\/ or rediss:\/\/ \(TLS\) address/);
+  assert.doesNotMatch(wrong.stderr, /sw0rdfish/);
+  const unreachable = await runCli(['worker', '--redis', 'redis://:sw0rdfish-secret@127.0.0.1:1']);
+  assert.equal(unreachable.code, 1);
+  assert.match(unreachable.stderr, /redis:\/\/:\(hidden\)@127\.0\.0\.1:1: cannot use the job queue's Redis \(connect ECONNREFUSED/);
+  assert.doesNotMatch(unreachable.stderr, /sw0rdfish/);
 });
