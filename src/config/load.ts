@@ -64,7 +64,11 @@ export function validateConfig(raw: unknown, label: string, baseDir: string, lib
     },
     review: {
       ...parsed.review,
-      generator: parsed.review.generator?.kind === 'comfyui' ? { ...parsed.review.generator, workflow: path.resolve(baseDir, parsed.review.generator.workflow) } : parsed.review.generator,
+      generator: parsed.review.generator && {
+        ...parsed.review.generator,
+        ...(parsed.review.generator.kind === 'comfyui' && { workflow: path.resolve(baseDir, parsed.review.generator.workflow) }),
+        modelFolder: parsed.review.generator.modelFolder && path.resolve(baseDir, parsed.review.generator.modelFolder),
+      },
       wildPrompts: parsed.review.wildPrompts && path.resolve(baseDir, parsed.review.wildPrompts),
     },
     source: null,

@@ -4,7 +4,6 @@
  * validated, defaulted result the rest of the code reads.
  */
 import os from 'node:os';
-import path from 'node:path';
 import cron from 'node-cron';
 import { z } from 'zod';
 import { DEFAULT_THRESHOLDS } from '../stages/extract/compare.ts';
@@ -54,9 +53,9 @@ const generatorCommon = {
   /**
    * The folder the server loads the reviewed model from (A1111/Forge: models/Lora for a LoRA run, models/Stable-diffusion
    * for a full checkpoint; ComfyUI: models/loras or models/checkpoints). The checkpoint review hard-links (or copies) each
-   * version there as `<train.outputName>-v<n>.<ext>`. An absolute path; required for the review to run.
+   * version there as `<train.outputName>-v<n>.<ext>`. Relative to the config file's folder; required for the review to run.
    */
-  modelFolder: z.string().refine((folder) => path.isAbsolute(folder), 'expected an absolute path, such as "/opt/stable-diffusion-webui/models/Lora"').optional(),
+  modelFolder: z.string().min(1).optional(),
 };
 
 /**

@@ -180,3 +180,15 @@ test('review files (a ComfyUI workflow, the wild prompts) are resolved against t
   assert.equal(config.review.wildPrompts, path.join(dir, 'wild.txt'));
   assert.equal(config.review.generator?.kind === 'comfyui' && config.review.generator.workflow, path.join(dir, 'flows', 'review.json'));
 });
+
+test('review.generator.modelFolder is resolved against the config file\'s folder, for both kinds; an absolute one is kept', () => {
+  const dir = path.join(path.sep, 'configs', 'studio');
+  const a1111 = validateConfig({ review: { generator: { kind: 'a1111', url: 'http://127.0.0.1:7860', modelFolder: '../webui/models/Lora' } } }, 'test config', dir);
+  assert.equal(a1111.review.generator?.modelFolder, path.join(path.sep, 'configs', 'webui', 'models', 'Lora'));
+  const comfy = validateConfig({ review: { generator: { kind: 'comfyui', url: 'http://127.0.0.1:8188', workflow: 'flow.json', modelFolder: 'ComfyUI/models/loras' } } }, 'test config', dir);
+  assert.equal(comfy.review.generator?.modelFolder, path.join(dir, 'ComfyUI', 'models', 'loras'));
+  assert.equal(comfy.review.generator?.kind === 'comfyui' && comfy.review.generator.workflow, path.join(dir, 'flow.json'));
+  const absolute = path.join(path.sep, 'opt', 'webui', 'models', 'Stable-diffusion');
+  assert.equal(validateConfig({ review: { generator: { kind: 'a1111', url: 'http://127.0.0.1:7860', modelFolder: absolute } } }, 'test config', dir).review.generator?.modelFolder, absolute);
+  assert.equal(validateConfig({ review: { generator: { kind: 'a1111', url: 'http://127.0.0.1:7860' } } }, 'test config', dir).review.generator?.modelFolder, undefined, 'not set stays not set');
+});
