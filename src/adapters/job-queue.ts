@@ -25,6 +25,9 @@ const WORKERS_KEY = 'celforge:workers';
 /** How often a `celforge worker` says it is alive; `status` counts one unseen for a few of these as stopped. */
 export const WORKER_HEARTBEAT_MS = 10_000;
 
+/** How long a closing worker waits for Redis to answer. */
+const CLOSE_WAIT_MS = 5_000;
+
 export interface QueueSettings {
   /** Tries before the failed set; the next one after backoffMs, doubling each time. */
   attempts: number;
@@ -94,8 +97,11 @@ export interface JobQueue<Data, Result> {
 
 export interface QueueWorker {
   readonly id: string;
-  /** Stops taking jobs, lets the running ones finish (or, with force, leaves them to be taken back as stalled). */
-  close(force?: boolean): Promise<void>;
+  /**
+   * Stops taking jobs, lets the running ones finish (or, with force, leaves them to be taken back as stalled).
+   * False when Redis did not answer within CLOSE_WAIT_MS: the connections were dropped instead.
+   */
+  close(force?: boolean): Promise<boolean>;
 }
 
 /** The ioredis options used here, a shape both ioredis and BullMQ take. */
@@ -226,7 +232,8 @@ export async function startQueueWorker<Data, Result>(
   const options = connectionOptions(url, 'worker');
   await checkReachable(url, options);
   const id = `${hostname()}:${process.pid}`;
-  const registry = new Redis({ ...options });
+  // Not the worker's wait-forever setting: an announcement to a Redis that is down is dropped, and must not hold up a shutdown.
+  const registry = new Redis({ ...options, maxRetriesPerRequest: 1 });
   registry.on('error', () => undefined);
   const running = new Set<string>();
   const announce = async () => {
@@ -265,9 +272,22 @@ export async function startQueueWorker<Data, Result>(
     id,
     async close(force = false) {
       clearInterval(heartbeat);
-      await worker.close(force);
+      // BullMQ's close waits for Redis to answer, for ever while it is down (bullmq 6.7); then the connections are dropped
+      // instead, and the jobs left running are taken back by the stalled check once Redis is up.
+      let timer: NodeJS.Timeout | undefined;
+      const closed = await Promise.race([
+        worker.close(force).then(() => true),
+        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_WAIT_MS))),
+      ]);
+      clearTimeout(timer);
+      if (!closed) {
+        void worker.disconnect().catch(() => undefined);
+        registry.disconnect();
+        return false;
+      }
       await registry.hdel(WORKERS_KEY, id).catch(() => undefined);
       registry.disconnect();
+      return true;
     },
   };
 }

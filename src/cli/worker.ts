@@ -53,7 +53,7 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
     maxStalled: config.queue.maxStalled,
     gpu,
     heartbeatMs: WORKER_HEARTBEAT_MS,
-  }, (error) => log.warn(`job queue: ${error.message}`));
+  }, quietRepeats((message) => log.warn(`job queue: ${message}`)));
   log.info({ worker: worker.id, redis: redactRedisUrl(url), gpu, concurrency }, `worker ${worker.id}: taking extraction jobs from ${redactRedisUrl(url)}`);
 
   await new Promise<void>((resolve) => {
@@ -67,8 +67,25 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
     process.on('SIGTERM', onStop);
   });
   abort.abort();
-  await worker.close();
-  log.info('worker stopped');
+  if (await worker.close()) {
+    log.info('worker stopped');
+    return;
+  }
+  log.warn('worker stopped without a word from Redis; its running jobs are taken back by another worker once Redis answers');
+  // BullMQ's connections keep trying to reconnect after being dropped; nothing is left to finish.
+  process.exit(0);
+}
+
+/** While Redis is down BullMQ reports every reconnect: the same message is said again only after a minute. */
+function quietRepeats(say: (message: string) => void): (error: Error) => void {
+  let last = '';
+  let at = 0;
+  return (error) => {
+    if (error.message === last && Date.now() - at < 60_000) return;
+    last = error.message;
+    at = Date.now();
+    say(error.message);
+  };
 }
 
 function wholeNumber(option: string, text: string, min: number): number {

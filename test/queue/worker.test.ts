@@ -226,3 +226,18 @@ test('celforge worker refuses a missing or unusable Redis address, never printin
   assert.match(unreachable.stderr, /redis:\/\/:\(hidden\)@127\.0\.0\.1:1: cannot use the job queue's Redis \(connect ECONNREFUSED/);
   assert.doesNotMatch(unreachable.stderr, /sw0rdfish/);
 });
+
+test('a worker stopped while Redis is down does not wait for it: it drops its connections and exits', async (t) => {
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const coordinator = coordinatorFolder(t, redis.url);
+  const worker = startWorker(t, redis, coordinator);
+  await waitFor('the worker started', () => /taking extraction jobs/.test(worker.output()), 60_000);
+  await redis.kill();
+  worker.child.kill('SIGTERM');
+  await worker.exited;
+  assert.equal(worker.child.exitCode, 0, worker.output());
+  // BullMQ's close usually waits for Redis then; where it does not, the worker stops cleanly. Either way it ends.
+  assert.match(worker.output(), /worker stopped/);
+  assert.doesNotMatch(worker.output(), new RegExp(redis.password));
+});
