@@ -26,6 +26,15 @@
  *   (ss_output_name) is the same for every save of one Kohya run, so the tag uses the name.
  * - Pictures come in opts.samples_format, PNG by default (A1111 modules/shared_options.py:34,
  *   api.py:102): another format is converted to PNG here.
+ * - unload(): POST /sdapi/v1/unload-checkpoint -> {} (AUTOMATIC1111/stable-diffusion-webui@2fec947
+ *   modules/api/api.py:242, unloadapi -> sd_models.unload_model_weights(); Forge api.py:240, :669-672,
+ *   whose unload_model_weights frees every model, modules/sd_models.py:451-453 and
+ *   backend/memory_management.py:1208; a render loads them again as it needs them). A1111's unload
+ *   only moves the model to RAM (send_model_to_cpu), and POST /sdapi/v1/reload-checkpoint (A1111
+ *   api.py:243, reloadapi -> send_model_to_device) moves it back; txt2img is not sure to
+ *   (AUTOMATIC1111/stable-diffusion-webui#12971), so the first render of an adapter (which cannot
+ *   know what an earlier one did) and the first after unload() ask for it; in Forge it does nothing
+ *   (modules/sd_models.py:423). Neither takes the queue_lock: unload() is for when the renders are over.
  * A render past timeoutSeconds is left to finish: POST /sdapi/v1/interrupt stops whatever job
  * runs, which may be someone else's (A1111 holds one queue_lock for every request, api.py:462).
  */
@@ -47,6 +56,7 @@ export class A1111Generator implements ImageGenerator {
   readonly url: string;
   readonly #http: GeneratorHttp;
   readonly #known = new Map<ModelKind, ModelEntry[]>();
+  #reloadBeforeRender = true;
 
   constructor(config: Omit<A1111Config, 'kind'>) {
     this.#http = new GeneratorHttp('AUTOMATIC1111', config);
@@ -65,8 +75,19 @@ export class A1111Generator implements ImageGenerator {
     if (loras.status !== 404) this.#http.check(loras);
   }
 
+  async unload(): Promise<void> {
+    await this.#http.json('POST', '/sdapi/v1/unload-checkpoint');
+    this.#reloadBeforeRender = true;
+  }
+
   async render(request: RenderRequest): Promise<Buffer> {
     const model = await this.#resolve(request.checkpoint.kind, request.checkpoint.name);
+    if (this.#reloadBeforeRender) {
+      // 404: a web UI without the route (an older one, or another fork) renders as it always did.
+      const reload = await this.#http.call('POST', '/sdapi/v1/reload-checkpoint');
+      if (reload.status !== 404) this.#http.check(reload);
+      this.#reloadBeforeRender = false;
+    }
     const lora = request.checkpoint.kind === 'lora' ? ` <lora:${model}:${request.checkpoint.weight ?? 1}>` : '';
     const body = {
       prompt: request.prompt + lora,

@@ -21,6 +21,11 @@
  *   strength_clip (nodes.py:649-651).
  * - POST /queue {delete: [prompt_id]} and POST /interrupt {prompt_id} (server.py:722-770): a render past
  *   its deadline is taken off the queue, so that it does not hold the GPU later.
+ * - unload(): POST /free {unload_models: true, free_memory: true} -> 200, empty (server.py:768-777). It only
+ *   sets flags; the prompt worker then unloads every model and, for free_memory, empties the cache of
+ *   node outputs (main.py:216-226; set_flag wakes an idle worker, execution.py:1208-1211), so the next
+ *   prompt loads its models again. A flag is read after the running prompt, so a render still going
+ *   finishes first.
  * - ComfyUI lists model files afresh when a folder's modification time changed (folder_paths.py:325-359),
  *   so refresh() only asks for the list, which also shows the server answers.
  * ComfyUI has no login of its own; user/password or apiKey are for a proxy in front of it.
@@ -72,6 +77,10 @@ export class ComfyUIGenerator implements ImageGenerator {
 
   async refresh(): Promise<void> {
     await this.listCheckpoints('checkpoint');
+  }
+
+  async unload(): Promise<void> {
+    this.#http.check(await this.#http.call('POST', '/free', { json: { unload_models: true, free_memory: true } }));
   }
 
   async render(request: RenderRequest): Promise<Buffer> {

@@ -5,7 +5,8 @@
  *
  * API: `createImageGenerator(config.review.generator)`, then
  * `listCheckpoints(kind)`, `refresh()` after a model file was copied where
- * the server looks, and `render(request)` -> PNG bytes.
+ * the server looks, `render(request)` -> PNG bytes, and `unload()` when the
+ * review is done, so that the GPU is free for whatever runs next.
  *
  * A model is named by its file name as the server lists it
  * ("celforge-000002.safetensors", or "sub/name.safetensors" in a subfolder).
@@ -50,6 +51,8 @@ export interface ImageGenerator {
   refresh(): Promise<void>;
   /** One picture, as PNG bytes. */
   render(request: RenderRequest): Promise<Buffer>;
+  /** Asks the server to take its models out of GPU memory; a later render loads them again. */
+  unload(): Promise<void>;
 }
 
 export type GeneratorConfig = NonNullable<ParsedConfig['review']['generator']>;

@@ -199,3 +199,33 @@ test('a sampler the server does not have is a clear error with its answer', asyn
     return true;
   });
 });
+
+test('unload() takes the model off the GPU (unload-checkpoint); the next render moves it back first (reload-checkpoint), as does a new adapter\'s first', async (t) => {
+  const { fake, generator } = await a1111(t);
+  const v1 = { ...base, checkpoint: { kind: 'checkpoint' as const, name: 'celforge-v1.safetensors' } };
+  const before = await generator.render(v1);
+  assert.equal(fake.gpuModel, 'celforge-v1.safetensors');
+  await generator.unload();
+  assert.equal(fake.gpuModel, null, 'the GPU is free');
+  const loads = fake.loads;
+  const after = await generator.render(v1);
+  assert.equal(fake.gpuModel, 'celforge-v1.safetensors', 'the render loaded the model again');
+  assert.ok(fake.loads > loads);
+  assert.ok(after.equals(before), 'the same picture as before the unload');
+  await generator.render(v1);
+  const posts = fake.requests.filter((request) => request.method === 'POST').map((request) => request.path.replace('/sdapi/v1/', ''));
+  assert.deepEqual(posts, ['reload-checkpoint', 'txt2img', 'unload-checkpoint', 'reload-checkpoint', 'txt2img', 'txt2img'], 'reload only before the first render and the first after unload');
+  assert.deepEqual(fake.requests.find((request) => request.path === '/sdapi/v1/unload-checkpoint')!.body, '', 'no body, as the route takes none');
+
+  // Another adapter (the next review) cannot know the model was unloaded: it moves it back before its first render.
+  await generator.unload();
+  const next = new A1111Generator({ url: fake.url, timeoutSeconds: 20 });
+  await next.render(v1);
+  assert.deepEqual(fake.requests.slice(-2).map((request) => request.path), ['/sdapi/v1/reload-checkpoint', '/sdapi/v1/txt2img']);
+  assert.equal(fake.gpuModel, 'celforge-v1.safetensors');
+
+  fake.failUnload = true;
+  await assert.rejects(next.unload(), (error: Error) => error instanceof GeneratorUnavailable && /unload-checkpoint answered 500/.test(error.message));
+  fake.mode = 'busy';
+  await assert.rejects(next.unload(), GeneratorUnavailable);
+});

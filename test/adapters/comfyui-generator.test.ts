@@ -234,3 +234,26 @@ test('down, busy, 500, a queue that does not move and running out of GPU memory 
   });
   for (const item of fake.requests) assert.equal(item.headers.authorization, `Basic ${Buffer.from(`admin:${API_KEY}`).toString('base64')}`);
 });
+
+test('unload() posts /free {unload_models, free_memory}, which empties the GPU; the next prompt loads its checkpoint again', async (t) => {
+  const { fake, generator } = await comfy(t);
+  const v1 = { ...base, checkpoint: { kind: 'checkpoint' as const, name: 'celforge-v1.safetensors' } };
+  const before = await generator.render(v1);
+  await generator.render(v1);
+  assert.deepEqual([fake.gpuModel, fake.loads], ['celforge-v1.safetensors', 1], 'loaded once for two renders');
+  await generator.unload();
+  const free = fake.requests.filter((request) => request.path === '/free');
+  assert.equal(free.length, 1);
+  assert.equal(free[0]!.method, 'POST');
+  assert.deepEqual(free[0]!.json, { unload_models: true, free_memory: true });
+  assert.equal(free[0]!.headers['content-type'], 'application/json', 'ComfyUI reads the body with request.json()');
+  assert.equal(fake.gpuModel, null, 'the GPU is free');
+  const after = await generator.render(v1);
+  assert.deepEqual([fake.gpuModel, fake.loads], ['celforge-v1.safetensors', 2], 'the render after /free loaded the checkpoint again');
+  assert.ok(after.equals(before));
+
+  fake.mode = 'busy';
+  await assert.rejects(generator.unload(), (error: Error) => error instanceof GeneratorUnavailable && /\/free answered 503/.test(error.message));
+  await fake.stop();
+  await assert.rejects(generator.unload(), GeneratorUnavailable);
+});

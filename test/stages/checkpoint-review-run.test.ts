@@ -94,12 +94,18 @@ test('two finished trainings become v1 and v2: linked for the generator, rendere
   assert.deepEqual(first.checkpoint, { kind: 'checkpoint', name: V1, sha256: sha256(checkpoints[0]!), file: checkpoints[0]! });
   assert.equal(first.templates[0]!.current.found, 1, '1girl and blue_sky found on v1');
   assert.ok(fake.requests.findIndex((request) => request.path === '/sdapi/v1/refresh-checkpoints') < fake.requests.findIndex((request) => request.path === '/sdapi/v1/txt2img'));
+  assert.equal(fake.requests.at(-1)!.path, '/sdapi/v1/unload-checkpoint', 'the GPU is released once v1 is reviewed');
+  assert.equal(fake.gpuModel, null);
 
   // The same training state again is the same checkpoint: no second version.
   await reviewer().tick(finished(checkpoints[0]!));
   await reviewer().tick(finished(checkpoints[1]!));
   const second = await readReviewSummary(train, 'v2');
   assert.ok(second);
+  const unloads = () => fake.requests.filter((request) => request.path === '/sdapi/v1/unload-checkpoint').length;
+  assert.equal(unloads(), 2, 'one unload after each review');
+  assert.equal(fake.requests.at(-1)!.path, '/sdapi/v1/unload-checkpoint');
+  assert.equal(fake.gpuModel, null);
   assert.equal(second.previous, 'v1');
   const models = fake.renders.map((body) => (body.override_settings as { sd_model_checkpoint: string }).sd_model_checkpoint);
   assert.deepEqual(models, [V1, V1, V2, V2], 'v1 rendered once and reused for v2\'s comparison');
@@ -190,6 +196,8 @@ test('outside a window, while a trainer runs or when celforge stops the review w
   assert.equal(entry!.status, 'queued');
   assert.match(entry!.waiting!, /the window ends at 2026-11-26T00:00:00\.000Z, before another render could finish \(60 s each\)/);
   assert.equal(await readReviewSummary(train, 'v1'), undefined, 'no summary for a review cut short');
+  assert.equal(fake.requests.at(-1)!.path, '/sdapi/v1/unload-checkpoint', 'a review stopped for the window\'s end releases the GPU');
+  assert.equal(fake.gpuModel, null);
 
   base = new Date('2026-11-26T22:00:30Z').getTime() - 2 * 60_000;
   await reviewer(renderClock).tick(finished(checkpoints[0]!));
@@ -197,4 +205,35 @@ test('outside a window, while a trainer runs or when celforge stops the review w
   [entry] = (await ReviewQueue.open(train)).entries;
   assert.equal(entry!.status, 'reviewed');
   assert.deepEqual((await readReviewSummary(train, 'v1'))!.templates[0]!.seeds, [1, 2, 3]);
+});
+
+test('a review that fails releases the GPU too; a generator that cannot unload is logged and the review still counts', async (t) => {
+  const { fake, modelFolder, checkpoints, lines, clock, events, reviewer, train } = await setup(t, { seeds: [11] });
+  // The model folder is a file: the checkpoint cannot be placed, and the review fails before any render.
+  mkdirSync(path.dirname(modelFolder), { recursive: true });
+  writeFileSync(modelFolder, 'not a folder');
+  await reviewer().tick(finished(checkpoints[0]!));
+  let [entry] = (await ReviewQueue.open(train)).entries;
+  assert.equal(entry!.status, 'queued');
+  assert.match(entry!.waiting!, /the review failed/);
+  assert.deepEqual(fake.requests.map((request) => request.path), ['/sdapi/v1/unload-checkpoint'], 'nothing rendered, and the GPU released all the same');
+
+  rmSync(modelFolder);
+  fake.failUnload = true;
+  clock.now = new Date('2026-11-25T22:41:00Z');
+  await reviewer().tick(finished(checkpoints[0]!));
+  [entry] = (await ReviewQueue.open(train)).entries;
+  assert.equal(entry!.status, 'reviewed', 'a failed unload does not undo the review');
+  assert.deepEqual(events.map((event) => event.kind), ['checkpoint-reviewed']);
+  const warned = lines.filter((line) => line.msg.includes('did not unload its models'));
+  assert.equal(warned.length, 1);
+  assert.equal(warned[0]!.level, 40, 'a warning');
+  assert.match(warned[0]!.msg, /checkpoint review of v1: http:\/\/127\.0\.0\.1:\d+ did not unload its models, so the GPU may still hold them: .*unload-checkpoint answered 500/);
+
+  // A generator that is down fails the unload as well: expected, so no second warning.
+  fake.failUnload = false;
+  fake.mode = 'error';
+  await reviewer().run(await ReviewQueue.open(train), { version: 'v1', force: true });
+  assert.equal(fake.requests.at(-1)!.path, '/sdapi/v1/unload-checkpoint', 'tried all the same');
+  assert.equal(lines.filter((line) => line.msg.includes('did not unload its models')).length, 1);
 });

@@ -6,6 +6,9 @@
  * window's end. A generator that is down or busy leaves the review queued,
  * tried again after `review.retryMinutes`; each new reason for waiting is
  * logged once, and a finished review is notified ('checkpoint-reviewed').
+ * Whenever a review ends (finished, stopped, failed) the generator is asked
+ * to unload its models, so that the GPU is free before the window ends; a
+ * generator that cannot is logged, and the review's outcome stands.
  * `celforge review-checkpoints` uses `run` directly, without a window.
  *
  * API: `new CheckpointReviewer(options)`, `tick(state)`, `queueFinished(queue, state)`, `run(queue, runOptions)`.
@@ -114,6 +117,7 @@ export class CheckpointReviewer {
     const { log } = this.#options;
     const previous = queue.previousOf(entry);
     let outcome: ReviewOutcome;
+    let unavailable = false;
     try {
       outcome = await reviewCheckpoint({
         config, generator, ports: this.#options.ports, clock: this.#options.clock, deadline: options.deadline, signal: this.#options.signal, progress: options.progress,
@@ -121,13 +125,15 @@ export class CheckpointReviewer {
         previous: previous ? { version: previous.version, checkpoint: previous.checkpoint, sha256: previous.sha256 } : null,
       });
     } catch (error) {
-      const unavailable = error instanceof GeneratorUnavailable;
+      unavailable = error instanceof GeneratorUnavailable;
       const reason = `${unavailable ? 'the generator is unavailable' : 'the review failed'}: ${errorMessage(error)}`;
       const retryAt = new Date(this.#now().getTime() + config.review.retryMinutes * 60_000).toISOString();
       if (entry.waiting !== reason) (unavailable ? log.warn : log.error).call(log, { version: entry.version }, `checkpoint review of ${entry.version}: ${reason}; it stays queued and is tried again after ${retryAt}`);
       await queue.update(entry.version, { status: 'queued', waiting: reason, retryAt });
       if (!unavailable && options.command === 'review-checkpoints') throw error;
       return { version: entry.version, unavailable: reason };
+    } finally {
+      await this.#unload(generator, entry.version, unavailable);
     }
     if (outcome.status === 'stopped') {
       log.info({ version: entry.version }, `checkpoint review of ${entry.version} paused: ${outcome.reason}; ${outcome.remaining} renders left for the next window`);
@@ -142,6 +148,15 @@ export class CheckpointReviewer {
     log.info({ version: entry.version }, `checkpoint review of ${entry.version}${summary.previous ? ` against ${summary.previous}` : ''}: ${flagged === 0 ? 'no regressions' : `${flagged} regressions (${summary.regressions.map((regression) => regression.template).join(', ')})`}; ${path.join(path.dirname(queue.file), entry.version, summary.sheet)}`);
     this.#options.events?.emit({ kind: 'checkpoint-reviewed', version: summary.version, regressions: flagged, templates: summary.templates.length });
     return { version: entry.version, outcome };
+  }
+
+  async #unload(generator: ImageGenerator, version: string, unavailable: boolean): Promise<void> {
+    try {
+      await generator.unload();
+    } catch (error) {
+      // A generator the review found unavailable is expected to fail this too, and was logged once already.
+      (unavailable ? this.#options.log.debug : this.#options.log.warn).call(this.#options.log, { version }, `checkpoint review of ${version}: ${generator.url} did not unload its models, so the GPU may still hold them: ${errorMessage(error)}`);
+    }
   }
 
   /** The reviews' lock; in the daemon, a review run by hand at the same time means skip this tick. */
