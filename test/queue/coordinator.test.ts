@@ -1,7 +1,7 @@
 /**
  * The coordinator's extract stage against a real redis-server, with workers
- * in this process: a coordinator stopped while the job waits finds the same
- * queue job again; a result delivered twice leaves the ledger's job as once;
+ * in this process: a job lost from the queue is queued again; a coordinator
+ * stopped while the job waits finds the same queue job again; a result delivered twice leaves the ledger's job as once;
  * a worker that cannot reach the library fails the job after its attempts,
  * with the worker's error, and a later run tries it afresh.
  */
@@ -43,7 +43,7 @@ async function runStage(stage: ReturnType<typeof remoteExtractStage>, job: Job, 
   return outcome;
 }
 
-test('a coordinator stopped while the job waits finds it again; a result recorded twice leaves the job as once', async (t) => {
+test('a job lost from the queue is queued again; a coordinator stopped while it waits finds it again; a result recorded twice leaves the job as once', async (t) => {
   const redis = await RedisServer.open(t);
   if (!redis) return;
   const library = path.join(tempDir(t), 'library');
@@ -56,6 +56,9 @@ test('a coordinator stopped while the job waits finds it again; a result recorde
   const stop = new AbortController();
   const first = runStage(stage, job, library, stop.signal);
   await waitFor('the queued job', async () => (await queue.find(id))?.state === 'waiting');
+  // Lost from the queue (a Redis without its AOF, or removed by hand): the ledger says unfinished, so it goes in again.
+  await queue.remove(id);
+  await waitFor('the job queued again', async () => (await queue.find(id))?.state === 'waiting');
   stop.abort();
   assert.equal((await first).kind, 'interrupted');
   assert.equal((await queue.find(id))?.state, 'waiting', 'the queue job outlives the coordinator');
