@@ -8,7 +8,7 @@
  *
  * API: openJobQueue(url, name, settings) -> JobQueue (enqueue, find, remove,
  * depths, failed, workers, close); startQueueWorker(url, name, handler,
- * settings) -> QueueWorker (close); QUEUE_NAMES.
+ * settings) -> QueueWorker (close); QUEUE_NAMES; WORKER_HEARTBEAT_MS.
  */
 import { hostname } from 'node:os';
 import { Queue, WaitingError, Worker, type Job as BullJob } from 'bullmq';
