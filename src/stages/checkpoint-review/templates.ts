@@ -7,10 +7,10 @@
  * file), `renderJobs(templates)` -> RenderJob[], `templateFolder(name)`.
  * Bad input is a CelforgeError naming the file and line.
  */
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { REVIEW_TEMPLATE_DEFAULTS, type ParsedConfig } from '../../config/schema.ts';
 import { CelforgeError, errorMessage } from '../../errors.ts';
+import { safeFolderName, type FolderNameRules } from '../../library/safe-folder-name.ts';
 import type { RenderRequest } from '../../adapters/image-generator.ts';
 
 export type ReviewTemplate = ParsedConfig['review']['templates'][number];
@@ -75,14 +75,20 @@ export function renderJobs(templates: ReviewTemplate[]): RenderJob[] {
   );
 }
 
+const TEMPLATE_NAME: FolderNameRules = {
+  // ASCII only, never starting with "." or "_": the folder is a path segment of the Compare API's URLs (reviews-api.ts matches it).
+  clean: (name) => name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, ''),
+  maxBytes: 60,
+  fallback: 'template',
+  lowerCaseOnly: true,
+};
+
 /**
  * A folder name for a template on any file system: letters, digits, `.`, `_`, `-`.
- * A name that had to change gets a short hash of the original, so two names
+ * A name that had to change (or has an upper-case letter, or is one Windows
+ * refuses, such as `con`) gets a short hash of the original, so two names
  * that differ only in the replaced characters (or in case) stay apart.
  */
 export function templateFolder(name: string): string {
-  const safe = name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(0, 60);
-  const lower = /^[a-z0-9._-]+$/.test(safe);
-  if (safe === name && lower) return safe;
-  return `${safe || 'template'}-${createHash('sha256').update(name).digest('hex').slice(0, 8)}`;
+  return safeFolderName(name, TEMPLATE_NAME);
 }

@@ -10,14 +10,13 @@
  *
  * A name kept as it is stays readable; a name that had to change (a character
  * replaced, cut short, a reserved name) gets the first 8 hex digits of its
- * SHA-256 appended, so two names that change into the same text stay apart.
+ * SHA-256 appended, so two names that change into the same text stay apart
+ * (safeFolderName, src/library/safe-folder-name.ts).
  */
-import { createHash } from 'node:crypto';
+import { cutToBytes, nameDigest, safeFolderName, type FolderNameRules } from '../../library/safe-folder-name.ts';
 
 /** Letters, marks and digits of any script, and `_ - ( )`: nothing a file system or a shell reads specially. */
 const UNSAFE = /[^\p{L}\p{M}\p{N}_()-]/gu;
-/** Windows refuses these as a file or folder name, with any extension (Naming Files, Paths, and Namespaces). */
-const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])$/i;
 /**
  * UTF-8 bytes, digest suffix included: far under the 255 bytes a name may have
  * on every file system, and short enough that a dataset's paths stay within
@@ -27,25 +26,8 @@ const MAX_NAME = 64;
 const MAX_GROUP = 100;
 const SUFFIX = 9;
 
-const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 8);
-
-function safeName(name: string): string {
-  const cleaned = name.normalize('NFC').replace(UNSAFE, '_');
-  if (cleaned === name && name !== '' && !RESERVED.test(name) && bytes(name) <= MAX_NAME) return name;
-  return `${cut(cleaned, MAX_NAME - SUFFIX) || 'character'}-${digest(name)}`;
-}
-
-const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
-
-/** The longest start of `text`, whole code points, of at most `max` bytes. */
-function cut(text: string, max: number): string {
-  let out = '';
-  for (const point of text) {
-    if (bytes(out + point) > max) break;
-    out += point;
-  }
-  return out;
-}
+const SUBSET_NAME: FolderNameRules = { clean: (name) => name.normalize('NFC').replace(UNSAFE, '_'), maxBytes: MAX_NAME, fallback: 'character' };
+const safeName = (name: string) => safeFolderName(name, SUBSET_NAME);
 
 export function subsetFolders(names: readonly string[]): Map<string, string> {
   const folders = new Map<string, string>();
@@ -63,6 +45,6 @@ export function subsetFolders(names: readonly string[]): Map<string, string> {
 export function groupFolder(names: readonly string[], folders: ReadonlyMap<string, string>): string {
   const sorted = [...names].sort();
   const joined = sorted.map((name) => folders.get(name) ?? safeName(name)).join('+');
-  if (bytes(joined) <= MAX_GROUP) return joined;
-  return `${cut(joined, MAX_GROUP - SUFFIX)}-${digest(sorted.join('\n'))}`;
+  if (Buffer.byteLength(joined, 'utf8') <= MAX_GROUP) return joined;
+  return `${cutToBytes(joined, MAX_GROUP - SUFFIX)}-${nameDigest(sorted.join('\n'))}`;
 }
