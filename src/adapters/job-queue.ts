@@ -25,6 +25,9 @@ const WORKERS_KEY = 'celforge:workers';
 /** How often a `celforge worker` says it is alive; `status` counts one unseen for a few of these as stopped. */
 export const WORKER_HEARTBEAT_MS = 10_000;
 
+/** A worker not seen for this long is taken off the list `status` shows. */
+const FORGET_WORKER_MS = 24 * 3600_000;
+
 /** How long a closing worker waits for Redis to answer. */
 const CLOSE_WAIT_MS = 5_000;
 
@@ -209,8 +212,11 @@ export async function openJobQueue<Data, Result>(url: string, name: string, sett
       return (await Promise.all(jobs.map((job) => view(job as BullJob<Data, Result>, 'failed')))).filter((job): job is QueueJobView<Data, Result> => job !== null);
     },
     async workers() {
-      const entries = await registry.hgetall(WORKERS_KEY);
-      return Object.values(entries).map((text) => JSON.parse(text) as WorkerInfo).sort((a, b) => a.id.localeCompare(b.id));
+      const entries = Object.values(await registry.hgetall(WORKERS_KEY)).map((text) => JSON.parse(text) as WorkerInfo);
+      // A worker that was killed never takes itself off the list; each start is a new entry (host:pid).
+      const gone = entries.filter((worker) => Date.now() - Date.parse(worker.lastSeen) > FORGET_WORKER_MS);
+      if (gone.length) await registry.hdel(WORKERS_KEY, ...gone.map((worker) => worker.id));
+      return entries.filter((worker) => !gone.includes(worker)).sort((a, b) => a.id.localeCompare(b.id));
     },
     async close() {
       await queue.close();

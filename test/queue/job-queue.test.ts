@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { Redis } from 'ioredis';
 import { openJobQueue, startQueueWorker, type WorkerSettings } from '../../src/adapters/job-queue.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import { CelforgeError } from '../../src/errors.ts';
@@ -70,6 +71,14 @@ test('a worker reports progress and itself while it runs, and its result is the 
   assert.equal((await queue.depths()).completed, 1);
   await worker.close();
   assert.deepEqual(await queue.workers(), [], 'a worker that closes leaves the list');
+
+  // One that was killed stays, shown as last seen, until a day has passed.
+  const raw = new Redis(redis.url);
+  redis.beforeClose(() => raw.disconnect());
+  const seen = (hoursAgo: number) => JSON.stringify({ id: `box:${hoursAgo}`, host: 'box', pid: hoursAgo, gpu: null, job: null, lastSeen: new Date(Date.now() - hoursAgo * 3600_000).toISOString() });
+  await raw.hset('celforge:workers', 'box:1', seen(1), 'box:25', seen(25));
+  assert.deepEqual((await queue.workers()).map((w) => w.id), ['box:1']);
+  assert.deepEqual(await raw.hkeys('celforge:workers'), ['box:1']);
 });
 
 test('a job that keeps failing is tried `attempts` times, backing off, and ends in the failed set with its error', async (t) => {
