@@ -9,11 +9,13 @@
  * regression is at the top and links to its template; both versions' scores,
  * a character score only when the summary has one; a hostile template name
  * and prompt shown as text; a link to a version not reviewed shows the
- * newest. Without a browser the test is skipped and says why, except in CI.
+ * newest; a review that finishes while the tab is open joins the list (every
+ * 30 s on the page's fake clock, and when the window shows again). Without a
+ * browser the test is skipped and says why, except in CI.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { chromium, type Page } from 'playwright-core';
@@ -202,5 +204,37 @@ test('compare view: versions, #compare/v2, both versions\' renders per seed, the
   await page.setViewportSize({ width: 640, height: 800 });
   const widths = await page.evaluate(() => ({ page: document.documentElement.scrollWidth, window: document.documentElement.clientWidth }));
   assert.ok(widths.page <= widths.window, `the page is no wider than the window: ${JSON.stringify(widths)}`);
+
+  // A review that finishes while the tab is open joins the list within 30 s, the version shown staying as it is,
+  // and at once when the window shows again. The page runs on Playwright's clock: nothing waits 30 s.
+  const watching = await browser.newPage();
+  watching.on('pageerror', (error) => errors.push(error.message));
+  await watching.clock.install();
+  await watching.goto(`${url}#compare/v1`);
+  await watching.locator('#compare-summary', { hasText: /^v1 / }).waitFor();
+  const listed = () => watching.locator('#compare-version option').evaluateAll((options) => options.map((option) => (option as HTMLOptionElement).value));
+  assert.deepEqual(await listed(), ['v2', 'v1']);
+  const finish = (version: string, previous: string) => {
+    mkdirSync(path.join(reviews.trainDir, 'reviews', version));
+    writeFileSync(path.join(reviews.trainDir, 'reviews', version, 'review.json'), JSON.stringify({ ...withCharacter, version, previous }));
+  };
+  finish('v3', 'v2');
+  await watching.clock.runFor(30_000);
+  await watching.locator('#compare-version option[value="v3"]').waitFor({ state: 'attached' });
+  assert.deepEqual(await listed(), ['v3', 'v2', 'v1']);
+  assert.equal(await watching.locator('#compare-version').inputValue(), 'v1', 'the version shown stays picked');
+  assert.match(await watching.locator('#compare-summary').innerText(), /^v1 /);
+  assert.equal(new URL(watching.url()).hash, '#compare/v1');
+  assert.equal(await watching.locator('#message').innerText(), 'Checkpoint v3 reviewed: pick it in the list to compare');
+  const setHidden = (hidden: boolean) => watching.evaluate((value) => {
+    Object.defineProperty(document, 'hidden', { configurable: true, value });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+  await setHidden(true);
+  finish('v4', 'v3');
+  await setHidden(false);
+  await watching.locator('#compare-version option[value="v4"]').waitFor({ state: 'attached' });
+  assert.deepEqual(await listed(), ['v4', 'v3', 'v2', 'v1'], 'asked again as the window shows, without waiting for the 30 s');
+  assert.equal(await watching.locator('#compare-version').inputValue(), 'v1');
   assert.deepEqual(errors, [], 'no script errors or dialogs on the page');
 });

@@ -3,11 +3,18 @@
 // template), then per template both versions' scores and a row per seed with
 // the previous and the new render side by side and a frame that flips
 // between the two. `#compare/<version>` opens that version (the notification
-// links there). Loaded after app.js, whose api, act, element, $ and say it
+// links there). While the tab is shown and the window visible, the versions
+// list is asked for again every 30 s (and when the window shows again), so a
+// review that finishes meanwhile appears without a reload; the version shown
+// stays as it is. Loaded after app.js, whose api, act, element, $ and say it
 // uses; template names and prompts are only ever set as text.
+
+/** How often the versions list is asked for while the Compare tab is shown: a review takes minutes. */
+const COMPARE_REFRESH_MS = 30_000;
 
 /** Counts the loads, so that an answer to an older one (another version) is not drawn over a newer one. */
 let compareLoads = 0;
+let compareTimer = null;
 
 const percent = (share) => (share === null || share === undefined ? '–' : `${Math.round(share * 100)}%`);
 const tagList = (tags) => (tags?.length ? tags.join(', ') : 'none');
@@ -24,8 +31,7 @@ async function loadCompare() {
   const data = await act(() => api('/api/reviews'));
   if (!data || load !== compareLoads) return;
   const select = $('#compare-version');
-  select.replaceChildren(...data.versions.map((entry) => element('option', { value: entry.version },
-    `${entry.version}: ${entry.checkpoint}, ${plural(entry.regressions, 'regression')} (${new Date(entry.reviewedAt).toLocaleString()})`)));
+  fillVersions(data.versions);
   if (!data.versions.length) {
     $('#compare-summary').textContent = 'No checkpoint reviews yet: they appear once a checkpoint has been reviewed after training.';
     $('#compare-sheet').hidden = true;
@@ -40,6 +46,37 @@ async function loadCompare() {
   const review = await act(() => api(`/api/reviews/${encodeURIComponent(version)}`));
   if (!review || load !== compareLoads) return;
   showReview(review);
+}
+
+function fillVersions(versions) {
+  $('#compare-version').replaceChildren(...versions.map((entry) => element('option', { value: entry.version },
+    `${entry.version}: ${entry.checkpoint}, ${plural(entry.regressions, 'regression')} (${new Date(entry.reviewedAt).toLocaleString()})`)));
+}
+
+/** The versions list again, now and every COMPARE_REFRESH_MS while the tab is shown and the window visible. */
+async function refreshVersions() {
+  clearTimeout(compareTimer);
+  if (!compareOpen()) return;
+  if (!document.hidden) {
+    const load = compareLoads;
+    const data = await act(() => api('/api/reviews'));
+    // A load started meanwhile (another version picked) fills the list itself.
+    if (data && load === compareLoads && compareOpen()) {
+      const select = $('#compare-version');
+      const known = new Set([...select.options].map((option) => option.value));
+      const added = data.versions.filter((entry) => !known.has(entry.version)).map((entry) => entry.version);
+      if (known.size === 0) {
+        if (added.length) loadCompare();
+      } else if (added.length) {
+        const shown = select.value;
+        fillVersions(data.versions);
+        select.value = shown;
+        say(`Checkpoint ${added.join(', ')} reviewed: pick it in the list to compare`);
+      }
+    }
+  }
+  clearTimeout(compareTimer);
+  compareTimer = setTimeout(refreshVersions, COMPARE_REFRESH_MS);
 }
 
 function showReview(review) {
@@ -146,8 +183,14 @@ $('#compare-version').addEventListener('change', (event) => {
   location.hash = `#compare/${encodeURIComponent(event.target.value)}`;
 });
 
+const compareOpen = () => /^#compare(\/|$)/.test(location.hash);
+
 function showCompareIfOpen() {
-  if (/^#compare(\/|$)/.test(location.hash)) loadCompare();
+  if (!compareOpen()) return;
+  loadCompare();
+  clearTimeout(compareTimer);
+  compareTimer = setTimeout(refreshVersions, COMPARE_REFRESH_MS);
 }
 window.addEventListener('hashchange', showCompareIfOpen);
+document.addEventListener('visibilitychange', () => { if (!document.hidden) refreshVersions(); });
 showCompareIfOpen();
