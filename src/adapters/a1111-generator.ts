@@ -51,16 +51,20 @@ interface ModelEntry {
 }
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+/** Moving a model to RAM takes seconds; a server that takes longer is not freeing anything, and the review (or celforge stopping) should not wait for it. */
+const UNLOAD_TIMEOUT_MS = 30_000;
 
 export class A1111Generator implements ImageGenerator {
   readonly url: string;
   readonly #http: GeneratorHttp;
   readonly #known = new Map<ModelKind, ModelEntry[]>();
+  readonly #unloadMs: number;
   #reloadBeforeRender = true;
 
   constructor(config: Omit<A1111Config, 'kind'>) {
     this.#http = new GeneratorHttp('AUTOMATIC1111', config);
     this.url = this.#http.url;
+    this.#unloadMs = Math.min(config.timeoutSeconds * 1000, UNLOAD_TIMEOUT_MS);
   }
 
   async listCheckpoints(kind: ModelKind = 'checkpoint'): Promise<string[]> {
@@ -76,7 +80,7 @@ export class A1111Generator implements ImageGenerator {
   }
 
   async unload(): Promise<void> {
-    await this.#http.json('POST', '/sdapi/v1/unload-checkpoint');
+    await this.#http.json('POST', '/sdapi/v1/unload-checkpoint', { timeoutMs: this.#unloadMs });
     this.#reloadBeforeRender = true;
   }
 

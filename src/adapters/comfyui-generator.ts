@@ -49,6 +49,8 @@ const LOADER_CLASS: Record<ModelKind, { nodeClass: string; input: string }> = {
 };
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const DEFAULT_POLL_MS = 500;
+/** POST /free answers at once (it only sets flags); a server that does not is not freeing anything, and the review should not wait for it. */
+const UNLOAD_TIMEOUT_MS = 30_000;
 
 export class ComfyUIGenerator implements ImageGenerator {
   readonly url: string;
@@ -80,7 +82,8 @@ export class ComfyUIGenerator implements ImageGenerator {
   }
 
   async unload(): Promise<void> {
-    this.#http.check(await this.#http.call('POST', '/free', { json: { unload_models: true, free_memory: true } }));
+    const timeoutMs = Math.min(this.#config.timeoutSeconds * 1000, UNLOAD_TIMEOUT_MS);
+    this.#http.check(await this.#http.call('POST', '/free', { json: { unload_models: true, free_memory: true }, timeoutMs }));
   }
 
   async render(request: RenderRequest): Promise<Buffer> {

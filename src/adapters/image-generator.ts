@@ -51,7 +51,7 @@ export interface ImageGenerator {
   refresh(): Promise<void>;
   /** One picture, as PNG bytes. */
   render(request: RenderRequest): Promise<Buffer>;
-  /** Asks the server to take its models out of GPU memory; a later render loads them again. */
+  /** Asks the server to take its models out of GPU memory; a later render loads them again. Waits at most 30 s. */
   unload(): Promise<void>;
 }
 
