@@ -2,7 +2,8 @@
  * `celforge worker --redis URL [--gpu N] [--concurrency N]`: takes extraction
  * jobs from the coordinator's queue (queue.redis) and runs them on this
  * machine against the shared library, until SIGINT/SIGTERM; then the running
- * jobs go back to the queue for another worker. The address comes from
+ * jobs go back to the queue for another worker. A worker that does not see
+ * the library stops the same way, with exit code 1. The address comes from
  * --redis or queue.redis; this machine's configuration gives ffmpeg, threads,
  * hardware decoding and queue.pathMap, and its library folder only holds the
  * worker's log. --gpu picks the GPU (CUDA_VISIBLE_DEVICES) and is shown by
@@ -39,12 +40,19 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
 
   const log = createLogger({ library: config.library, level: options.verbose ? 'debug' : config.log.level });
   const abort = new AbortController();
+  let stop!: (why: string) => void;
+  const stopped = new Promise<string>((resolve) => (stop = resolve));
   const runner = extractJobRunner({
     config: () => config,
     media: new MediaRepository(resolveFfmpegBinaries(config.ffmpeg)),
     disk: realDiskSpace,
     log,
     signal: abort.signal,
+    onLibraryMissing: (error) => {
+      if (!process.exitCode) log.error(`${error.message}; this worker stops, its job goes back to the queue`);
+      process.exitCode = 1;
+      stop('library missing');
+    },
   });
   const worker = await startQueueWorker<ExtractJobData, ExtractJobResult>(url, QUEUE_NAMES.extract, runner, {
     concurrency,
@@ -56,16 +64,15 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
   }, quietRepeats((message) => log.warn(`job queue: ${message}`)));
   log.info({ worker: worker.id, redis: redactRedisUrl(url), gpu, concurrency }, `worker ${worker.id}: taking extraction jobs from ${redactRedisUrl(url)}`);
 
-  await new Promise<void>((resolve) => {
-    const onStop = (signal: string) => {
-      log.info({ signal }, 'worker shutting down; running jobs go back to the queue');
-      process.off('SIGINT', onStop);
-      process.off('SIGTERM', onStop);
-      resolve();
-    };
-    process.on('SIGINT', onStop);
-    process.on('SIGTERM', onStop);
-  });
+  const onSignal = (signal: string) => {
+    log.info({ signal }, 'worker shutting down; running jobs go back to the queue');
+    stop(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  await stopped;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
   abort.abort();
   if (await worker.close()) {
     log.info('worker stopped');
@@ -73,7 +80,7 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
   }
   log.warn('worker stopped without a word from Redis; its running jobs are taken back by another worker once Redis answers');
   // BullMQ's connections keep trying to reconnect after being dropped; nothing is left to finish.
-  process.exit(0);
+  process.exit();
 }
 
 /** While Redis is down BullMQ reports every reconnect: the same message is said again only after a minute. */

@@ -2,7 +2,8 @@
  * A worker's side of an extraction job (queue.redis): the coordinator's
  * paths mapped to this machine (queue.pathMap), the extract stage run there
  * with the coordinator's output settings, progress sent to the queue, and the
- * outcome returned as the job's result. The stage resumes from what the
+ * outcome returned as the job's result. A worker that does not see the
+ * library gives the job back untried and says so. The stage resumes from what the
  * library holds (the frame map, the resume point), so a job taken over from
  * a worker that died continues where that one stopped. The worker writes
  * frames into the shared library; the ledger and the catalog stay the
@@ -30,6 +31,8 @@ export interface ExtractWorkerPorts {
   log: Logger;
   /** Aborted when the worker shuts down: the running jobs go back to the queue, untried. */
   signal: AbortSignal;
+  /** Told when this machine does not see the library: it should stop taking jobs (the job goes back, untried). */
+  onLibraryMissing: (error: CelforgeError) => void;
 }
 
 export function extractJobRunner(ports: ExtractWorkerPorts) {
@@ -38,11 +41,14 @@ export function extractJobRunner(ports: ExtractWorkerPorts) {
     const local = ports.config();
     const library = mapPath(data.library, local.queue.pathMap);
     const job = { ...structuredClone(data.job), source: mapPath(data.job.source, local.queue.pathMap) };
-    for (const [what, here, there] of [['the library', library, data.library], ['the video', job.source, data.job.source]] as const) {
-      if (!existsSync(here)) {
-        throw new CelforgeError('FILE_NOT_FOUND', `${here}: ${what} is not there on this machine (the coordinator's ${there}); mount it, or map the coordinator's path to this machine's in queue.pathMap`, { file: here });
-      }
+    const missing = (what: string, here: string, there: string) =>
+      new CelforgeError('FILE_NOT_FOUND', `${here}: ${what} is not there on this machine (the coordinator's ${there}); mount it, or map the coordinator's path to this machine's in queue.pathMap`, { file: here });
+    if (!existsSync(library)) {
+      // This machine's fault, not the job's: failing it would spend its attempts on a worker that can never do it.
+      ports.onLibraryMissing(missing('the library', library, data.library));
+      return queueJob.putBack();
     }
+    if (!existsSync(job.source)) throw missing('the video', job.source, data.job.source);
     const config: Config = { ...local, library, dedup: data.settings.dedup, extract: { ...local.extract, pngCompression: data.settings.pngCompression } };
     const log = ports.log.child({ job: job.id, queueJob: queueJob.id });
     log.info({ file: job.source, attempt: queueJob.attemptsMade + 1 }, `${job.source}: extracting`);

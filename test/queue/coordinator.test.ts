@@ -1,12 +1,15 @@
 /**
  * The coordinator's extract stage against a real redis-server, with workers
  * in this process: a job lost from the queue is queued again; a coordinator
- * stopped while the job waits finds the same queue job again; a result delivered twice leaves the ledger's job as once;
- * a worker that cannot reach the library fails the job after its attempts,
- * with the worker's error, and a later run tries it afresh.
+ * stopped while the job waits finds the same queue job again; a result
+ * delivered twice leaves the ledger's job as once; a worker that does not
+ * see the library gives the job back untried; one that cannot find the
+ * video fails the job after its attempts, with its error, and a later run
+ * tries it afresh; Redis down while the coordinator waits.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { openJobQueue, QUEUE_NAMES, startQueueWorker, type QueueJobContext, type WorkerSettings } from '../../src/adapters/job-queue.ts';
@@ -84,15 +87,53 @@ test('a job lost from the queue is queued again; a coordinator stopped while it 
   assert.deepEqual(job, once);
 });
 
-test('a worker that cannot reach the library: retried, then the job fails with its error; run again, it is tried afresh', async (t) => {
+test('a worker that does not see the library gives the job back untried and stops; a worker that sees it does the job', async (t) => {
   const redis = await RedisServer.open(t);
   if (!redis) return;
   const library = path.join(tempDir(t), 'not-mounted', 'library');
+  const queue = await openJobQueue<ExtractJobData, ExtractJobResult>(redis.url, QUEUE_NAMES.extract, { attempts: 1, backoffMs: 100 });
+  redis.beforeClose(() => queue.close());
+  const workerConfig = validateConfig({}, 'worker', tempDir(t));
+  const told: string[] = [];
+  // As `celforge worker` does: told the library is missing, it stops taking jobs.
+  let blind: Awaited<ReturnType<typeof startQueueWorker>> | null = null;
+  const runner = extractJobRunner({
+    config: () => workerConfig, media: null as never, disk: null as never, log: silent, signal: new AbortController().signal,
+    onLibraryMissing: (error) => {
+      told.push(error.message);
+      void blind?.close();
+    },
+  });
+  blind = await startQueueWorker<ExtractJobData, ExtractJobResult>(redis.url, QUEUE_NAMES.extract, runner, WORKER, (error) => assert.fail(error));
+  redis.beforeClose(() => blind!.close());
+  const job = ledgerJob(library);
+  const running = runStage(remoteExtractStage(queue, 50), job, library);
+
+  await waitFor('the blind worker giving up', () => told.length > 0);
+  assert.match(told[0]!, /the library is not there on this machine \(the coordinator's .*\); mount it, or map .* in queue\.pathMap/);
+  const back = await waitFor('the job back in the queue', async () => {
+    const view = await queue.find(extractQueueId(job));
+    return view?.state === 'waiting' ? view : undefined;
+  });
+  assert.equal(back.attemptsMade, 0, 'given back without using its one attempt');
+  const seeing = await startQueueWorker<ExtractJobData, ExtractJobResult>(redis.url, QUEUE_NAMES.extract, async () => ({ kind: 'done', extract: COUNTS }), WORKER, (error) => assert.fail(error));
+  redis.beforeClose(() => seeing.close());
+  assert.equal((await running).kind, 'done');
+  assert.equal(job.extract?.framesDone, 240);
+});
+
+test('a video a worker cannot find: retried, then the job fails with its error (failed set, status); run again, it is tried afresh', async (t) => {
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const library = path.join(tempDir(t), 'library');
+  mkdirSync(library);
   const queue = await openJobQueue<ExtractJobData, ExtractJobResult>(redis.url, QUEUE_NAMES.extract, { attempts: 2, backoffMs: 100 });
   redis.beforeClose(() => queue.close());
   const workerConfig = validateConfig({}, 'worker', tempDir(t));
-  const unreachable = extractJobRunner({ config: () => workerConfig, media: null as never, disk: null as never, log: silent, signal: new AbortController().signal });
-  let handler: (job: QueueJobContext<ExtractJobData>) => Promise<ExtractJobResult> = unreachable;
+  const runner = extractJobRunner({
+    config: () => workerConfig, media: null as never, disk: null as never, log: silent, signal: new AbortController().signal, onLibraryMissing: (error) => assert.fail(error),
+  });
+  let handler: (job: QueueJobContext<ExtractJobData>) => Promise<ExtractJobResult> = runner;
   const worker = await startQueueWorker<ExtractJobData, ExtractJobResult>(redis.url, QUEUE_NAMES.extract, (job) => handler(job), WORKER, (error) => assert.fail(error));
   redis.beforeClose(() => worker.close());
   const stage = remoteExtractStage(queue, 50);
@@ -102,15 +143,14 @@ test('a worker that cannot reach the library: retried, then the job fails with i
     assert.ok(error instanceof CelforgeError);
     assert.equal(error.code, 'EXTRACT_FAILED');
     assert.match(error.message, /after 2 tries/);
-    assert.match(error.message, /the library is not there on this machine/);
-    assert.match(error.message, /queue\.pathMap/);
+    assert.match(error.message, /the video is not there on this machine/);
     return true;
   });
   const [failed] = await queue.failed();
   assert.equal(failed?.id, extractQueueId(job), 'kept in the failed set for status');
   const status = describeQueue(await readQueueStatus(redis.url));
   assert.match(status[0]!, /: 0 waiting, 0 running, 0 waiting to retry, 1 failed; 1 worker$/);
-  assert.ok(status.some((line) => line.startsWith(`  failed ${extractQueueId(job)} after 2 tries: `) && line.includes('the library is not there on this machine')), status.join('\n'));
+  assert.ok(status.some((line) => line.startsWith(`  failed ${extractQueueId(job)} after 2 tries: `) && line.includes('the video is not there on this machine')), status.join('\n'));
 
   handler = async () => ({ kind: 'done', extract: COUNTS });
   assert.equal((await runStage(stage, job, library)).kind, 'done');

@@ -12,6 +12,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync } from '
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { openJobQueue, QUEUE_NAMES } from '../../src/adapters/job-queue.ts';
+import type { ExtractJobData, ExtractJobResult } from '../../src/daemon/extract-job.ts';
+import type { Job } from '../../src/daemon/job.ts';
 import { makeClip } from '../fixtures/clips.ts';
 import { RedisServer } from '../fixtures/redis-server.ts';
 import { hashTree, projectRoot, readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
@@ -240,4 +242,22 @@ test('a worker stopped while Redis is down does not wait for it: it drops its co
   // BullMQ's close usually waits for Redis then; where it does not, the worker stops cleanly. Either way it ends.
   assert.match(worker.output(), /worker stopped/);
   assert.doesNotMatch(worker.output(), new RegExp(redis.password));
+});
+
+test('celforge worker on a machine that does not see the library gives the job back untried and exits with 1', async (t) => {
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const coordinator = coordinatorFolder(t, redis.url);
+  const queue = await openJobQueue<ExtractJobData, ExtractJobResult>(redis.url, QUEUE_NAMES.extract, { attempts: 1, backoffMs: 1 });
+  redis.beforeClose(() => queue.close());
+  const elsewhere = path.join(coordinator.dir, 'not-mounted');
+  const job = { id: 'cafe01', source: path.join(elsewhere, 'inbox', VIDEO) } as Job;
+  await queue.enqueue('extract-cafe01', { library: path.join(elsewhere, 'library'), job, settings: { dedup: {} as never, pngCompression: 'fast' } });
+  const worker = startWorker(t, redis, coordinator);
+  await worker.exited;
+  assert.equal(worker.child.exitCode, 1, worker.output());
+  assert.match(worker.output(), /not-mounted\/library: the library is not there on this machine .* this worker stops, its job goes back to the queue/);
+  const back = await queue.find('extract-cafe01');
+  assert.equal(back?.state, 'waiting');
+  assert.equal(back?.attemptsMade, 0);
 });
