@@ -7,7 +7,7 @@
  * its password hidden.
  *
  * API: openJobQueue(url, name, settings) -> JobQueue (enqueue, find, remove,
- * depths, failed, workers, close); startQueueWorker(url, name, handler,
+ * depths, failed, workers, settingsAtRisk, close); startQueueWorker(url, name, handler,
  * settings) -> QueueWorker (close); QUEUE_NAMES; WORKER_HEARTBEAT_MS.
  */
 import { hostname } from 'node:os';
@@ -95,6 +95,8 @@ export interface JobQueue<Data, Result> {
   depths(): Promise<QueueDepths>;
   failed(limit?: number): Promise<QueueJobView<Data, Result>[]>;
   workers(): Promise<WorkerInfo[]>;
+  /** What in Redis's own settings puts queued jobs at risk, in words; empty when nothing does (or Redis will not say). */
+  settingsAtRisk(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -217,6 +219,21 @@ export async function openJobQueue<Data, Result>(url: string, name: string, sett
       const gone = entries.filter((worker) => Date.now() - Date.parse(worker.lastSeen) > FORGET_WORKER_MS);
       if (gone.length) await registry.hdel(WORKERS_KEY, ...gone.map((worker) => worker.id));
       return entries.filter((worker) => !gone.includes(worker)).sort((a, b) => a.id.localeCompare(b.id));
+    },
+    async settingsAtRisk() {
+      const read = async (name: string) => {
+        // An ACL user may not be allowed CONFIG; then nothing can be said.
+        const reply = (await registry.call('CONFIG', 'GET', name).catch(() => [])) as string[];
+        return reply[1];
+      };
+      const risks: string[] = [];
+      if ((await read('appendonly')) === 'no') {
+        risks.push('Redis runs without appendonly (AOF): a Redis restart loses the queued jobs and their results (the coordinator queues unfinished videos again); set appendonly yes');
+      }
+      const policy = await read('maxmemory-policy');
+      // BullMQ's keys must never be evicted (taskforcesh/bullmq@352d3c7 docs/gitbook/guide/connections.md:289-295).
+      if (policy !== undefined && policy !== 'noeviction') risks.push(`Redis's maxmemory-policy is ${policy}: under memory pressure it may evict the queue's keys; set maxmemory-policy noeviction`);
+      return risks;
     },
     async close() {
       await queue.close();

@@ -116,6 +116,7 @@ export class Runtime {
       const extractQueue = command === 'start' && config.queue.redis
         ? await openJobQueue<ExtractJobData, ExtractJobResult>(config.queue.redis, QUEUE_NAMES.extract, { attempts: config.queue.attempts, backoffMs: config.queue.backoffSeconds * 1000 })
         : null;
+      for (const risk of (await extractQueue?.settingsAtRisk()) ?? []) log.warn(`job queue: ${risk}`);
       const runtime = new Runtime(config, log, ledger, Catalog.open(catalogPath(config.library)), lock, disk, new ModelFetcher(downloads, command), clock, idle, extractQueue);
       if (config.train) runtime.training = await runtime.#openTraining();
       const { ffmpeg, ffprobe, source } = runtime.media.binaries;

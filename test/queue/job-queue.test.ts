@@ -130,3 +130,19 @@ test('a wrong password or address is one clear error that never shows the passwo
   });
   assert.equal(validateConfig({}, 'daemon.config.ts', '/').queue.redis, undefined, 'no Redis unless configured');
 });
+
+test("Redis settings that put queued jobs at risk are named: no AOF, a maxmemory-policy that evicts", async (t) => {
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const queue = await openJobQueue(redis.url, 'settings', { attempts: 1, backoffMs: 1 });
+  redis.beforeClose(() => queue.close());
+  assert.deepEqual(await queue.settingsAtRisk(), []);
+  const raw = new Redis(redis.url);
+  redis.beforeClose(() => raw.disconnect());
+  await raw.call('CONFIG', 'SET', 'appendonly', 'no');
+  await raw.call('CONFIG', 'SET', 'maxmemory-policy', 'allkeys-lru');
+  const risks = await queue.settingsAtRisk();
+  assert.equal(risks.length, 2);
+  assert.match(risks[0]!, /without appendonly \(AOF\).*set appendonly yes/);
+  assert.match(risks[1]!, /maxmemory-policy is allkeys-lru.*set maxmemory-policy noeviction/);
+});
