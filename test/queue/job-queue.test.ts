@@ -5,13 +5,16 @@
  * (AOF), and the password shows in no error.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
 import { openJobQueue, startQueueWorker, type WorkerSettings } from '../../src/adapters/job-queue.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import { CelforgeError } from '../../src/errors.ts';
 import { RedisServer } from '../fixtures/redis-server.ts';
-import { waitFor } from '../helpers.ts';
+import { projectRoot, tempDir, waitFor, writeConfig } from '../helpers.ts';
 
 const WORKER: WorkerSettings = { concurrency: 1, lockMs: 30_000, stalledMs: 30_000, maxStalled: 1, gpu: 0, heartbeatMs: 1000 };
 
@@ -145,4 +148,22 @@ test("Redis settings that put queued jobs at risk are named: no AOF, a maxmemory
   assert.equal(risks.length, 2);
   assert.match(risks[0]!, /without appendonly \(AOF\).*set appendonly yes/);
   assert.match(risks[1]!, /maxmemory-policy is allkeys-lru.*set maxmemory-policy noeviction/);
+});
+
+test('rediss://: status reads the queue over TLS from a server whose certificate it trusts, and refuses one it does not', async (t) => {
+  const redis = await RedisServer.open(t, { tls: true });
+  if (!redis) return;
+  const dir = tempDir(t);
+  const configFile = writeConfig(dir, { library: './library', queue: { redis: redis.url } });
+  const status = async (env: NodeJS.ProcessEnv) => {
+    const { stdout } = await promisify(execFile)(process.execPath, [path.join(projectRoot, 'bin', 'celforge.js'), '--config', configFile, 'status', '--json'], { env: { ...process.env, ...env } });
+    assert.doesNotMatch(stdout, new RegExp(redis.password));
+    return JSON.parse(stdout).queue;
+  };
+  const trusted = await status({ NODE_EXTRA_CA_CERTS: redis.certificate! });
+  assert.equal(trusted.redis, `rediss://:(hidden)@localhost:${redis.port}`);
+  assert.equal(trusted.error, undefined);
+  assert.deepEqual(trusted.depths, { waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0 });
+  const untrusted = await status({ NODE_EXTRA_CA_CERTS: '' });
+  assert.match(untrusted.error, /cannot use the job queue's Redis \(self[- ]signed certificate/);
 });
