@@ -167,3 +167,21 @@ test('rediss://: status reads the queue over TLS from a server whose certificate
   const untrusted = await status({ NODE_EXTRA_CA_CERTS: '' });
   assert.match(untrusted.error, /cannot use the job queue's Redis \(self[- ]signed certificate/);
 });
+
+test('an ACL user in the address: its jobs go in; a wrong password for it is refused, the user named, the password not', async (t) => {
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const raw = new Redis(redis.url);
+  redis.beforeClose(() => raw.disconnect());
+  await raw.call('ACL', 'SETUSER', 'celforge', 'on', '>p@ss:word/1', '~*', '&*', '+@all');
+  const url = `redis://celforge:${encodeURIComponent('p@ss:word/1')}@127.0.0.1:${redis.port}`;
+  const queue = await openJobQueue(url, 'acl', { attempts: 1, backoffMs: 1 });
+  redis.beforeClose(() => queue.close());
+  assert.equal(await queue.enqueue('job-acl', { n: 1 }), true);
+  assert.equal((await queue.depths()).waiting, 1);
+  await assert.rejects(openJobQueue(`redis://celforge:not-it@127.0.0.1:${redis.port}`, 'acl', { attempts: 1, backoffMs: 1 }), (error: unknown) => {
+    assert.match((error as Error).message, /^redis:\/\/celforge:\(hidden\)@127\.0\.0\.1:\d+: cannot use the job queue's Redis \(WRONGPASS/);
+    assert.doesNotMatch((error as Error).message, /not-it/);
+    return true;
+  });
+});
