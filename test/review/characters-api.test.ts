@@ -8,29 +8,13 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
 import { CharacterClusters } from '../../src/catalog/character-clusters.ts';
 import { captionPathOf } from '../../src/catalog/sidecars.ts';
 import { SECOND_SERIES, SERIES, TAGGER_CHARACTER, characterLibrary, type CharacterLibrary } from '../fixtures/character-library.ts';
+import { rawRequest as raw } from '../fixtures/raw-request.ts';
 
-function raw(url: string, options: { method?: string; path: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; body: Buffer; json: any }> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = request({ hostname, port, method: options.method ?? 'GET', path: options.path, headers: options.headers }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => {
-        const body = Buffer.concat(chunks);
-        const json = String(response.headers['content-type']).startsWith('application/json') ? JSON.parse(body.toString('utf8')) : null;
-        resolve({ status: response.statusCode!, body, json });
-      });
-    });
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
 
 const sorted = (values: Iterable<string>) => [...values].sort();
 const found = (library: CharacterLibrary, tag: string) => sorted(library.catalog.search(tag, { limit: 1000 }).map((image) => image.hash));

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { Catalog } from '../../src/adapters/catalog-store.ts';
 import { CharacterClusters } from '../../src/catalog/character-clusters.ts';
 import { parseTag } from '../../src/catalog/tags.ts';
@@ -22,7 +22,8 @@ import { writeCcipModels } from '../fixtures/ccip-models.ts';
 import { makeFacesClip } from '../fixtures/faces-clip.ts';
 import { writeModelFolder } from '../fixtures/model-folder.ts';
 import { IDENTITIES, SECOND_SERIES, SERIES, characterLibrary, type CharacterLibrary, type Identity } from '../fixtures/character-library.ts';
-import { CHROMIUM, requireChromium } from '../fixtures/required-program.ts';
+import { requireChromium } from '../fixtures/required-program.ts';
+import { openPage } from '../fixtures/browser-page.ts';
 import { runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
 
 const sorted = (values: Iterable<string>) => [...values].sort();
@@ -86,15 +87,7 @@ test('characters view: rows of crops; name, merge, move out and noise reach the 
   if (!requireChromium(t)) return;
   const library = await characterLibrary(t);
   const { clusterOf, crops } = library;
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
-  t.after(() => browser.close());
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
-  page.on('dialog', (dialog) => {
-    errors.push(`dialog: ${dialog.message()}`);
-    void dialog.dismiss();
-  });
+  const { page, errors } = await openPage(t, { width: 1280, height: 800 });
 
   await page.goto(library.url);
   await page.click('nav a[data-tab="characters"]');
@@ -239,11 +232,7 @@ test('a processed episode: the characters stage\'s clusters in the view; named t
   const daemon = startDaemon(configFile);
   t.after(() => stopDaemon(daemon));
   const url = await waitFor('the review page', () => /review page: (http:\/\/\S+\/)/.exec(daemon.output())?.[1], 30_000);
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
-  t.after(() => browser.close());
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
+  const { page, errors } = await openPage(t, { width: 1280, height: 800 });
   await page.goto(`${url}#characters`);
   await page.locator('.cluster').first().waitFor();
   assert.equal(await page.locator('#character-series').inputValue(), series);

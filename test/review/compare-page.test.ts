@@ -18,11 +18,12 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { ReviewSummary } from '../../src/stages/checkpoint-review/review-summary.ts';
 import { CHECKPOINTS, HOSTILE_NAME, HOSTILE_PROMPT, checkpointReviews } from '../fixtures/checkpoint-reviews.ts';
 import { modelColour, seedSpot } from '../fixtures/generator-picture.ts';
-import { CHROMIUM, requireChromium } from '../fixtures/required-program.ts';
+import { requireChromium } from '../fixtures/required-program.ts';
+import { openPage } from '../fixtures/browser-page.ts';
 import { startDaemon, stopDaemon, waitFor } from '../helpers.ts';
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -79,15 +80,7 @@ test('compare view: versions, #compare/v2, both versions\' renders per seed, the
   const daemon = startDaemon(reviews.configFile);
   t.after(() => stopDaemon(daemon));
   const url = await waitFor('the review page', () => /review page: (http:\/\/\S+\/)/.exec(daemon.output())?.[1], 30_000);
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
-  t.after(() => browser.close());
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
-  page.on('dialog', (dialog) => {
-    errors.push(`dialog: ${dialog.message()}`);
-    void dialog.dismiss();
-  });
+  const { browser, page, errors } = await openPage(t, { width: 1280, height: 800 });
 
   // The tab lists the versions, newest first, and opens the newest; the picker opens another.
   await page.goto(url);

@@ -10,22 +10,19 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { Catalog } from '../../src/adapters/catalog-store.ts';
 import { readFrameMap } from '../../src/adapters/frame-map-file.ts';
 import { makeFacesClip } from '../fixtures/faces-clip.ts';
-import { CHROMIUM, requireChromium } from '../fixtures/required-program.ts';
+import { requireChromium } from '../fixtures/required-program.ts';
+import { openPage } from '../fixtures/browser-page.ts';
 import { reviewedLibrary } from '../fixtures/reviewed-library.ts';
 import { startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
 
 test('dashboard, restore a duplicate, bulk-remove a tag, in a real browser', async (t) => {
   if (!requireChromium(t)) return;
   const { url, job, library } = await reviewedLibrary(t);
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
-  t.after(() => browser.close());
-  const page = await browser.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
+  const { page, errors } = await openPage(t);
 
   await page.goto(url);
   const row = page.locator(`#jobs tr[data-job="${job.id}"]`);
@@ -107,11 +104,7 @@ test('dashboard: a new job appears and moves on without a reload, a long hold wr
   t.after(() => stopDaemon(daemon));
   const url = await waitFor('the review page', () => /review page: (http:\/\/\S+\/)/.exec(daemon.output())?.[1], 60_000);
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
-  t.after(() => browser.close());
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
+  const { page, errors } = await openPage(t, { width: 1280, height: 800 });
   await page.goto(url);
   await page.locator('#training', { hasText: 'Training is not configured' }).waitFor();
   assert.equal(await page.locator('#jobs tbody tr').count(), 0);

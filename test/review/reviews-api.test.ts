@@ -9,7 +9,6 @@
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import pino from 'pino';
@@ -21,32 +20,8 @@ import { catalogPath, ledgerPath } from '../../src/daemon/library-paths.ts';
 import { startReviewServer, type ReviewServerOptions } from '../../src/review/review-server.ts';
 import { CHECKPOINTS, HOSTILE_NAME, checkpointReviews } from '../fixtures/checkpoint-reviews.ts';
 import { tempDir } from '../helpers.ts';
+import { rawRequest as raw } from '../fixtures/raw-request.ts';
 
-interface Reply {
-  status: number;
-  body: Buffer;
-  type: string;
-  json: any;
-  headers: Record<string, string | string[] | undefined>;
-}
-
-/** A raw request (fetch would normalise the path and refuse to set Host). */
-function raw(url: string, options: { method?: string; path: string; headers?: Record<string, string>; body?: string }): Promise<Reply> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = request({ hostname, port, method: options.method ?? 'GET', path: options.path, headers: options.headers }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => {
-        const body = Buffer.concat(chunks);
-        const type = String(response.headers['content-type'] ?? '');
-        resolve({ status: response.statusCode!, body, type, json: type.startsWith('application/json') ? JSON.parse(body.toString('utf8')) : null, headers: response.headers });
-      });
-    });
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
 
 /** The review server in this process, on a real ledger and catalog, with the config `current()` gives at each request. */
 async function serve(t: TestContext, dir: string, current: () => Config, options: Partial<ReviewServerOptions> = {}): Promise<string> {
