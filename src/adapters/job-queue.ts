@@ -10,14 +10,14 @@
  * depths, failed, workers, settingsAtRisk, close); startQueueWorker(url, name, handler,
  * settings) -> QueueWorker (close); QUEUE_NAMES; WORKER_HEARTBEAT_MS.
  */
-import { hostname } from 'node:os';
 import { Queue, WaitingError, Worker, type Job as BullJob } from 'bullmq';
 import { Redis } from 'ioredis';
 import { redactRedisUrl, redisAddress, redisUrlProblem } from '../config/redis-url.ts';
 import { CelforgeError, errorMessage } from '../errors.ts';
+import { hostName } from './host-name.ts';
 
 /** One queue per kind of work; BullMQ prefixes its keys with "bull:" and the name. */
-export const QUEUE_NAMES = { extract: 'celforge-extract' } as const;
+export const QUEUE_NAMES = { extract: 'celforge-extract', faces: 'celforge-faces' } as const;
 
 /** Where workers announce themselves: a hash of worker id -> WorkerInfo as JSON. */
 const WORKERS_KEY = 'celforge:workers';
@@ -254,13 +254,14 @@ export async function startQueueWorker<Data, Result>(
 ): Promise<QueueWorker> {
   const options = connectionOptions(url, 'worker');
   await checkReachable(url, options);
-  const id = `${hostname()}:${process.pid}`;
+  const host = hostName();
+  const id = `${host}:${process.pid}`;
   // Not the worker's wait-forever setting: an announcement to a Redis that is down is dropped, and must not hold up a shutdown.
   const registry = new Redis({ ...options, maxRetriesPerRequest: 1 });
   registry.on('error', () => undefined);
   const running = new Set<string>();
   const announce = async () => {
-    const info: WorkerInfo = { id, host: hostname(), pid: process.pid, gpu: settings.gpu, job: [...running][0] ?? null, lastSeen: new Date().toISOString() };
+    const info: WorkerInfo = { id, host, pid: process.pid, gpu: settings.gpu, job: [...running][0] ?? null, lastSeen: new Date().toISOString() };
     await registry.hset(WORKERS_KEY, id, JSON.stringify(info));
   };
   const announceQuietly = () => void announce().catch(() => undefined);
