@@ -437,6 +437,14 @@ export const configSchema = z.strictObject({
     wildSeeds: z.array(reviewSeedSchema).min(1).default([1]),
     /** A queued checkpoint review whose generator was down or busy is tried again after this long (inside a training window). */
     retryMinutes: z.number().min(0).max(1_440).default(10),
+    /**
+     * Training steps (cumulative, as `celforge status` counts them) whose intermediate checkpoints are reviewed too,
+     * each as its own version before the final one; [] reviews the final checkpoint only. Each must be a multiple of
+     * train.saveEveryNSteps and below train.maxTrainSteps: sd-scripts writes a checkpoint only every saveEveryNSteps
+     * steps, and the final checkpoint is always reviewed. The file is hard-linked (or copied) into reviews/<version>/
+     * when queued, so --save_last_n_steps removing it later loses nothing.
+     */
+    atSteps: z.array(z.number().int().positive()).default([]),
   }).superRefine((review, ctx) => {
     if (!review.enabled || isLoopbackHost(review.host)) return;
     const beyond = `required when review.host is "${review.host}", which reaches beyond this machine`;
@@ -477,10 +485,26 @@ export const configSchema = z.strictObject({
     stalledSeconds: z.number().positive().max(3_600).default(30),
     /** Times a job may be taken back from a worker that stopped answering before it fails; BullMQ's default is 1, 2 allows one more lost machine. */
     maxStalled: z.number().int().min(0).max(100).default(2),
+    /**
+     * Kept frames per faces job: big enough that a job's queue round trip (a few ms) and the worker's first model
+     * load are small beside its detection, small enough that a lost worker costs little and progress moves.
+     */
+    batchFrames: z.number().int().min(1).max(10_000).default(256),
   }).prefault({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
   }).prefault({}),
+}).superRefine((config, ctx) => {
+  config.review.atSteps.forEach((step, index) => {
+    const problem = !config.train
+      ? 'names a training step, but there is no train section'
+      : step % config.train.saveEveryNSteps !== 0
+        ? `not a multiple of train.saveEveryNSteps (${config.train.saveEveryNSteps}): sd-scripts writes a checkpoint only at those steps`
+        : step >= config.train.maxTrainSteps
+          ? `not below train.maxTrainSteps (${config.train.maxTrainSteps}): the final checkpoint is reviewed anyway`
+          : null;
+    if (problem) ctx.addIssue({ code: 'custom', path: ['review', 'atSteps', index], message: problem });
+  });
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

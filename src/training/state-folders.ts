@@ -19,6 +19,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
+import type { TrainingRun } from './training-state.ts';
 
 export interface StateFolder {
   dir: string;
@@ -61,6 +62,16 @@ export function isComplete(dirOrFiles: string | string[], contents: StateContent
   const files = typeof dirOrFiles === 'string' ? filesWritten(dirOrFiles) : dirOrFiles;
   const required = contents.scheduler ? [MODEL, OPTIMIZER, SCHEDULER, RANDOM_STATES] : [MODEL, OPTIMIZER, RANDOM_STATES];
   return required.every((pattern) => files.some((name) => pattern.test(name)));
+}
+
+/**
+ * celforge's cumulative step for a step the trainer names a file or folder by (its `global_step` in this run):
+ * the run's base plus the steps since its bar showed 0 (the rules at the top of training-supervisor.ts); before
+ * the bar is seen, a train_state.json resume within the first epoch.
+ */
+export function cumulativeStep(run: Pick<TrainingRun, 'baseSteps' | 'maxSteps' | 'barTotal' | 'initialStep'>, trainerStep: number): number {
+  const offset = run.barTotal !== undefined ? run.maxSteps - run.barTotal : (run.initialStep ?? 0);
+  return run.baseSteps + trainerStep - offset;
 }
 
 function filesWritten(dir: string): string[] {

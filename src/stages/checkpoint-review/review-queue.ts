@@ -3,10 +3,12 @@
  * `<train.dir>/reviews/queue.json`, written to a temporary name and renamed
  * on every change, so a restarted daemon finds every queued checkpoint again.
  * A checkpoint gets the next version ("v1", "v2", ...) when it is queued; the
- * same file queued twice keeps its version.
+ * same file queued twice keeps its version. A version whose checkpoint is gone
+ * ('gone') is never tried again, and the next one is compared with the one
+ * before it.
  *
  * API: `ReviewQueue.open(dir)`, `reload()`, `entries`, `pending()`, `find(version)`,
- * `previousOf(entry)`, `add(checkpoint, now)`, `update(version, change)`.
+ * `previousOf(entry)`, `nextVersion()`, `add(checkpoint, now, extra?)`, `update(version, change)`.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -19,9 +21,13 @@ export interface QueuedReview {
   /** The trained model file (as the trainer wrote it). */
   checkpoint: string;
   queuedAt: string;
-  status: 'queued' | 'reviewed';
+  status: 'queued' | 'reviewed' | 'gone';
+  /** An intermediate checkpoint's cumulative training step (review.atSteps); absent for a final checkpoint. */
+  step?: number;
+  /** Where the review keeps the checkpoint (a hard link or copy under reviews/<version>/), for a trainer that removes it. */
+  kept?: string;
   reviewedAt: string | null;
-  /** Why the last attempt did not finish (generator down, the window's end); null when none did. */
+  /** Why the last attempt did not finish (generator down, the window's end), or why it is gone; null when none did. */
   waiting: string | null;
   /** Not tried again before this time (the generator was down). */
   retryAt: string | null;
@@ -66,19 +72,23 @@ export class ReviewQueue {
     return this.#reviews.find((review) => review.version === version);
   }
 
-  /** The version before this one, compared against; undefined for v1. */
+  /** The version before this one that is not gone, compared against; undefined for the first. */
   previousOf(entry: QueuedReview): QueuedReview | undefined {
     const number = versionNumber(entry.version);
-    return this.#reviews.filter((review) => versionNumber(review.version) < number).at(-1);
+    return this.#reviews.filter((review) => versionNumber(review.version) < number && review.status !== 'gone').at(-1);
+  }
+
+  /** The version the next checkpoint queued gets. */
+  nextVersion(): string {
+    return versionName(Math.max(0, ...this.#reviews.map((review) => versionNumber(review.version))) + 1);
   }
 
   /** Queues a checkpoint under the next version; one already listed keeps its entry. */
-  async add(checkpoint: string, now: Date): Promise<QueuedReview> {
+  async add(checkpoint: string, now: Date, extra: Pick<QueuedReview, 'step' | 'kept'> = {}): Promise<QueuedReview> {
     const known = this.#reviews.find((review) => review.checkpoint === checkpoint);
     if (known) return known;
-    const last = Math.max(0, ...this.#reviews.map((review) => versionNumber(review.version)));
     const entry: QueuedReview = {
-      version: versionName(last + 1), checkpoint, queuedAt: now.toISOString(), status: 'queued', reviewedAt: null, waiting: null, retryAt: null, sha256: null,
+      version: this.nextVersion(), checkpoint, ...extra, queuedAt: now.toISOString(), status: 'queued', reviewedAt: null, waiting: null, retryAt: null, sha256: null,
     };
     this.#reviews.push(entry);
     await this.#save();

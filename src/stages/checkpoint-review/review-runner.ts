@@ -1,6 +1,12 @@
 /**
  * When checkpoint reviews run: a finished training's checkpoint is queued
- * (review-queue.ts); the daemon's training loop calls `tick(trainingState)`
+ * (review-queue.ts), and before it, in step order, the intermediate
+ * checkpoints at the steps `review.atSteps` names, as soon as the trainer has
+ * written them (training running or not), each hard-linked (or copied) into
+ * its version's folder so that sd-scripts' --save_last_n_steps cannot remove
+ * it before its review; a version whose checkpoint is gone all the same is
+ * marked 'gone' with the reason, never tried again, and the next version is
+ * compared with the one before it. The daemon's training loop calls `tick(trainingState)`
  * after each training tick, which runs the queued reviews only inside a
  * training window, only while no trainer runs, and stops them before the
  * window's end. A generator that is down or busy leaves the review queued,
@@ -11,9 +17,10 @@
  * generator that cannot is logged, and the review's outcome stands.
  * `celforge review-checkpoints` uses `run` directly, without a window.
  *
- * API: `new CheckpointReviewer(options)`, `tick(state)`, `queueFinished(queue, state)`, `run(queue, runOptions)`.
+ * API: `new CheckpointReviewer(options)`, `tick(state)`, `queueSteps(queue, state)`, `queueFinished(queue, state)`, `run(queue, runOptions)`.
  * Only one process reviews at a time (`<train.dir>/reviews/.lock`).
  */
+import { copyFile, link, mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createImageGenerator, GeneratorUnavailable, type ImageGenerator } from '../../adapters/image-generator.ts';
 import { acquireLock, type Lock } from '../../adapters/lock-file.ts';
@@ -22,6 +29,7 @@ import { CelforgeError, errorMessage } from '../../errors.ts';
 import type { TaggingPorts } from '../../inference/taggers.ts';
 import type { Logger } from '../../log.ts';
 import type { EventSink } from '../../notify/events.ts';
+import { stepCheckpoints } from '../../training/step-checkpoints.ts';
 import type { TrainingState } from '../../training/training-state.ts';
 import { openWindow } from '../../training/windows.ts';
 import { reviewCheckpoint, type ReviewOutcome } from './checkpoint-review.ts';
@@ -47,11 +55,16 @@ export interface RunOptions {
   progress?: (message: string) => void;
 }
 
-export type RunResult = { version: string } & ({ outcome: ReviewOutcome } | { unavailable: string });
+/** `gone`: the version's checkpoint file is gone; it is not tried again. */
+export type RunResult = { version: string } & ({ outcome: ReviewOutcome } | { unavailable: string; gone?: true });
+
+/** Link errors after which the checkpoint is copied instead: another volume, a file system without hard links, the link limit. */
+const LINK_UNSUPPORTED = ['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK'];
 
 export class CheckpointReviewer {
   readonly #options: ReviewerOptions;
   #waitingFor = '';
+  readonly #missed = new Set<string>();
 
   constructor(options: ReviewerOptions) {
     this.#options = options;
@@ -62,6 +75,7 @@ export class CheckpointReviewer {
     const config = this.#options.config();
     if (!config.train || !config.review.generator) return;
     const queue = await ReviewQueue.open(config.train.dir!);
+    await this.queueSteps(queue, training);
     await this.queueFinished(queue, training);
     const due = queue.pending().filter((entry) => !entry.retryAt || Date.parse(entry.retryAt) <= this.#now().getTime());
     if (due.length === 0) return;
@@ -82,6 +96,40 @@ export class CheckpointReviewer {
     this.#options.log.info({ version: entry.version }, `checkpoint review: ${training.checkpoint} queued as ${entry.version}`);
   }
 
+  /**
+   * Queues the written checkpoints at the steps review.atSteps names, in step order, once per step and training
+   * (runs of an earlier training are marked baseSteps -1). A named step the training went past without a
+   * checkpoint there is logged once: a resumed run saves at steps shifted by the epochs it skipped, and
+   * --save_last_n_steps may have removed one while celforge was not running.
+   */
+  async queueSteps(queue: ReviewQueue, training: TrainingState | null): Promise<void> {
+    const config = this.#options.config();
+    const named = new Set(config.review.atSteps);
+    if (!config.train || named.size === 0 || !training) return;
+    const runs = training.runs.filter((run) => run.baseSteps >= 0);
+    const ours = (entry: { checkpoint: string }) => runs.some((run) => path.dirname(entry.checkpoint) === run.dir);
+    const written = runs.flatMap((run) => stepCheckpoints(run, config.train!)).sort((a, b) => a.step - b.step);
+    for (const { file, step } of written) {
+      if (!named.has(step) || queue.entries.some((entry) => entry.checkpoint === file || (entry.step === step && ours(entry)))) continue;
+      const version = queue.nextVersion();
+      let kept: string | undefined;
+      try {
+        kept = await keepCheckpoint(file, path.join(path.dirname(queue.file), version));
+      } catch (error) {
+        this.#options.log.warn({ version }, `checkpoint review: ${file} could not be kept for the review (${errorMessage(error)}); it is reviewed where the trainer wrote it, unless sd-scripts removes it first`);
+      }
+      await queue.add(file, this.#now(), { step, ...(kept && { kept }) });
+      this.#options.log.info({ version }, `checkpoint review: ${file} (step ${step}) queued as ${version}`);
+    }
+    const reached = Math.max(training.status === 'finished' ? training.targetSteps : 0, ...written.map((checkpoint) => checkpoint.step));
+    for (const step of named) {
+      const key = `${runs[0]?.dir}:${step}`;
+      if (step >= reached || this.#missed.has(key) || queue.entries.some((entry) => entry.step === step && ours(entry))) continue;
+      this.#missed.add(key);
+      this.#options.log.warn(`checkpoint review: the training went past step ${step} (review.atSteps) without a checkpoint there to review; a resumed run saves at steps shifted by the epochs it skipped, or sd-scripts removed it (--save_last_n_steps) before celforge saw it`);
+    }
+  }
+
   /** Reviews the queued versions in order until one cannot finish now; each outcome is recorded in the queue. */
   async run(queue: ReviewQueue, options: RunOptions = {}): Promise<RunResult[]> {
     const config = this.#options.config();
@@ -97,6 +145,7 @@ export class CheckpointReviewer {
       for (const entry of this.#select(queue, options)) {
         const result = await this.#review(queue, entry, generator, config, options);
         results.push(result);
+        if ('gone' in result) continue;
         if (!('outcome' in result) || result.outcome.status !== 'reviewed') break;
       }
     } finally {
@@ -116,15 +165,23 @@ export class CheckpointReviewer {
   async #review(queue: ReviewQueue, entry: QueuedReview, generator: ImageGenerator, config: Config, options: RunOptions): Promise<RunResult> {
     const { log } = this.#options;
     const previous = queue.previousOf(entry);
+    const checkpoint = entry.kept ?? entry.checkpoint;
     let outcome: ReviewOutcome;
     let unavailable = false;
     try {
       outcome = await reviewCheckpoint({
         config, generator, ports: this.#options.ports, clock: this.#options.clock, deadline: options.deadline, signal: this.#options.signal, progress: options.progress,
-        current: { version: entry.version, checkpoint: entry.checkpoint, sha256: entry.sha256 },
-        previous: previous ? { version: previous.version, checkpoint: previous.checkpoint, sha256: previous.sha256 } : null,
+        current: { version: entry.version, checkpoint, sha256: entry.sha256 },
+        previous: previous ? { version: previous.version, checkpoint: previous.kept ?? previous.checkpoint, sha256: previous.sha256 } : null,
       });
     } catch (error) {
+      if (error instanceof CelforgeError && error.code === 'FILE_NOT_FOUND' && error.file === checkpoint) {
+        // A file that is gone does not come back by waiting: say why once, and let the next version go on.
+        const reason = `its checkpoint is gone (${errorMessage(error)})${entry.step !== undefined ? `; sd-scripts removes older step checkpoints with --save_last_n_steps` : ''}`;
+        log.error({ version: entry.version }, `checkpoint review of ${entry.version}: ${reason}; it is not tried again`);
+        await queue.update(entry.version, { status: 'gone', waiting: reason, retryAt: null });
+        return { version: entry.version, unavailable: reason, gone: true };
+      }
       unavailable = error instanceof GeneratorUnavailable;
       const reason = `${unavailable ? 'the generator is unavailable' : 'the review failed'}: ${errorMessage(error)}`;
       const retryAt = new Date(this.#now().getTime() + config.review.retryMinutes * 60_000).toISOString();
@@ -181,4 +238,20 @@ export class CheckpointReviewer {
   #now(): Date {
     return (this.#options.clock ?? (() => new Date()))();
   }
+}
+
+/** The checkpoint hard-linked into `folder` (copied where linking cannot work) under a temporary name, then renamed: never half a file. */
+async function keepCheckpoint(file: string, folder: string): Promise<string> {
+  const target = path.join(folder, path.basename(file));
+  const temporary = `${target}.${process.pid}.tmp`;
+  await mkdir(folder, { recursive: true });
+  await rm(temporary, { force: true });
+  try {
+    await link(file, temporary);
+  } catch (error) {
+    if (!LINK_UNSUPPORTED.includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
+    await copyFile(file, temporary);
+  }
+  await rename(temporary, target);
+  return target;
 }
