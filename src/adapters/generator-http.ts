@@ -12,6 +12,7 @@
  * secrets taken out.
  */
 import { CelforgeError } from '../errors.ts';
+import { fetchFailureReason } from './fetch-failure.ts';
 
 export interface HttpSettings {
   url: string;
@@ -96,7 +97,7 @@ export class GeneratorHttp {
       });
       return { status: response.status, body: Buffer.from(await response.arrayBuffer()), where };
     } catch (error) {
-      throw new GeneratorUnavailable(this.url, `The ${this.#label} server at ${this.url} is unavailable: ${where}: ${this.#networkFailure(error, timeoutMs)}. Is it running? The review waits and tries again.`);
+      throw new GeneratorUnavailable(this.url, `The ${this.#label} server at ${this.url} is unavailable: ${where}: ${this.redact(fetchFailureReason(error, `${timeoutMs / 1000} s`))}. Is it running? The review waits and tries again.`);
     }
   }
 
@@ -144,12 +145,5 @@ export class GeneratorHttp {
   excerpt(text: string): string {
     const line = this.redact(text).replace(/\s+/g, ' ').trim();
     return line.length > 400 ? `${line.slice(0, 400)}…` : line;
-  }
-
-  #networkFailure(error: unknown, timeoutMs: number): string {
-    const name = (error as Error | undefined)?.name;
-    if (name === 'TimeoutError' || name === 'AbortError') return `no answer within ${timeoutMs / 1000} s`;
-    const cause = (error as { cause?: { code?: string; message?: string } } | undefined)?.cause;
-    return this.redact(cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error)));
   }
 }

@@ -29,6 +29,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { CelforgeError } from '../errors.ts';
+import { fetchFailureReason } from './fetch-failure.ts';
 
 export interface HydrusConfig {
   url: string;
@@ -302,7 +303,7 @@ export class HydrusClient {
       status = response.status;
       text = await response.text();
     } catch (error) {
-      throw new HydrusUnreachable(url, this.#networkFailure(error), error, where);
+      throw new HydrusUnreachable(url, this.#redact(fetchFailureReason(error, `${this.#timeoutMs} ms`)), error, where);
     }
     text = this.#redact(text);
     if (status >= 200 && status < 300) {
@@ -314,13 +315,6 @@ export class HydrusClient {
       }
     }
     throw refusal(url, where, status, text);
-  }
-
-  #networkFailure(error: unknown): string {
-    const name = (error as Error | undefined)?.name;
-    if (name === 'TimeoutError' || name === 'AbortError') return `no answer within ${this.#timeoutMs} ms`;
-    const cause = (error as { cause?: { code?: string; message?: string } } | undefined)?.cause;
-    return this.#redact(cause?.message ?? cause?.code ?? (error instanceof Error ? error.message : String(error)));
   }
 
   #redact(text: string): string {
