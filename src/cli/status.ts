@@ -3,11 +3,12 @@ import { existsSync } from 'node:fs';
 import { loadConfig } from '../config/load.ts';
 import { Ledger } from '../daemon/ledger.ts';
 import { ledgerPath, stateDir } from '../daemon/library-paths.ts';
+import { readQueueStatus } from '../daemon/queue-status.ts';
 import { ReviewQueue, type QueuedReview } from '../stages/checkpoint-review/review-queue.ts';
 import { readTrainingState, trainingStatePath } from '../training/training-state.ts';
 import type { GlobalOptions } from './context.ts';
 import { describeJob } from './job-summary.ts';
-import { describeQueue, readQueueStatus } from './queue-summary.ts';
+import { describeQueue } from './queue-summary.ts';
 import { describeTraining } from './training-summary.ts';
 
 export async function statusCommand(options: GlobalOptions & { json?: boolean }): Promise<void> {

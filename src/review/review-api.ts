@@ -1,6 +1,6 @@
 /**
  * The review page's JSON API. Reads: the dashboard (jobs, models, training
- * with its loss), a video's scenes (kept frames beside their duplicates), a
+ * with its loss, the job queue and its workers with queue.redis), a video's scenes (kept frames beside their duplicates), a
  * catalog search with tag counts, an image's tags. Changes (the server
  * checks the token first): restore a duplicate, mark a kept frame as a
  * duplicate, reject an image, a person's tag edit on a selection or one
@@ -23,6 +23,7 @@ import type { Config } from '../config/schema.ts';
 import type { Ledger } from '../daemon/ledger.ts';
 import { episodeFolderOf, videoLayoutOf } from '../daemon/library-paths.ts';
 import type { Job } from '../daemon/job.ts';
+import { readQueueStatus } from '../daemon/queue-status.ts';
 import { markDuplicate } from '../frames/mark-duplicate.ts';
 import { restoreFrames } from '../frames/restore-frames.ts';
 import { BUNDLED_MANIFEST, loadManifest, modelState } from '../models/manifest.ts';
@@ -113,6 +114,8 @@ const json = (value: unknown): ApiResult => ({ kind: 'json', value });
 
 async function status(context: ReviewContext): Promise<ApiResult> {
   const config = context.config();
+  // Read while the rest is gathered; null hides the Workers panel.
+  const queue = config.queue.redis ? readQueueStatus(config.queue.redis) : null;
   const manifest = await loadManifest(config.models.manifest ?? BUNDLED_MANIFEST).catch(() => []);
   const models = await Promise.all(manifest.map(async (model) => ({ id: model.id, kind: model.kind, state: await modelState(config.models.dir, model) })));
   const training = context.training?.state ?? null;
@@ -128,7 +131,7 @@ async function status(context: ReviewContext): Promise<ApiResult> {
     frames: job.extract?.framesDone ?? 0, kept: job.extract?.kept ?? 0, duplicates: job.extract?.duplicates ?? 0, scenes: job.extract?.scenes ?? 0,
     withFaces: job.faces?.framesWithFaces ?? null, tagged: job.tags?.framesDone ?? null,
   }));
-  return json({ jobs, models, training, trainingConfigured: Boolean(config.train), loss });
+  return json({ jobs, models, training, trainingConfigured: Boolean(config.train), loss, queue: await queue });
 }
 
 function jobOf(context: ReviewContext, id: string): Job {

@@ -104,8 +104,38 @@ async function loadDashboard() {
         (training.progress?.loss != null ? `, loss ${training.progress.loss}` : '') + (training.reason ? ` - ${training.reason}` : '')
       : 'No training yet.';
   drawLoss(status.loss);
+  drawQueue(status.queue);
   $('#models').replaceChildren(...status.models.map((model) => element('li', {}, `${model.id} (${model.kind}): ${model.state}`)));
 }
+
+/** The Workers panel (queue.redis only): the queue's depths, each worker and its current job, the failed jobs with their errors. */
+function drawQueue(queue) {
+  $('#workers-panel').hidden = !queue;
+  if (!queue) return;
+  const workers = queue.workers ?? [];
+  const failed = queue.failed ?? [];
+  const depths = queue.depths;
+  $('#queue-summary').textContent = queue.error
+    ? `Job queue ${queue.redis}: ${queue.error}`
+    : `Job queue ${queue.redis}: ${depths.waiting} waiting, ${depths.active} running, ${depths.delayed} waiting to retry, ${depths.failed} failed; ${workers.length} worker${workers.length === 1 ? '' : 's'}`;
+  $('#workers tbody').replaceChildren(...workers.map((worker) => element('tr', { 'data-worker': worker.id, class: worker.stopped ? 'stopped' : undefined },
+    element('td', {}, `${worker.host} (pid ${worker.pid})`),
+    element('td', {}, worker.gpu === null ? '' : String(worker.gpu)),
+    element('td', { class: 'job' }, worker.job ? `${worker.job}${worker.video ? ` ${worker.video.split(/[\\/]/).at(-1)}` : ''}` : 'idle'),
+    element('td', {}, worker.progress ? element('progress', { max: worker.progress.total || 1, value: worker.progress.done, title: `${worker.progress.done} of ${worker.progress.total}` }) : ''),
+    element('td', { class: 'seen' }, `${secondsAgo(worker.lastSeen)} s ago${worker.stopped ? ' (stopped?)' : ''}`),
+  )));
+  $('#workers').hidden = !workers.length;
+  $('#failed-jobs tbody').replaceChildren(...failed.map((job) => element('tr', { 'data-queue-job': job.id },
+    element('td', {}, job.id),
+    element('td', {}, job.video),
+    element('td', {}, String(job.attempts)),
+    element('td', { class: 'error' }, job.error ?? 'no reason given'),
+  )));
+  $('#failed-jobs').hidden = !failed.length;
+}
+
+const secondsAgo = (time) => Math.max(0, Math.round((Date.now() - Date.parse(time)) / 1000));
 
 const gib = (bytes) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
 
