@@ -7,8 +7,10 @@
  * v3, queued while the trainer runs, reviewed in order once it has ended, each
  * against the one before, from the file of its step even after the trainer
  * removed it; a resumed run's step checkpoint maps to celforge's cumulative
- * step; a version whose checkpoint is gone ends with its reason, once, and the
- * next is compared with the one before it; the key's validation.
+ * step; a step checkpoint that could not be kept and that the trainer removed
+ * ends its version with the reason, once, and the next is compared with the
+ * one before it; a named step passed without a checkpoint is logged once; the
+ * key's validation.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -163,7 +165,7 @@ test('a resumed run past its first epoch: its step checkpoint is queued at celfo
   ]);
 });
 
-test('a step checkpoint gone before its review ends that version with its reason, once; the next is compared with the version before it; a step passed without a checkpoint is logged', async (t) => {
+test('a step checkpoint that could not be kept and that the trainer removed before its review ends that version with its reason, once; the next is compared with the version before it; a step passed without a checkpoint is logged', async (t) => {
   const { fake, reviewer, lines, trainDir, queue } = await setup(t, { maxTrainSteps: 10, saveEveryNSteps: 2 }, [2, 4, 6]);
   // What the trainer leaves (the stand-in's names and order): checkpoints at steps 2 and 4 with their states, step 6's
   // checkpoint removed before celforge saw it (--save_last_n_steps while celforge was not running), the final one.
@@ -178,17 +180,22 @@ test('a step checkpoint gone before its review ends that version with its reason
     ...emptyTrainingState(10), status: 'running',
     runs: [{ index: 1, dir: run, log: path.join(run, 'trainer.log'), pgid: 0, startedAt: '2026-11-25T22:00:00Z', baseSteps: 0, maxSteps: 10, barTotal: 10, resumedFrom: null }],
   };
+  // A file where v1's folder would be: step 2's checkpoint cannot be kept when queued.
+  mkdirSync(path.join(trainDir, 'reviews'), { recursive: true });
+  writeFileSync(path.join(trainDir, 'reviews', 'v1'), 'in the way');
   await reviewer.queueSteps(await queue(), training);
-  const [v1] = (await queue()).entries;
-  // Gone from both places: a kept file removed by hand, a trainer that removed its own.
-  rmSync(v1!.kept!);
+  const [v1, v2] = (await queue()).entries;
+  assert.equal(v1!.kept, undefined);
+  assert.ok(lines.some((line) => line.msg.startsWith(`checkpoint review: ${step(2)} could not be kept for the review`)));
+  assert.equal(v2!.kept, path.join(trainDir, 'reviews', 'v2', 'celforge-step00000004.safetensors'));
+  // Then the trainer removes it (--save_last_n_steps) before the review.
   rmSync(step(2));
   writeFileSync(path.join(run, 'celforge.safetensors'), 'weights at step 10');
   const finished: TrainingState = { ...training, status: 'finished', checkpoint: path.join(run, 'celforge.safetensors'), runs: [{ ...training.runs[0]!, endedAt: '2026-11-25T22:20:00Z' }] };
   await reviewer.tick(finished);
   const entries = (await queue()).entries;
   assert.deepEqual(entries.map((entry) => [entry.version, entry.step ?? null, entry.status]), [['v1', 2, 'gone'], ['v2', 4, 'reviewed'], ['v3', null, 'reviewed']]);
-  assert.match(entries[0]!.waiting!, /its checkpoint is gone .*--save_last_n_steps/);
+  assert.match(entries[0]!.waiting!, /^its checkpoint is gone \(.*celforge-step00000002\.safetensors: the checkpoint of v1 is gone.*\); it could not be kept when queued, and sd-scripts removes older step checkpoints \(--save_last_n_steps\)$/);
   assert.equal((await readReviewSummary(trainDir, 'v2'))!.previous, null, 'compared with the version before v1: none');
   assert.equal((await readReviewSummary(trainDir, 'v3'))!.previous, 'v2');
   assert.deepEqual(fake.renders.map(loraOf), ['celforge-v2', 'celforge-v3']);

@@ -177,7 +177,8 @@ export class CheckpointReviewer {
     } catch (error) {
       if (error instanceof CelforgeError && error.code === 'FILE_NOT_FOUND' && error.file === checkpoint) {
         // A file that is gone does not come back by waiting: say why once, and let the next version go on.
-        const reason = `its checkpoint is gone (${errorMessage(error)})${entry.step !== undefined ? `; sd-scripts removes older step checkpoints with --save_last_n_steps` : ''}`;
+        const why = entry.step !== undefined && !entry.kept ? '; it could not be kept when queued, and sd-scripts removes older step checkpoints (--save_last_n_steps)' : '';
+        const reason = `its checkpoint is gone (${errorMessage(error)})${why}`;
         log.error({ version: entry.version }, `checkpoint review of ${entry.version}: ${reason}; it is not tried again`);
         await queue.update(entry.version, { status: 'gone', waiting: reason, retryAt: null });
         return { version: entry.version, unavailable: reason, gone: true };
