@@ -2,9 +2,10 @@
  * Kohya's intermediate checkpoints in a run's folder. Every
  * `--save_every_n_steps`, train_network.py saves `<output_name>-stepNNNNNNNN.<ext>`
  * named by its own `global_step`, writing the file in place (no temporary
- * name), then the step's state folder (`--save_state`, which celforge always
- * passes), then removes an older step checkpoint when `--save_last_n_steps`
- * says so (kohya-ss/sd-scripts@48d368f train_network.py:1497-1509;
+ * name: networks/lora.py:1278 save_file), then the step's state folder
+ * (`--save_state`, which celforge always passes), then removes an older step
+ * checkpoint when `--save_last_n_steps` says so (kohya-ss/sd-scripts@48d368f
+ * train_network.py:1497-1509;
  * library/train_util.py:99 STEP_FILE_NAME, :5776 get_step_ckpt_name, :5796
  * get_remove_step_no). So a checkpoint counts as written once the trainer has
  * written something after it: a state folder of its step or a later one, a
