@@ -115,6 +115,7 @@ test('review.atSteps [2, 4]: queued while the trainer runs, kept when --save_las
   const done = supervisor.state;
   assert.equal(done.status, 'finished', done.lastEvent?.message);
   assert.equal(existsSync(step(2)), false, 'the stand-in removed step 2 as sd-scripts does');
+  assert.equal(existsSync(path.join(run, 'celforge-step00000002-state')), false, 'and its state (save_and_remove_state_stepwise)');
   assert.ok(existsSync(step(4)) && existsSync(step(6)));
 
   clock.now = new Date('2026-11-25T22:30:00Z');
