@@ -1,7 +1,11 @@
 /**
- * Lock files holding the pid of their owner: one writer per library (the
- * daemon or `celforge process`) and one per video's output (extraction or a
- * restore). A lock left by a process that is gone is taken over.
+ * Lock files holding the host and pid of their owner: one writer per library
+ * (the daemon or `celforge process`) and one per video's output (extraction
+ * or a restore). A lock left by a process of this host that is gone is taken
+ * over. A lock of another host (a worker on a shared library) is never taken
+ * over by its pid, which means nothing here: only a caller that knows its
+ * holder lost its claim (the job queue handed its job over) removes it, with
+ * takeOverFromOtherHost.
  *
  * A lock appears whole: it is written under a private name and hard-linked to
  * its own (link(2) fails when the name exists, the same promise as O_EXCL,
@@ -13,10 +17,11 @@
  * removed is first renamed aside and read again, and put back when it turns
  * out not to be the stale lock that was seen.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { link, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CelforgeError } from '../errors.ts';
+import { hostName } from './host-name.ts';
 import { isAlive } from './processes.ts';
 import { readTextIfPresent } from './text-file.ts';
 
@@ -27,6 +32,8 @@ export interface Lock {
 interface Holder {
   pid: number;
   command: string;
+  /** Absent in locks of older versions: this host's. */
+  host?: string;
   nonce?: string;
 }
 
@@ -44,11 +51,7 @@ const TAKEOVER_WAIT_MS = 30_000;
 
 /** `what` names the locked thing in the refusal: "the library /x", "the frames of /v.m2ts". */
 export async function acquireLock(file: string, command: string, what: string): Promise<Lock> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const nonce = randomUUID();
-  const mine = JSON.stringify({ pid: process.pid, command, since: new Date().toISOString(), nonce });
-  const draft = `${file}.${process.pid}.${nonce}.new`;
-  await writeFile(draft, mine);
+  const { nonce, mine, draft } = await writeDraft(file, command);
   try {
     const deadline = Date.now() + TAKEOVER_WAIT_MS;
     for (;;) {
@@ -62,14 +65,14 @@ export async function acquireLock(file: string, command: string, what: string): 
       if (isLive(seen.holder)) {
         throw new CelforgeError(
           'LIBRARY_LOCKED',
-          `${what} is in use by celforge ${seen.holder!.command} (pid ${seen.holder!.pid}). Stop it first, or wait for it to finish.`,
+          `${what} is in use by celforge ${seen.holder!.command} (${describeHolder(seen.holder!)}). Stop it first, or wait for it to finish.`,
           { file },
         );
       }
       const claimant = await takeOver(file, draft, mine, nonce, seen);
       if (claimant) {
         if (Date.now() > deadline) {
-          throw new CelforgeError('LIBRARY_LOCKED', `${what}: celforge (pid ${claimant.pid}) has been taking over the stale lock ${file} for ${TAKEOVER_WAIT_MS / 1000} s; stop it, or remove ${file}.takeover`, { file });
+          throw new CelforgeError('LIBRARY_LOCKED', `${what}: celforge (${describeHolder(claimant)}) has been taking over the stale lock ${file} for ${TAKEOVER_WAIT_MS / 1000} s; stop it, or remove ${file}.takeover`, { file });
         }
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
@@ -80,21 +83,68 @@ export async function acquireLock(file: string, command: string, what: string): 
 }
 
 /**
+ * Removes `file` when celforge `command` on another host holds it, for a
+ * caller that knows that holder has lost its claim: the worker the job queue
+ * handed a stalled job to (the queue's own lock on the job says that worker
+ * alone owns it now). Returns the holder removed, or null when there was none
+ * (no lock, or one of this host, which acquireLock judges by its pid).
+ */
+export async function takeOverFromOtherHost(file: string, command: string): Promise<{ host: string; pid: number } | null> {
+  const seen = await readLock(file);
+  const holder = seen?.holder;
+  if (!holder || holder.host === undefined || holder.host === hostName() || holder.command !== command) return null;
+  const { nonce, mine, draft } = await writeDraft(file, command);
+  try {
+    // Under <lock>.takeover like a stale lock's removal: looked at again before it goes, and only that lock goes.
+    const claimant = await takeOver(file, draft, mine, nonce, seen);
+    if (claimant) throw new CelforgeError('LIBRARY_LOCKED', `${file}: celforge (${describeHolder(claimant)}) is taking it over; try again`, { file });
+  } finally {
+    await rm(draft, { force: true });
+  }
+  return (await readLock(file))?.raw === seen.raw ? null : { host: holder.host, pid: holder.pid };
+}
+
+async function writeDraft(file: string, command: string): Promise<{ nonce: string; mine: string; draft: string }> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const nonce = randomUUID();
+  const mine = JSON.stringify({ pid: process.pid, host: hostName(), command, since: new Date().toISOString(), nonce });
+  const draft = privateName(file, nonce, 'new');
+  await writeFile(draft, mine);
+  return { nonce, mine, draft };
+}
+
+/**
+ * A name beside the lock for this process alone: <lock>.<host tag>-<pid>.<uuid>.<new|old>.
+ * The host tag (a digest: any host name makes a short, safe file name) keeps
+ * another host's drafts from being judged by a pid of this one.
+ */
+function privateName(file: string, uuid: string, kind: 'new' | 'old'): string {
+  return `${file}.${hostTag(hostName())}-${process.pid}.${uuid}.${kind}`;
+}
+
+function hostTag(host: string): string {
+  return createHash('sha256').update(host).digest('hex').slice(0, 12);
+}
+
+/**
  * The private drafts (`.new`) and asides (`.old`) of processes killed while
  * they made, took over or removed this lock: they hold nothing, but would
- * stay in the folder (a video's output folder) for good.
+ * stay in the folder (a video's output folder) for good. Only this host's
+ * (or, without a host tag, an older version's) are judged.
  */
 async function removeDeadDrafts(file: string): Promise<void> {
   const base = path.basename(file).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const draft = new RegExp(`^${base}(?:\\.takeover)?\\.(\\d+)\\.[0-9a-f-]{36}\\.(?:new|old)$`);
+  const draft = new RegExp(`^${base}(?:\\.takeover)?\\.(?:([0-9a-f]{12})-)?(\\d+)\\.[0-9a-f-]{36}\\.(?:new|old)$`);
+  const here = hostTag(hostName());
   for (const name of await readdir(path.dirname(file)).catch(() => [])) {
-    const pid = draft.exec(name)?.[1];
-    if (pid !== undefined && Number(pid) !== process.pid && !isAlive(Number(pid))) await rm(path.join(path.dirname(file), name), { force: true });
+    const [, tag, pid] = draft.exec(name) ?? [];
+    if (pid === undefined || (tag !== undefined && tag !== here)) continue;
+    if (Number(pid) !== process.pid && !isAlive(Number(pid))) await rm(path.join(path.dirname(file), name), { force: true });
   }
 }
 
-/** Who holds a lock now (a live process), or null. */
-export async function lockHolder(file: string): Promise<{ pid: number; command: string } | null> {
+/** Who holds a lock now (a live process, or any process of another host), or null. */
+export async function lockHolder(file: string): Promise<{ pid: number; command: string; host?: string } | null> {
   const seen = await readLock(file);
   return seen && isLive(seen.holder) ? seen.holder : null;
 }
@@ -150,7 +200,7 @@ async function createFrom(draft: string, content: string, file: string): Promise
  * process can move a given file), read, and put back when it is another one.
  */
 async function removeIfUnchanged(file: string, raw: string): Promise<void> {
-  const aside = `${file}.${process.pid}.${randomUUID()}.old`;
+  const aside = privateName(file, randomUUID(), 'old');
   try {
     await rename(file, aside);
   } catch (error) {
@@ -181,9 +231,17 @@ async function readLock(file: string): Promise<Seen | null> {
   }
 }
 
-/** A lock with this process's pid is live only if this process made it; otherwise it is a previous life's (same pid after a restart). */
+/**
+ * Another host's lock is live: its pid cannot be looked at from here. A lock with this process's pid is live only
+ * if this process made it; otherwise it is a previous life's (same pid after a restart).
+ */
 function isLive(holder: Holder | null): boolean {
   if (!holder) return false;
+  if (holder.host !== undefined && holder.host !== hostName()) return true;
   if (holder.pid === process.pid) return holder.nonce !== undefined && heldHere.has(holder.nonce);
   return isAlive(holder.pid);
+}
+
+function describeHolder(holder: Holder): string {
+  return holder.host !== undefined && holder.host !== hostName() ? `pid ${holder.pid} on ${holder.host}` : `pid ${holder.pid}`;
 }

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
@@ -75,7 +76,8 @@ test('a live owner keeps its lock; a lock with this pid from an earlier life is 
   const lock = await acquireLock(file, 'start', 'the library');
   // Held by this process: refused, even though the pid is ours.
   await assert.rejects(acquireLock(file, 'review', 'the library'), /the library is in use by celforge start \(pid \d+\)/);
-  assert.deepEqual(await lockHolder(file), { pid: process.pid, command: 'start', since: JSON.parse(readFileSync(file, 'utf8')).since, nonce: JSON.parse(readFileSync(file, 'utf8')).nonce });
+  const written = JSON.parse(readFileSync(file, 'utf8'));
+  assert.deepEqual(await lockHolder(file), { pid: process.pid, host: hostname(), command: 'start', since: written.since, nonce: written.nonce });
   await lock.release();
   assert.equal(await lockHolder(file), null);
 
