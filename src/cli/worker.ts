@@ -1,22 +1,26 @@
 /**
  * `celforge worker --redis URL [--gpu N] [--concurrency N]`: takes extraction
- * jobs from the coordinator's queue (queue.redis) and runs them on this
+ * and face detection jobs from the coordinator's queues (queue.redis) and runs them on this
  * machine against the shared library, until SIGINT/SIGTERM; then the running
  * jobs go back to the queue for another worker. A worker that does not see
  * the library stops the same way, with exit code 1. The address comes from
  * --redis or queue.redis; this machine's configuration gives ffmpeg, threads,
- * hardware decoding and queue.pathMap, and its library folder only holds the
+ * hardware decoding, models, inference providers and queue.pathMap, and its library folder only holds the
  * worker's log. --gpu picks the GPU (CUDA_VISIBLE_DEVICES) and is shown by
  * `status`.
  */
 import { realDiskSpace } from '../adapters/disk.ts';
 import { resolveFfmpegBinaries } from '../adapters/ffmpeg-binaries.ts';
-import { QUEUE_NAMES, startQueueWorker, WORKER_HEARTBEAT_MS } from '../adapters/job-queue.ts';
+import { createImageWorkers } from '../adapters/image-workers.ts';
+import { QUEUE_NAMES, startQueueWorker, WORKER_HEARTBEAT_MS, type WorkerSettings } from '../adapters/job-queue.ts';
 import { MediaRepository } from '../adapters/media.ts';
 import { loadConfig } from '../config/load.ts';
 import { redactRedisUrl, redisUrlProblem } from '../config/redis-url.ts';
 import { extractJobRunner } from '../daemon/extract-worker.ts';
 import type { ExtractJobData, ExtractJobResult } from '../daemon/extract-job.ts';
+import type { FacesJobData, FacesJobResult } from '../daemon/faces-job.ts';
+import { facesJobRunner } from '../daemon/faces-worker.ts';
+import { ModelCache } from '../models/model-cache.ts';
 import { CelforgeError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import type { GlobalOptions } from './context.ts';
@@ -42,27 +46,35 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
   const abort = new AbortController();
   let stop!: (why: string) => void;
   const stopped = new Promise<string>((resolve) => (stop = resolve));
+  const onLibraryMissing = (error: CelforgeError) => {
+    if (!process.exitCode) log.error(`${error.message}; this worker stops, its job goes back to the queue`);
+    process.exitCode = 1;
+    stop('library missing');
+  };
   const runner = extractJobRunner({
     config: () => config,
     media: new MediaRepository(resolveFfmpegBinaries(config.ffmpeg)),
     disk: realDiskSpace,
     log,
     signal: abort.signal,
-    onLibraryMissing: (error) => {
-      if (!process.exitCode) log.error(`${error.message}; this worker stops, its job goes back to the queue`);
-      process.exitCode = 1;
-      stop('library missing');
-    },
+    onLibraryMissing,
   });
-  const worker = await startQueueWorker<ExtractJobData, ExtractJobResult>(url, QUEUE_NAMES.extract, runner, {
+  const settings: WorkerSettings = {
     concurrency,
     lockMs: config.queue.lockSeconds * 1000,
     stalledMs: config.queue.stalledSeconds * 1000,
     maxStalled: config.queue.maxStalled,
     gpu,
     heartbeatMs: WORKER_HEARTBEAT_MS,
-  }, quietRepeats((message) => log.warn(`job queue: ${message}`)));
-  log.info({ worker: worker.id, redis: redactRedisUrl(url), gpu, concurrency }, `worker ${worker.id}: taking extraction jobs from ${redactRedisUrl(url)}`);
+  };
+  const onError = quietRepeats((message) => log.warn(`job queue: ${message}`));
+  const worker = await startQueueWorker<ExtractJobData, ExtractJobResult>(url, QUEUE_NAMES.extract, runner, settings, onError);
+  // Models load on the first faces job and stay loaded for the worker's life.
+  const images = createImageWorkers(config.inference.workers);
+  const facesWorker = await startQueueWorker<FacesJobData, FacesJobResult>(url, QUEUE_NAMES.faces, facesJobRunner({
+    config: () => config, images, models: new ModelCache(), log, onLibraryMissing,
+  }), settings, onError);
+  log.info({ worker: worker.id, redis: redactRedisUrl(url), gpu, concurrency }, `worker ${worker.id}: taking extraction and face detection jobs from ${redactRedisUrl(url)}`);
 
   const onSignal = (signal: string) => {
     log.info({ signal }, 'worker shutting down; running jobs go back to the queue');
@@ -74,7 +86,9 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   abort.abort();
-  if (await worker.close()) {
+  const closed = (await Promise.all([worker.close(), facesWorker.close()])).every(Boolean);
+  await images.close();
+  if (closed) {
     log.info('worker stopped');
     return;
   }

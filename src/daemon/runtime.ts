@@ -30,6 +30,8 @@ import { Scheduler } from './scheduler.ts';
 import { openJobQueue, QUEUE_NAMES } from '../adapters/job-queue.ts';
 import type { ExtractJobData, ExtractJobResult } from './extract-job.ts';
 import { remoteExtractStage, type ExtractQueue } from './remote-extract.ts';
+import type { FacesJobData, FacesJobResult } from './faces-job.ts';
+import { remoteFacesStage, type FacesQueue } from './remote-faces.ts';
 
 export interface RuntimeOptions {
   config: Config;
@@ -65,14 +67,17 @@ export class Runtime {
   readonly #idle: IdleProbe;
   /** The daemon as coordinator (queue.redis): extraction runs on the workers. */
   readonly #extractQueue: ExtractQueue | null;
+  /** The coordinator's faces batches, detected on the workers. */
+  readonly #facesQueue: FacesQueue | null;
 
-  private constructor(config: Config, log: Logger, ledger: Ledger, catalog: Catalog, lock: Lock, disk: DiskSpace, fetcher: ModelFetcher, clock: () => Date, idle: IdleProbe, extractQueue: ExtractQueue | null) {
+  private constructor(config: Config, log: Logger, ledger: Ledger, catalog: Catalog, lock: Lock, disk: DiskSpace, fetcher: ModelFetcher, clock: () => Date, idle: IdleProbe, extractQueue: ExtractQueue | null, facesQueue: FacesQueue | null) {
     this.config = config;
     this.log = log;
     this.ledger = ledger;
     this.catalog = catalog;
     this.#lock = lock;
     this.#extractQueue = extractQueue;
+    this.#facesQueue = facesQueue;
     this.#abort = new AbortController();
     this.media = new MediaRepository(resolveFfmpegBinaries(config.ffmpeg));
     this.images = createImageWorkers(config.inference.workers);
@@ -93,7 +98,7 @@ export class Runtime {
       events: this.notifier,
       log,
       signal: this.#abort.signal,
-      ...(extractQueue ? { remoteStages: { extract: remoteExtractStage(extractQueue) } } : {}),
+      ...(extractQueue ? { remoteStages: { extract: remoteExtractStage(extractQueue), ...(facesQueue ? { faces: remoteFacesStage(facesQueue) } : {}) } } : {}),
     });
   }
 
@@ -116,8 +121,11 @@ export class Runtime {
       const extractQueue = command === 'start' && config.queue.redis
         ? await openJobQueue<ExtractJobData, ExtractJobResult>(config.queue.redis, QUEUE_NAMES.extract, { attempts: config.queue.attempts, backoffMs: config.queue.backoffSeconds * 1000 })
         : null;
+      const facesQueue = extractQueue
+        ? await openJobQueue<FacesJobData, FacesJobResult>(config.queue.redis!, QUEUE_NAMES.faces, { attempts: config.queue.attempts, backoffMs: config.queue.backoffSeconds * 1000 })
+        : null;
       for (const risk of (await extractQueue?.settingsAtRisk()) ?? []) log.warn(`job queue: ${risk}`);
-      const runtime = new Runtime(config, log, ledger, Catalog.open(catalogPath(config.library)), lock, disk, new ModelFetcher(downloads, command), clock, idle, extractQueue);
+      const runtime = new Runtime(config, log, ledger, Catalog.open(catalogPath(config.library)), lock, disk, new ModelFetcher(downloads, command), clock, idle, extractQueue, facesQueue);
       if (config.train) runtime.training = await runtime.#openTraining();
       const { ffmpeg, ffprobe, source } = runtime.media.binaries;
       log.debug({ ffmpeg, ffprobe, source }, 'ffmpeg binaries');
@@ -179,6 +187,7 @@ export class Runtime {
     await this.notifier.flush();
     await this.images.close();
     await this.#extractQueue?.close();
+    await this.#facesQueue?.close();
     this.catalog.close();
     await this.#lock.release();
   }

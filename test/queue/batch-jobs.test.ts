@@ -29,7 +29,7 @@ import type { StagePorts } from '../../src/stages/stage.ts';
 import { makeFacesClip } from '../fixtures/faces-clip.ts';
 import { writeModelFolder } from '../fixtures/model-folder.ts';
 import { RedisServer } from '../fixtures/redis-server.ts';
-import { readJobs, runCli, tempDir, waitFor, writeConfig } from '../helpers.ts';
+import { readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
 
 const silent = pino({ level: 'silent' });
 const WORKER: WorkerSettings = { concurrency: 1, lockMs: 2_000, stalledMs: 500, maxStalled: 1, gpu: null, heartbeatMs: 1000 };
@@ -175,4 +175,45 @@ test('a worker SIGKILLed mid-batch: another takes the stalled job over, and face
   assert.equal((await running).kind, 'done');
   assert.equal(readFileSync(facesFile, 'utf8'), reference.faces);
   assert.deepEqual(job.faces, reference.job.faces);
+});
+
+test('celforge start as coordinator and a celforge worker process: the video ready for review with the faces `celforge process` found', async (t) => {
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const dir = tempDir(t);
+  mkdirSync(path.join(dir, 'inbox', 'Show'), { recursive: true });
+  const models = JSON.parse(JSON.stringify((await loadConfig({ configPath: reference.configFile, cwd: reference.dir })).models));
+  const configFile = writeConfig(dir, {
+    inbox: './inbox', library: './library', disk: { reserve: 0 }, watch: { settleSeconds: 0.1 }, notify: { desktop: false },
+    models: { dir: models.dir, manifest: models.manifest }, faces: { detector: 'cascade' }, inference: { batchSize: 1, workers: 1 },
+    queue: { redis: redis.url, batchFrames: 2, lockSeconds: 4, stalledSeconds: 2 },
+  });
+  const daemon = startDaemon(configFile);
+  redis.beforeClose(() => stopDaemon(daemon));
+  const worker = spawn(process.execPath, [path.join(import.meta.dirname, '..', '..', 'bin', 'celforge.js'), '--config', configFile, 'worker', '--redis', redis.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  worker.stdout!.on('data', (chunk) => (output += chunk));
+  worker.stderr!.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<void>((resolve) => worker.on('exit', () => resolve()));
+  redis.beforeClose(async () => {
+    if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGTERM');
+    await exited;
+  });
+  cpSync(clip.file, path.join(dir, 'inbox', 'Show', 'Show 01.m2ts'));
+
+  const library = path.join(dir, 'library');
+  const job = await waitFor('the job ready for review', () => {
+    const found = readJobs(library)[0];
+    if (found?.state === 'failed') assert.fail(`${found.error?.message}\n${daemon.output()}`);
+    return found?.state === 'ready-for-review' ? found : undefined;
+  }, 120_000, 200);
+  const strip = ({ file: _file, ...record }: { file: string }) => record;
+  const expected = reference.faces.split('\n').filter(Boolean).map((line) => strip(JSON.parse(line)));
+  assert.deepEqual((await readFaces(path.join(job.extract!.dir, 'faces.jsonl'))).map(strip), expected);
+  assert.deepEqual(job.faces, reference.job.faces);
+  assert.match(daemon.output(), /face detection queued for the workers \(2 batches\)/);
+  assert.match(output, /taking extraction and face detection jobs/);
+  const catalog = Catalog.open(path.join(library, 'catalog.sqlite'));
+  t.after(() => catalog.close());
+  assert.deepEqual(facesTags(catalog, expected.map((record) => (record as { sha256: string }).sha256)), expected.map((record) => [`faces:${(record as { faces: unknown[] }).faces.length}`]));
 });
