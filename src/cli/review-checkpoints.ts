@@ -31,7 +31,10 @@ export async function reviewCheckpointsCommand(options: GlobalOptions & { versio
   process.on('SIGTERM', onInterrupt);
   try {
     const queue = await ReviewQueue.open(config.train.dir!);
-    await reviewer.queueFinished(queue, await readTrainingState(trainingStatePath(stateDir(config.library))));
+    const training = await readTrainingState(trainingStatePath(stateDir(config.library)));
+    // As the daemon's tick does: named steps' checkpoints first, then the final one.
+    await reviewer.queueSteps(queue, training);
+    await reviewer.queueFinished(queue, training);
     if (version === undefined && queue.pending().length === 0) {
       if (queue.entries.length === 0) throw new CelforgeError('FILE_NOT_FOUND', `no checkpoint to review in ${config.train.dir}: no training has finished yet (celforge train)`);
       process.stdout.write(`nothing queued: ${queue.entries.map((entry) => entry.version).join(', ')} reviewed; review one again with --version N\n`);
@@ -54,7 +57,7 @@ function parseVersion(text: string): string {
 }
 
 function describeResult(result: RunResult, dir: string): string {
-  if (!('outcome' in result)) return `${result.version} stays queued: ${result.unavailable}`;
+  if (!('outcome' in result)) return result.gone ? `${result.version} not reviewed: ${result.unavailable}` : `${result.version} stays queued: ${result.unavailable}`;
   const { outcome } = result;
   if (outcome.status === 'stopped') return `${result.version} stopped: ${outcome.reason}; ${outcome.remaining} renders left`;
   const { summary } = outcome;

@@ -33,5 +33,5 @@ export async function statusCommand(options: GlobalOptions & { json?: boolean })
 }
 
 function describeReview(review: QueuedReview): string {
-  return `${review.version} ${review.status}${review.status === 'queued' && review.waiting ? ` (${review.waiting})` : ''}`;
+  return `${review.version} ${review.status}${(review.status === 'queued' || review.status === 'gone') && review.waiting ? ` (${review.waiting})` : ''}`;
 }

@@ -33,7 +33,7 @@ import { groupAlive, startTrainer, stopGroup } from '../adapters/trainer-process
 import type { Config } from '../config/schema.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { stateFolders, type StateContents } from './state-folders.ts';
+import { cumulativeStep, stateFolders, type StateContents } from './state-folders.ts';
 import { parseProgress } from './tqdm-progress.ts';
 import { accumulationSteps, checkpointFileNames, usesScheduleFree, userArgs } from './trainer-args.ts';
 import {
@@ -308,11 +308,9 @@ export class TrainingSupervisor {
 
   #completeStates(run: TrainingRun, train: TrainConfig): { dir: string; cumulative: number; trainState: boolean }[] {
     const contents: StateContents = { scheduler: !usesScheduleFree(train.args) };
-    // The trainer's global_step when its bar showed 0 (see the top of this file); before the bar is seen, a train_state.json resume within the first epoch.
-    const offset = run.barTotal !== undefined ? run.maxSteps - run.barTotal : (run.initialStep ?? 0);
     return stateFolders(run.dir, train.outputName, contents).filter((folder) => folder.complete).map((folder) => ({
       dir: folder.dir,
-      cumulative: folder.final ? this.state.targetSteps : run.baseSteps + folder.step - offset,
+      cumulative: folder.final ? this.state.targetSteps : cumulativeStep(run, folder.step),
       trainState: folder.trainState,
     }));
   }
