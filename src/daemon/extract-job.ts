@@ -2,12 +2,14 @@
  * Extraction as a queue job (queue.redis): what the coordinator sends, what
  * a worker returns, and how the coordinator records it. The job carries the
  * ledger's job, the coordinator's library path and the settings that decide
- * the output (dedup, PNG compression), so every worker writes the same bytes
- * whatever its own configuration says. The result is the extraction's counts
+ * the output or a decision (dedup, PNG compression, hardware decoding, the
+ * disk reserve), so every worker, and a worker taking over another's video,
+ * decodes and writes the same way whatever its own configuration says. The result is the extraction's counts
  * without any path of the worker's machine; recording it sets the ledger's
  * extract state from it alone, so a result recorded twice changes nothing.
  *
  * API: extractQueueId(job), ExtractJobData, ExtractJobResult,
+ * extractSettingsOf(config), workerConfigFor(local, library, settings),
  * extractResultOf(stageResult, job), recordExtractResult(target, result, library).
  */
 import path from 'node:path';
@@ -21,7 +23,32 @@ export interface ExtractJobData {
   library: string;
   /** The ledger's job when enqueued; its source is the coordinator's path too. */
   job: Job;
-  settings: { dedup: Config['dedup']; pngCompression: Config['extract']['pngCompression'] };
+  settings: ExtractSettings;
+}
+
+/** The coordinator's; absent ones (a job queued by an older coordinator) are the worker's own. */
+export interface ExtractSettings {
+  dedup: Config['dedup'];
+  pngCompression: Config['extract']['pngCompression'];
+  /** A decoder's output may differ in the last bit from software's: every part of a video is decoded alike. */
+  hwaccel?: Config['extract']['hwaccel'];
+  /** The library's free-space reserve: the same volume whichever machine writes to it. */
+  reserve?: Config['disk']['reserve'];
+}
+
+export function extractSettingsOf(config: Config): ExtractSettings {
+  return { dedup: config.dedup, pngCompression: config.extract.pngCompression, hwaccel: config.extract.hwaccel, reserve: config.disk.reserve };
+}
+
+/** The configuration a worker runs a job with: its own machine's (ffmpeg, threads, pathMap) with the job's settings over it. */
+export function workerConfigFor(local: Config, library: string, settings: ExtractSettings): Config {
+  return {
+    ...local,
+    library,
+    dedup: settings.dedup,
+    extract: { ...local.extract, pngCompression: settings.pngCompression, hwaccel: settings.hwaccel ?? local.extract.hwaccel },
+    disk: { ...local.disk, reserve: settings.reserve ?? local.disk.reserve },
+  };
 }
 
 /** The extract state a worker reached, without the folder (the coordinator's own) or a process id (the worker's). */

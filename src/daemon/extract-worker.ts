@@ -1,11 +1,13 @@
 /**
  * A worker's side of an extraction job (queue.redis): the coordinator's
  * paths mapped to this machine (queue.pathMap), the extract stage run there
- * with the coordinator's output settings, progress sent to the queue, and the
+ * with the coordinator's settings (extract-job.ts), progress sent to the queue, and the
  * outcome returned as the job's result. A worker that does not see the
  * library gives the job back untried and says so. The stage resumes from what the
  * library holds (the frame map, the resume point), so a job taken over from
- * a worker that died continues where that one stopped. The worker writes
+ * a worker that died continues where that one stopped; that worker's lock on
+ * the video's frames, left on another host, is taken over (the queue's own
+ * lock on the job says this worker alone owns it now). The worker writes
  * frames into the shared library; the ledger and the catalog stay the
  * coordinator's.
  *
@@ -14,13 +16,15 @@
 import { existsSync } from 'node:fs';
 import type { DiskSpace } from '../adapters/disk.ts';
 import type { QueueJobContext } from '../adapters/job-queue.ts';
+import { takeOverFromOtherHost } from '../adapters/lock-file.ts';
 import type { MediaRepository } from '../adapters/media.ts';
 import type { Config } from '../config/schema.ts';
 import { CelforgeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { extractStage } from '../stages/extract/extract-stage.ts';
 import type { StagePorts } from '../stages/stage.ts';
-import { extractResultOf, type ExtractJobData, type ExtractJobResult } from './extract-job.ts';
+import { extractResultOf, workerConfigFor, type ExtractJobData, type ExtractJobResult } from './extract-job.ts';
+import { videoLayoutOf } from './library-paths.ts';
 import { mapPath } from './path-map.ts';
 
 export interface ExtractWorkerPorts {
@@ -49,9 +53,12 @@ export function extractJobRunner(ports: ExtractWorkerPorts) {
       return queueJob.putBack();
     }
     if (!existsSync(job.source)) throw missing('the video', job.source, data.job.source);
-    const config: Config = { ...local, library, dedup: data.settings.dedup, extract: { ...local.extract, pngCompression: data.settings.pngCompression } };
+    const config = workerConfigFor(local, library, data.settings);
     const log = ports.log.child({ job: job.id, queueJob: queueJob.id });
     log.info({ file: job.source, attempt: queueJob.attemptsMade + 1 }, `${job.source}: extracting`);
+    // A worker of another host that stalled (killed, its machine off, cut from Redis) left its lock; this host cannot check its pid.
+    const previous = await takeOverFromOtherHost(videoLayoutOf(job, library).lock, 'extract');
+    if (previous) log.warn({ host: previous.host, pid: previous.pid }, `${job.source}: took over the frames' lock of the worker on ${previous.host} (pid ${previous.pid}); the queue handed its job here`);
     // The stage's saves land on this copy; its progress goes to the queue, where the coordinator reads it.
     const current = structuredClone(job);
     const stagePorts: StagePorts = {

@@ -15,7 +15,7 @@
 import type { JobQueue, QueueJobView } from '../adapters/job-queue.ts';
 import { CelforgeError, errorMessage } from '../errors.ts';
 import type { Stage, StagePorts } from '../stages/stage.ts';
-import { extractQueueId, recordExtractResult, type ExtractJobData, type ExtractJobResult } from './extract-job.ts';
+import { extractQueueId, extractSettingsOf, recordExtractResult, type ExtractJobData, type ExtractJobResult } from './extract-job.ts';
 import type { Job } from './job.ts';
 
 export type ExtractQueue = JobQueue<ExtractJobData, ExtractJobResult>;
@@ -87,7 +87,7 @@ function changeFor(result: ExtractJobResult, ports: StagePorts): (target: Job) =
 
 async function enqueue(queue: ExtractQueue, job: Job, ports: StagePorts, id: string): Promise<void> {
   const config = ports.config();
-  const added = await queue.enqueue(id, { library: config.library, job, settings: { dedup: config.dedup, pngCompression: config.extract.pngCompression } });
+  const added = await queue.enqueue(id, { library: config.library, job, settings: extractSettingsOf(config) });
   if (added) ports.log.info({ job: job.id, queueJob: id }, `${job.source}: extraction queued for the workers`);
 }
 
