@@ -74,7 +74,7 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
   const facesWorker = await startQueueWorker<FacesJobData, FacesJobResult>(url, QUEUE_NAMES.faces, facesJobRunner({
     config: () => config, images, models: new ModelCache(), log, onLibraryMissing,
   }), settings, onError);
-  log.info({ worker: worker.id, redis: redactRedisUrl(url), gpu, concurrency }, `worker ${worker.id}: taking extraction and face detection jobs from ${redactRedisUrl(url)}`);
+  log.info({ worker: worker.id, redis: redactRedisUrl(url), gpu, concurrency }, `worker ${worker.id}: taking extraction jobs and face detection batches from ${redactRedisUrl(url)}`);
 
   const onSignal = (signal: string) => {
     log.info({ signal }, 'worker shutting down; running jobs go back to the queue');

@@ -212,7 +212,7 @@ test('celforge start as coordinator and a celforge worker process: the video rea
   assert.deepEqual((await readFaces(path.join(job.extract!.dir, 'faces.jsonl'))).map(strip), expected);
   assert.deepEqual(job.faces, reference.job.faces);
   assert.match(daemon.output(), /face detection queued for the workers \(2 batches\)/);
-  assert.match(output, /taking extraction and face detection jobs/);
+  assert.match(output, /taking extraction jobs and face detection batches/);
   const catalog = Catalog.open(path.join(library, 'catalog.sqlite'));
   t.after(() => catalog.close());
   assert.deepEqual(facesTags(catalog, expected.map((record) => (record as { sha256: string }).sha256)), expected.map((record) => [`faces:${(record as { faces: unknown[] }).faces.length}`]));
