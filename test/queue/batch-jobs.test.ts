@@ -5,8 +5,10 @@
  * same clip (real LBP cascade, batches of two kept frames); results found
  * again in the queue (a coordinator that died before removing them) are
  * recorded once, without the workers running again; a worker without the
- * model makes the job wait for it; a worker process SIGKILLed mid-batch has
- * its stalled job taken over, with the same result.
+ * model makes the job wait for it; a batch that keeps failing fails the
+ * video, and is tried afresh when it runs again; a worker process SIGKILLed
+ * mid-batch has its stalled job taken over, with the same result; and the
+ * whole through `celforge start` and a `celforge worker` process.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -151,6 +153,25 @@ test('a worker without the model: the job waits for it, naming the model; the wa
   assert.equal(outcome.kind === 'wait' && outcome.state, 'waiting-for-model');
   assert.deepEqual(job.waitingFor?.models, ['lbpcascade-animeface']);
   assert.equal(await queue.find(facesQueueId(job, 0)), null, 'the wait is not kept as a result');
+});
+
+test('a batch that keeps failing fails the video with the worker\'s error; run again, it is tried afresh', async (t) => {
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const { config, catalog, facesFile, job } = await coordinatorCopy(t);
+  const queue = await openFacesQueue(redis);
+  let failing = true;
+  const runner = facesJobRunner({ config: () => config, images, models: new ModelCache(), log: silent, onLibraryMissing: (error) => assert.fail(error.message) });
+  const worker = await startQueueWorker<FacesJobData, FacesJobResult>(redis.url, QUEUE_NAMES.faces, async (queueJob) => {
+    if (failing && queueJob.id === facesQueueId(job, 24)) throw new Error('the GPU fell off the bus');
+    return runner(queueJob);
+  }, WORKER, () => undefined);
+  redis.beforeClose(() => worker.close(true));
+  await assert.rejects(runStage(queue, job, config, catalog), /frames 24\.\.24 failed on the workers after 2 tries \(the GPU fell off the bus\)/);
+  assert.equal((await queue.find(facesQueueId(job, 24)))?.state, 'failed', 'kept for status until the video runs again');
+  failing = false;
+  assert.equal((await runStage(queue, job, config, catalog)).kind, 'done');
+  assert.equal(readFileSync(facesFile, 'utf8'), reference.faces);
 });
 
 test('a worker SIGKILLed mid-batch: another takes the stalled job over, and faces.jsonl is the same', async (t) => {
