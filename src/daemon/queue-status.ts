@@ -1,6 +1,7 @@
 /**
- * What is known of the job queue (queue.redis), for `celforge status` and
- * the review page: how many jobs wait, run and failed, the workers (host,
+ * What is known of the job queues (queue.redis), for `celforge status` and
+ * the review page: how many jobs wait, run and failed, in all and in each
+ * queue (extraction, face detection, ...), the workers (host,
  * GPU, current job with its progress, last seen, whether it has stopped
  * answering) and the failed jobs with their errors; or why Redis could not
  * be read. The address is shown with its password hidden, and no text
@@ -8,10 +9,14 @@
  *
  * API: readQueueStatus(url, now?) -> QueueStatus; MISSED_HEARTBEATS.
  */
-import { openJobQueue, QUEUE_NAMES, WORKER_HEARTBEAT_MS, type QueueDepths, type WorkerInfo } from '../adapters/job-queue.ts';
+import { openJobQueue, QUEUE_NAMES, WORKER_HEARTBEAT_MS, type JobQueue, type QueueDepths, type WorkerInfo } from '../adapters/job-queue.ts';
 import { redactRedisUrl, redisAddress, redisUrlProblem } from '../config/redis-url.ts';
 import { errorMessage } from '../errors.ts';
-import type { ExtractJobData, ExtractJobResult } from './extract-job.ts';
+import type { Job } from './job.ts';
+
+type QueueKind = keyof typeof QUEUE_NAMES;
+/** What every kind of queue job carries: the ledger's job it works for. */
+type AnyJobQueue = JobQueue<{ job: Pick<Job, 'source'> }, unknown>;
 
 export interface QueueWorkerStatus extends WorkerInfo {
   /** Not seen for MISSED_HEARTBEATS heartbeats: killed, or its machine is off (a killed worker never takes itself off). */
@@ -26,9 +31,11 @@ export interface QueueStatus {
   redis: string;
   /** Why the queue could not be read; then nothing else is known. */
   error?: string;
+  /** All queues together. */
   depths?: QueueDepths;
+  queues?: Record<QueueKind, QueueDepths>;
   workers?: QueueWorkerStatus[];
-  failed?: { id: string; video: string; attempts: number; error: string | null }[];
+  failed?: { queue: QueueKind; id: string; video: string; attempts: number; error: string | null }[];
 }
 
 /** A worker not seen for this many heartbeats has probably stopped. */
@@ -39,30 +46,48 @@ export async function readQueueStatus(url: string, now = Date.now()): Promise<Qu
   const password = redisUrlProblem(url) ? undefined : redisAddress(url).password;
   // The adapter hides it in what it says; a message from deeper down (ioredis, BullMQ) might not.
   const hidden = (text: string) => (password ? text.split(password).join('(hidden)') : text);
-  let queue;
+  const kinds = Object.keys(QUEUE_NAMES) as QueueKind[];
+  const queues: AnyJobQueue[] = [];
   try {
-    queue = await openJobQueue<ExtractJobData, ExtractJobResult>(url, QUEUE_NAMES.extract, { attempts: 1, backoffMs: 1000 });
-  } catch (error) {
-    return { redis, error: hidden(errorMessage(error)) };
-  }
-  try {
-    const [depths, workers, failed] = await Promise.all([queue.depths(), queue.workers(), queue.failed()]);
-    const current = await Promise.all(workers.map((worker) => (worker.job ? queue.find(worker.job) : null)));
+    for (const kind of kinds) queues.push(await openJobQueue(url, QUEUE_NAMES[kind], { attempts: 1, backoffMs: 1000 }));
+    const depths = await Promise.all(queues.map((queue) => queue.depths()));
+    const failed = await Promise.all(queues.map((queue) => queue.failed()));
+    // One list for all queues: a worker announces itself once.
+    const workers = await queues[0]!.workers();
+    const current = await Promise.all(workers.map((worker) => (worker.job ? findIn(queues, worker.job) : null)));
     return {
-      redis, depths,
+      redis,
+      depths: sumOf(depths),
+      queues: Object.fromEntries(kinds.map((kind, index) => [kind, depths[index]!])) as Record<QueueKind, QueueDepths>,
       workers: workers.map((worker, index) => ({
         ...worker,
         stopped: now - Date.parse(worker.lastSeen) > MISSED_HEARTBEATS * WORKER_HEARTBEAT_MS,
         video: current[index]?.data.job.source ?? null,
         progress: progressOf(current[index]?.progress),
       })),
-      failed: failed.map((job) => ({ id: job.id, video: job.data.job.source, attempts: job.attemptsMade, error: job.error === null ? null : hidden(job.error) })),
+      failed: kinds.flatMap((kind, index) => failed[index]!.map((job) => ({
+        queue: kind, id: job.id, video: job.data.job.source, attempts: job.attemptsMade, error: job.error === null ? null : hidden(job.error),
+      }))),
     };
   } catch (error) {
     return { redis, error: hidden(errorMessage(error)) };
   } finally {
-    await queue.close().catch(() => undefined);
+    await Promise.all(queues.map((queue) => queue.close().catch(() => undefined)));
   }
+}
+
+async function findIn(queues: AnyJobQueue[], id: string) {
+  for (const queue of queues) {
+    const job = await queue.find(id);
+    if (job) return job;
+  }
+  return null;
+}
+
+function sumOf(all: QueueDepths[]): QueueDepths {
+  const total: QueueDepths = { waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0 };
+  for (const depths of all) for (const key of Object.keys(total) as (keyof QueueDepths)[]) total[key] += depths[key];
+  return total;
 }
 
 function progressOf(value: unknown): { done: number; total: number } | null {

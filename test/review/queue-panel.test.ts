@@ -74,6 +74,8 @@ test('Workers panel: depths, workers with job and progress, a stopped worker, a 
   await panel.waitFor();
   await page.locator('#queue-summary', { hasText: '0 waiting, 1 running, 0 waiting to retry, 1 failed; 2 workers' }).waitFor();
   assert.match(await page.locator('#queue-summary').innerText(), /:\(hidden\)@127\.0\.0\.1:/, 'the address with its password hidden');
+  assert.equal(await page.locator('#queue-kinds li[data-queue="extract"]').innerText(), 'extract: 0 waiting, 1 running, 0 waiting to retry, 1 failed');
+  assert.equal(await page.locator('#queue-kinds li[data-queue="faces"]').innerText(), 'faces: 0 waiting, 0 running, 0 waiting to retry, 0 failed');
 
   const live = page.locator(`#workers tr[data-worker=${JSON.stringify(`${HOSTILE_HOST}:${process.pid}`)}]`);
   const cells = await live.locator('td').allInnerTexts();

@@ -117,7 +117,8 @@ function drawQueue(queue) {
   const depths = queue.depths;
   $('#queue-summary').textContent = queue.error
     ? `Job queue ${queue.redis}: ${queue.error}`
-    : `Job queue ${queue.redis}: ${depths.waiting} waiting, ${depths.active} running, ${depths.delayed} waiting to retry, ${depths.failed} failed; ${workers.length} worker${workers.length === 1 ? '' : 's'}`;
+    : `Job queue ${queue.redis}: ${depthText(depths)}; ${workers.length} worker${workers.length === 1 ? '' : 's'}`;
+  $('#queue-kinds').replaceChildren(...Object.entries(queue.queues ?? {}).map(([kind, each]) => element('li', { 'data-queue': kind }, `${kind}: ${depthText(each)}`)));
   $('#workers tbody').replaceChildren(...workers.map((worker) => element('tr', { 'data-worker': worker.id, class: worker.stopped ? 'stopped' : undefined },
     element('td', {}, `${worker.host} (pid ${worker.pid})`),
     element('td', {}, worker.gpu === null ? '' : String(worker.gpu)),
@@ -135,6 +136,7 @@ function drawQueue(queue) {
   $('#failed-jobs').hidden = !failed.length;
 }
 
+const depthText = (depths) => `${depths.waiting} waiting, ${depths.active} running, ${depths.delayed} waiting to retry, ${depths.failed} failed`;
 const secondsAgo = (time) => Math.max(0, Math.round((Date.now() - Date.parse(time)) / 1000));
 
 const gib = (bytes) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
