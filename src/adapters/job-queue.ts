@@ -248,6 +248,12 @@ export async function openJobQueue<Data, Result>(url: string, name: string, sett
  * has its jobs taken back by the stalled check of any worker (taskforcesh/bullmq@352d3c7
  * docs/gitbook/guide/workers/stalled-jobs.md:5-13; defaults in src/interfaces/worker-options.ts:64-77 and :127-134).
  */
+/**
+ * A process that takes jobs from several queues (`celforge worker`: extraction and faces) is one worker: one
+ * announcement, naming whichever job any of its queue workers runs, removed when the last of them closes.
+ */
+const announced = new Map<string, { running: Set<string>; open: number }>();
+
 export async function startQueueWorker<Data, Result>(
   url: string, name: string, handler: (job: QueueJobContext<Data>) => Promise<Result>, settings: WorkerSettings,
   onError: (error: Error) => void,
@@ -259,7 +265,11 @@ export async function startQueueWorker<Data, Result>(
   // Not the worker's wait-forever setting: an announcement to a Redis that is down is dropped, and must not hold up a shutdown.
   const registry = new Redis({ ...options, maxRetriesPerRequest: 1 });
   registry.on('error', () => undefined);
-  const running = new Set<string>();
+  const key = `${url} ${id}`;
+  const shared = announced.get(key) ?? { running: new Set<string>(), open: 0 };
+  announced.set(key, shared);
+  shared.open += 1;
+  const { running } = shared;
   const announce = async () => {
     const info: WorkerInfo = { id, host, pid: process.pid, gpu: settings.gpu, job: [...running][0] ?? null, lastSeen: new Date().toISOString() };
     await registry.hset(WORKERS_KEY, id, JSON.stringify(info));
@@ -304,12 +314,15 @@ export async function startQueueWorker<Data, Result>(
         new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_WAIT_MS))),
       ]);
       clearTimeout(timer);
+      shared.open -= 1;
+      const last = shared.open === 0;
+      if (last) announced.delete(key);
       if (!closed) {
         void worker.disconnect().catch(() => undefined);
         registry.disconnect();
         return false;
       }
-      await registry.hdel(WORKERS_KEY, id).catch(() => undefined);
+      if (last) await registry.hdel(WORKERS_KEY, id).catch(() => undefined);
       registry.disconnect();
       return true;
     },

@@ -39,6 +39,37 @@ test('enqueue under a job id twice adds one job, which keeps the first data, and
   assert.equal(await queue.enqueue('extract-abc', { video: 'third.m2ts' }), true, 'a removed job may be enqueued again');
 });
 
+test('a process taking jobs from two queues is one worker: it names the job either runs, and leaves when both close', async (t) => {
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const first = await openJobQueue<{ n: number }, null>(redis.url, 'first', { attempts: 1, backoffMs: 1000 });
+  const second = await openJobQueue<{ n: number }, null>(redis.url, 'second', { attempts: 1, backoffMs: 1000 });
+  redis.beforeClose(() => first.close());
+  redis.beforeClose(() => second.close());
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const idle = await startQueueWorker<{ n: number }, null>(redis.url, 'first', async () => null, WORKER, (error) => assert.fail(error));
+  const busy = await startQueueWorker<{ n: number }, null>(redis.url, 'second', async () => {
+    await released;
+    return null;
+  }, WORKER, (error) => assert.fail(error));
+  redis.beforeClose(() => idle.close());
+  redis.beforeClose(() => busy.close());
+  await second.enqueue('job-2', { n: 2 });
+  t.after(() => release());
+  const info = await waitFor('the worker naming the second queue\'s job', async () => (await first.workers()).find((w) => w.job === 'job-2'));
+  assert.equal((await first.workers()).length, 1, 'one announcement for the process');
+  assert.equal(info.pid, process.pid);
+  // The idle queue worker's heartbeat must not say the process is idle while the other runs a job.
+  await new Promise((resolve) => setTimeout(resolve, WORKER.heartbeatMs * 3));
+  assert.deepEqual((await first.workers()).map((w) => w.job), ['job-2']);
+  release();
+  assert.equal(await idle.close(), true);
+  assert.equal((await first.workers()).length, 1, 'still announced while one of its queue workers runs');
+  assert.equal(await busy.close(), true);
+  assert.deepEqual(await first.workers(), [], 'gone once both closed');
+});
+
 test('a worker reports progress and itself while it runs, and its result is the job\'s', async (t) => {
   const redis = await RedisServer.open(t);
   if (!redis) return;
@@ -59,11 +90,11 @@ test('a worker reports progress and itself while it runs, and its result is the 
     return job?.state === 'active' && (job.progress as { done?: number }).done === 1 ? job : undefined;
   });
   assert.deepEqual(running.progress, { done: 1, total: 2 });
-  const [info] = await waitFor('the worker naming its job', async () => (await queue.workers()).filter((w) => w.job === 'job-1'));
-  assert.equal(info!.id, worker.id);
-  assert.equal(info!.gpu, 1);
-  assert.equal(info!.pid, process.pid);
-  assert.ok(Date.parse(info!.lastSeen) > 0);
+  const info = await waitFor('the worker naming its job', async () => (await queue.workers()).find((w) => w.job === 'job-1'));
+  assert.equal(info.id, worker.id);
+  assert.equal(info.gpu, 1);
+  assert.equal(info.pid, process.pid);
+  assert.ok(Date.parse(info.lastSeen) > 0);
 
   release();
   const done = await waitFor('completion', async () => {
