@@ -25,24 +25,13 @@ async function loadCharacters() {
 
 async function loadClusters() {
   const load = ++clusterLoads;
-  const list = $('#clusters');
-  // The rows from before stay in view while new ones load, but take no input: a name typed into one would go with it.
-  list.inert = true;
-  list.setAttribute('aria-busy', 'true');
-  try {
-    const data = await act(() => api(`/api/characters/clusters?series=${encodeURIComponent(characterSeries)}`));
-    if (!data) return;
-    const rows = await Promise.all(data.clusters.map((cluster) => clusterRow(cluster, data.clusters)));
-    if (load !== clusterLoads) return;
-    $('#character-count').textContent = `${data.clusters.length} clusters`;
-    showConflicts(data.conflicts);
-    list.replaceChildren(...rows);
-  } finally {
-    if (load === clusterLoads) {
-      list.inert = false;
-      list.removeAttribute('aria-busy');
-    }
-  }
+  const data = await act(() => api(`/api/characters/clusters?series=${encodeURIComponent(characterSeries)}`));
+  if (!data) return;
+  const rows = await Promise.all(data.clusters.map((cluster) => clusterRow(cluster, data.clusters)));
+  if (load !== clusterLoads) return;
+  $('#character-count').textContent = `${data.clusters.length} clusters`;
+  showConflicts(data.conflicts);
+  $('#clusters').replaceChildren(...rows);
 }
 
 /** A link to the images flagged where a tagger's character tag and the clusters disagree, opened in Tag review. */
