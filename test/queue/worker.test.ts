@@ -137,6 +137,21 @@ test('a coordinator and two workers, two clips: the workers extract through the 
   assert.doesNotMatch(status.stdout + text.stdout, new RegExp(redis.password));
 });
 
+/** The frames in the coordinator's frame map of the clip. */
+const recordedFrames = (library: string) => {
+  const frameMap = path.join(library, 'Show', '01', 'frame-map.jsonl');
+  return existsSync(frameMap) ? readFileSync(frameMap, 'utf8').split('\n').filter(Boolean).length : 0;
+};
+
+/** Waits until some frames of the clip, fewer than half, are in the coordinator's frame map; how many. */
+function partlyExtracted(library: string, what: string): Promise<number> {
+  const total = reference!.frameMap.split('\n').filter(Boolean).length;
+  return waitFor(what, () => {
+    const done = recordedFrames(library);
+    return done > 0 && done < total / 2 ? done : undefined;
+  }, 90_000, 20);
+}
+
 test('a worker SIGKILLed mid-extraction: a second worker takes the stalled job over, and the frames are byte-identical', async (t) => {
   assert.ok(reference, 'the reference run must pass first');
   const redis = await RedisServer.open(t);
@@ -147,16 +162,11 @@ test('a worker SIGKILLed mid-extraction: a second worker takes the stalled job o
   const first = startWorker(t, redis, coordinator);
   copyFileSync(clip, path.join(coordinator.dir, 'inbox', VIDEO));
 
-  const frameMap = path.join(coordinator.library, 'Show', '01', 'frame-map.jsonl');
   const total = reference.frameMap.split('\n').filter(Boolean).length;
-  const recorded = () => (existsSync(frameMap) ? readFileSync(frameMap, 'utf8').split('\n').filter(Boolean).length : 0);
-  const killedAt = await waitFor('frames recorded by the first worker', () => {
-    const done = recorded();
-    return done > 0 && done < total / 2 ? done : undefined;
-  }, 90_000, 20);
+  const killedAt = await partlyExtracted(coordinator.library, 'frames recorded by the first worker');
   first.child.kill('SIGKILL');
   await first.exited;
-  assert.ok(recorded() < total, `killed midway (${killedAt} of ${total} frames when the kill was sent)`);
+  assert.ok(recordedFrames(coordinator.library) < total, `killed midway (${killedAt} of ${total} frames when the kill was sent)`);
 
   const second = startWorker(t, redis, coordinator);
   await waitFor('the job ready for review', () => readyJob(coordinator.library), 120_000, 200);
@@ -175,12 +185,7 @@ test('Redis killed and restarted mid-extraction: the job survives in its AOF and
   startWorker(t, redis, coordinator);
   copyFileSync(clip, path.join(coordinator.dir, 'inbox', VIDEO));
 
-  const frameMap = path.join(coordinator.library, 'Show', '01', 'frame-map.jsonl');
-  const total = reference.frameMap.split('\n').filter(Boolean).length;
-  await waitFor('frames recorded by the worker', () => {
-    const done = existsSync(frameMap) ? readFileSync(frameMap, 'utf8').split('\n').filter(Boolean).length : 0;
-    return done > 0 && done < total / 2;
-  }, 90_000, 20);
+  await partlyExtracted(coordinator.library, 'frames recorded by the worker');
   await redis.kill();
   await new Promise((resolve) => setTimeout(resolve, 500));
   await redis.start();
@@ -199,12 +204,7 @@ test('a worker stopped (SIGTERM) mid-extraction gives its job back untried: with
   const first = startWorker(t, redis, coordinator);
   copyFileSync(clip, path.join(coordinator.dir, 'inbox', VIDEO));
 
-  const frameMap = path.join(coordinator.library, 'Show', '01', 'frame-map.jsonl');
-  const total = reference.frameMap.split('\n').filter(Boolean).length;
-  await waitFor('frames recorded by the first worker', () => {
-    const done = existsSync(frameMap) ? readFileSync(frameMap, 'utf8').split('\n').filter(Boolean).length : 0;
-    return done > 0 && done < total / 2;
-  }, 90_000, 20);
+  await partlyExtracted(coordinator.library, 'frames recorded by the first worker');
   await stopWorker(first);
   assert.equal(first.child.exitCode, 0, first.output());
   assert.match(first.output(), /the job goes back to the queue/);
