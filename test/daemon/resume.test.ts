@@ -165,12 +165,12 @@ async function freezeDecoder(t: Parameters<typeof tempDir>[0], daemon: DaemonPro
   return pid;
 }
 
-/** Files in the video's output folder (frames, previews, temporary files), by relative path; not the lock, which each re-check takes. */
+/** Files in the video's output folder (frames, previews, temporary files), by relative path; not the lock or its drafts, which each re-check takes. */
 const filesOnDisk = (library: string): string[] => {
   const job = readJobs(library)[0];
   if (!job?.extract || !existsSync(job.extract.dir)) return [];
   return readdirSync(job.extract.dir, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile() && entry.name !== '.lock')
+    .filter((entry) => entry.isFile() && !entry.name.startsWith('.lock'))
     .map((entry) => path.relative(job.extract!.dir, path.join(entry.parentPath, entry.name)));
 };
 const recordedFrames = (library: string) => {
