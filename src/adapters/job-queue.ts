@@ -17,7 +17,7 @@ import { CelforgeError, errorMessage } from '../errors.ts';
 import { hostName } from './host-name.ts';
 
 /** One queue per kind of work; BullMQ prefixes its keys with "bull:" and the name. */
-export const QUEUE_NAMES = { extract: 'celforge-extract', faces: 'celforge-faces' } as const;
+export const QUEUE_NAMES = { extract: 'celforge-extract', faces: 'celforge-faces', tags: 'celforge-tags', ccip: 'celforge-ccip' } as const;
 
 /** Where workers announce themselves: a hash of worker id -> WorkerInfo as JSON. */
 const WORKERS_KEY = 'celforge:workers';

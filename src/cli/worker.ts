@@ -1,6 +1,7 @@
 /**
  * `celforge worker --redis URL [--gpu N] [--concurrency N]`: takes extraction
- * and face detection jobs from the coordinator's queues (queue.redis) and runs them on this
+ * jobs and face detection, CCIP feature and tagging batches from the
+ * coordinator's queues (queue.redis) and runs them on this
  * machine against the shared library, until SIGINT/SIGTERM; then the running
  * jobs go back to the queue for another worker. A worker that does not see
  * the library stops the same way, with exit code 1. The address comes from
@@ -18,8 +19,13 @@ import { loadConfig } from '../config/load.ts';
 import { redactRedisUrl, redisUrlProblem } from '../config/redis-url.ts';
 import { extractJobRunner } from '../daemon/extract-worker.ts';
 import type { ExtractJobData, ExtractJobResult } from '../daemon/extract-job.ts';
+import type { CcipJobData, CcipJobResult } from '../daemon/ccip-job.ts';
+import { ccipJobRunner } from '../daemon/ccip-worker.ts';
 import type { FacesJobData, FacesJobResult } from '../daemon/faces-job.ts';
 import { facesJobRunner } from '../daemon/faces-worker.ts';
+import type { BatchWorkerPorts } from '../daemon/mapped-job.ts';
+import type { TagsJobData, TagsJobResult } from '../daemon/tags-job.ts';
+import { tagsJobRunner } from '../daemon/tags-worker.ts';
 import { ModelCache } from '../models/model-cache.ts';
 import { CelforgeError } from '../errors.ts';
 import { createLogger } from '../log.ts';
@@ -69,12 +75,16 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
   };
   const onError = quietRepeats((message) => log.warn(`job queue: ${message}`));
   const worker = await startQueueWorker<ExtractJobData, ExtractJobResult>(url, QUEUE_NAMES.extract, runner, settings, onError);
-  // Models load on the first faces job and stay loaded for the worker's life.
+  // Models load on the first job that needs them and stay loaded for the worker's life, one cache for all queues.
   const images = createImageWorkers(config.inference.workers);
-  const facesWorker = await startQueueWorker<FacesJobData, FacesJobResult>(url, QUEUE_NAMES.faces, facesJobRunner({
-    config: () => config, images, models: new ModelCache(), log, onLibraryMissing,
-  }), settings, onError);
-  log.info({ worker: worker.id, redis: redactRedisUrl(url), gpu, concurrency }, `worker ${worker.id}: taking extraction jobs and face detection batches from ${redactRedisUrl(url)}`);
+  const batchPorts: BatchWorkerPorts = { config: () => config, images, models: new ModelCache(), log, onLibraryMissing };
+  const batchWorkers = [
+    await startQueueWorker<FacesJobData, FacesJobResult>(url, QUEUE_NAMES.faces, facesJobRunner(batchPorts), settings, onError),
+    await startQueueWorker<CcipJobData, CcipJobResult>(url, QUEUE_NAMES.ccip, ccipJobRunner(batchPorts), settings, onError),
+    await startQueueWorker<TagsJobData, TagsJobResult>(url, QUEUE_NAMES.tags, tagsJobRunner(batchPorts), settings, onError),
+  ];
+  // Scripts and tests look for "taking extraction jobs and face detection batches".
+  log.info({ worker: worker.id, redis: redactRedisUrl(url), gpu, concurrency }, `worker ${worker.id}: taking extraction jobs and face detection batches, CCIP feature and tagging batches from ${redactRedisUrl(url)}`);
 
   const onSignal = (signal: string) => {
     log.info({ signal }, 'worker shutting down; running jobs go back to the queue');
@@ -86,7 +96,7 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   abort.abort();
-  const closed = (await Promise.all([worker.close(), facesWorker.close()])).every(Boolean);
+  const closed = (await Promise.all([worker, ...batchWorkers].map((each) => each.close()))).every(Boolean);
   await images.close();
   if (closed) {
     log.info('worker stopped');

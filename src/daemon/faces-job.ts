@@ -12,12 +12,9 @@
 import type { FaceRecord } from '../adapters/faces-file.ts';
 import type { Config } from '../config/schema.ts';
 import type { Job } from './job.ts';
+import type { MappedJobData, WorkerModelWait } from './mapped-job.ts';
 
-export interface FacesJobData {
-  /** The library as the coordinator names it; a worker maps it (queue.pathMap). */
-  library: string;
-  /** The ledger's job, for the worker's log. */
-  job: Pick<Job, 'id' | 'source'>;
+export interface FacesJobData extends MappedJobData {
   /** The batch's kept frames, in frame order; `file` is relative to the library. */
   frames: { frame: number; scene: number; file: string; sha256: string | undefined }[];
   /** The coordinator's: the detector, its model, score and overlap decide the boxes. */
@@ -26,8 +23,7 @@ export interface FacesJobData {
 
 export type FacesJobResult =
   | { kind: 'done'; records: FaceRecord[] }
-  /** The worker lacks a model: the coordinator waits for it as for its own. */
-  | { kind: 'wait'; missing: string[]; reason: string; command: string | null };
+  | WorkerModelWait;
 
 /** One queue job per batch: enqueued again, it is the same job (BullMQ ids may not contain ":" or be all digits). */
 export function facesQueueId(job: Pick<Job, 'id'>, firstFrame: number): string {

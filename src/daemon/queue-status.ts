@@ -1,7 +1,7 @@
 /**
  * What is known of the job queues (queue.redis), for `celforge status` and
  * the review page: how many jobs wait, run and failed, in all and in each
- * queue (extraction, face detection, ...), the workers (host,
+ * queue (extraction, face detection, CCIP features, tagging), the workers (host,
  * GPU, current job with its progress, last seen, whether it has stopped
  * answering) and the failed jobs with their errors; or why Redis could not
  * be read. The address is shown with its password hidden, and no text

@@ -32,6 +32,18 @@ import type { ExtractJobData, ExtractJobResult } from './extract-job.ts';
 import { remoteExtractStage, type ExtractQueue } from './remote-extract.ts';
 import type { FacesJobData, FacesJobResult } from './faces-job.ts';
 import { remoteFacesStage, type FacesQueue } from './remote-faces.ts';
+import type { TagsJobData, TagsJobResult } from './tags-job.ts';
+import { remoteTagsStage, type TagsQueue } from './remote-tags.ts';
+import type { CcipJobData, CcipJobResult } from './ccip-job.ts';
+import { remoteCharactersStage, type CcipQueue } from './remote-ccip.ts';
+
+/** The coordinator's queues (queue.redis): extraction, then the batches of faces, CCIP features and tags. */
+interface CoordinatorQueues {
+  extract: ExtractQueue;
+  faces: FacesQueue;
+  ccip: CcipQueue;
+  tags: TagsQueue;
+}
 
 export interface RuntimeOptions {
   config: Config;
@@ -65,19 +77,16 @@ export class Runtime {
 
   readonly #clock: () => Date;
   readonly #idle: IdleProbe;
-  /** The daemon as coordinator (queue.redis): extraction runs on the workers. */
-  readonly #extractQueue: ExtractQueue | null;
-  /** The coordinator's faces batches, detected on the workers. */
-  readonly #facesQueue: FacesQueue | null;
+  /** The daemon as coordinator (queue.redis): extraction, faces, CCIP features and tags run on the workers. */
+  readonly #queues: CoordinatorQueues | null;
 
-  private constructor(config: Config, log: Logger, ledger: Ledger, catalog: Catalog, lock: Lock, disk: DiskSpace, fetcher: ModelFetcher, clock: () => Date, idle: IdleProbe, extractQueue: ExtractQueue | null, facesQueue: FacesQueue | null) {
+  private constructor(config: Config, log: Logger, ledger: Ledger, catalog: Catalog, lock: Lock, disk: DiskSpace, fetcher: ModelFetcher, clock: () => Date, idle: IdleProbe, queues: CoordinatorQueues | null) {
     this.config = config;
     this.log = log;
     this.ledger = ledger;
     this.catalog = catalog;
     this.#lock = lock;
-    this.#extractQueue = extractQueue;
-    this.#facesQueue = facesQueue;
+    this.#queues = queues;
     this.#abort = new AbortController();
     this.media = new MediaRepository(resolveFfmpegBinaries(config.ffmpeg));
     this.images = createImageWorkers(config.inference.workers);
@@ -98,7 +107,12 @@ export class Runtime {
       events: this.notifier,
       log,
       signal: this.#abort.signal,
-      ...(extractQueue ? { remoteStages: { extract: remoteExtractStage(extractQueue), ...(facesQueue ? { faces: remoteFacesStage(facesQueue) } : {}) } } : {}),
+      ...(queues ? {
+        remoteStages: {
+          extract: remoteExtractStage(queues.extract), faces: remoteFacesStage(queues.faces),
+          characters: remoteCharactersStage(queues.ccip), tags: remoteTagsStage(queues.tags),
+        },
+      } : {}),
     });
   }
 
@@ -118,14 +132,9 @@ export class Runtime {
         }
       }
       // Only the daemon coordinates: a one-off `process` runs every stage itself.
-      const extractQueue = command === 'start' && config.queue.redis
-        ? await openJobQueue<ExtractJobData, ExtractJobResult>(config.queue.redis, QUEUE_NAMES.extract, { attempts: config.queue.attempts, backoffMs: config.queue.backoffSeconds * 1000 })
-        : null;
-      const facesQueue = extractQueue
-        ? await openJobQueue<FacesJobData, FacesJobResult>(config.queue.redis!, QUEUE_NAMES.faces, { attempts: config.queue.attempts, backoffMs: config.queue.backoffSeconds * 1000 })
-        : null;
-      for (const risk of (await extractQueue?.settingsAtRisk()) ?? []) log.warn(`job queue: ${risk}`);
-      const runtime = new Runtime(config, log, ledger, Catalog.open(catalogPath(config.library)), lock, disk, new ModelFetcher(downloads, command), clock, idle, extractQueue, facesQueue);
+      const queues = command === 'start' && config.queue.redis ? await openCoordinatorQueues(config.queue.redis, config) : null;
+      for (const risk of (await queues?.extract.settingsAtRisk()) ?? []) log.warn(`job queue: ${risk}`);
+      const runtime = new Runtime(config, log, ledger, Catalog.open(catalogPath(config.library)), lock, disk, new ModelFetcher(downloads, command), clock, idle, queues);
       if (config.train) runtime.training = await runtime.#openTraining();
       const { ffmpeg, ffprobe, source } = runtime.media.binaries;
       log.debug({ ffmpeg, ffprobe, source }, 'ffmpeg binaries');
@@ -186,9 +195,29 @@ export class Runtime {
     await this.training?.shutdown();
     await this.notifier.flush();
     await this.images.close();
-    await this.#extractQueue?.close();
-    await this.#facesQueue?.close();
+    for (const queue of Object.values(this.#queues ?? {})) await queue.close();
     this.catalog.close();
     await this.#lock.release();
+  }
+}
+
+async function openCoordinatorQueues(url: string, config: Config): Promise<CoordinatorQueues> {
+  const settings = { attempts: config.queue.attempts, backoffMs: config.queue.backoffSeconds * 1000 };
+  const opened: { close(): Promise<void> }[] = [];
+  const open = async <Data, Result>(name: string) => {
+    const queue = await openJobQueue<Data, Result>(url, name, settings);
+    opened.push(queue);
+    return queue;
+  };
+  try {
+    return {
+      extract: await open<ExtractJobData, ExtractJobResult>(QUEUE_NAMES.extract),
+      faces: await open<FacesJobData, FacesJobResult>(QUEUE_NAMES.faces),
+      ccip: await open<CcipJobData, CcipJobResult>(QUEUE_NAMES.ccip),
+      tags: await open<TagsJobData, TagsJobResult>(QUEUE_NAMES.tags),
+    };
+  } catch (error) {
+    await Promise.all(opened.map((queue) => queue.close().catch(() => undefined)));
+    throw error;
   }
 }
