@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'EXPORT_CONFLICT'
   | 'GENERATOR_REFUSED'
   | 'QUEUE_UNREACHABLE'
+  | 'CLAIM_LOST'
   | 'INTERNAL';
 
 export class CelforgeError extends Error {

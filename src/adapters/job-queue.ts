@@ -3,7 +3,10 @@
  * ioredis. A coordinator enqueues work under a stable job id and reads back
  * its state, progress and result; workers (other machines) take jobs, report
  * progress and return results; every worker announces itself (host, GPU,
- * current job, last seen) for `status`. Messages name the Redis address with
+ * current job, last seen) for `status`. A running job carries a signal that
+ * aborts when this worker may have lost the job's lock (job-claim.ts): the
+ * queue may hand it to another worker, so the handler must stop; whatever it
+ * throws or returns then is dropped. Messages name the Redis address with
  * its password hidden.
  *
  * API: openJobQueue(url, name, settings) -> JobQueue (enqueue, find, remove,
@@ -15,6 +18,7 @@ import { Redis } from 'ioredis';
 import { redactRedisUrl, redisAddress, redisUrlProblem } from '../config/redis-url.ts';
 import { CelforgeError, errorMessage } from '../errors.ts';
 import { hostName } from './host-name.ts';
+import { JobClaim } from './job-claim.ts';
 
 /** One queue per kind of work; BullMQ prefixes its keys with "bull:" and the name. */
 export const QUEUE_NAMES = { extract: 'celforge-extract', faces: 'celforge-faces', tags: 'celforge-tags', ccip: 'celforge-ccip' } as const;
@@ -82,6 +86,12 @@ export interface QueueJobContext<Data> {
   data: Data;
   /** Attempts made before this one (0 on the first). */
   attemptsMade: number;
+  /**
+   * Aborted when this worker may no longer hold the job (its lock could not be renewed in time, or Redis says it is
+   * another worker's), with a CelforgeError CLAIM_LOST as its reason: stop, writing nothing more for the job.
+   */
+  signal: AbortSignal;
+  /** Sends progress; once the claim is lost it sends nothing and no longer waits for a send under way. */
   progress(value: object | number): Promise<void>;
   /** Gives the job back to the queue, not counted as an attempt (a worker shutting down); throws out of the handler. */
   putBack(): Promise<never>;
@@ -249,6 +259,28 @@ export async function openJobQueue<Data, Result>(url: string, name: string, sett
  * docs/gitbook/guide/workers/stalled-jobs.md:5-13; defaults in src/interfaces/worker-options.ts:64-77 and :127-134).
  */
 /**
+ * BullMQ's worker, telling each running job's claim when Redis accepted a renewal of its lock, by the time it was
+ * asked for. BullMQ's lock manager renews every lock older than a quarter of lockDuration on a timer of that period
+ * (lockRenewTime defaults to lockDuration / 2, node_modules/bullmq 6.7.0 dist/cjs/classes/worker.js:78-79; the
+ * timer and the age, lock-manager.js:60-83) through this method (lock-manager.js:40). A renewal that Redis refuses
+ * is reported by 'lockRenewalFailed' (lock-manager.js:41-46); one that never gets an answer (Redis stopped or out
+ * of reach: a worker's commands wait for ever) is reported by nothing, and stops all renewals while it waits.
+ */
+class ClaimWatchingWorker<Data, Result> extends Worker<Data, Result> {
+  readonly claims = new Map<string, JobClaim>();
+
+  override async extendJobLocks(jobIds: string[], tokens: string[], duration: number): Promise<string[]> {
+    const askedAt = Date.now();
+    const refused = await super.extendJobLocks(jobIds, tokens, duration);
+    for (const id of jobIds) if (!refused.includes(id)) this.claims.get(id)?.renewed(askedAt);
+    return refused;
+  }
+}
+
+/** BullMQ's word for each refused renewal (lock-manager.js:44); the job's claim has said it already. */
+const RENEWAL_REFUSED = /^could not renew lock for job (.+)$/;
+
+/**
  * A process that takes jobs from several queues (`celforge worker`: extraction and faces) is one worker: one
  * announcement, naming whichever job any of its queue workers runs, removed when the last of them closes.
  */
@@ -275,19 +307,38 @@ export async function startQueueWorker<Data, Result>(
     await registry.hset(WORKERS_KEY, id, JSON.stringify(info));
   };
   const announceQuietly = () => void announce().catch(() => undefined);
-  const worker = new Worker<Data, Result>(name, async (job, token) => {
-    running.add(job.id!);
+  /** Jobs whose claim this worker lost, so that BullMQ's own words on their refused renewals are not said again. */
+  const lost = new Set<string>();
+  const worker: ClaimWatchingWorker<Data, Result> = new ClaimWatchingWorker<Data, Result>(name, async (job, token) => {
+    const jobId = job.id!;
+    lost.delete(jobId);
+    const claim = new JobClaim(jobId, settings.lockMs, job.processedOn ?? Date.now(), (error) => {
+      lost.add(jobId);
+      onError(error);
+    });
+    worker.claims.set(jobId, claim);
+    running.add(jobId);
     announceQuietly();
     // The lock's token lets moveToWait release it; WaitingError tells the worker the job is neither done nor failed
     // (taskforcesh/bullmq@352d3c7 docs/gitbook/patterns/manual-retrying.md:5-17).
     const putBack = async (): Promise<never> => {
-      await job.moveToWait(token);
+      if (!claim.signal.aborted) await job.moveToWait(token);
       throw new WaitingError();
     };
+    const progress = async (value: object | number) => void (await claim.whileHeld(() => job.updateProgress(value)));
     try {
-      return await handler({ id: job.id!, data: job.data, attemptsMade: job.attemptsMade, progress: (value) => job.updateProgress(value), putBack });
+      const result = await handler({ id: jobId, data: job.data, attemptsMade: job.attemptsMade, signal: claim.signal, progress, putBack });
+      if (claim.signal.aborted) throw new WaitingError();
+      return result;
+    } catch (error) {
+      // Not this worker's to finish or fail any more: BullMQ leaves a job untouched on WaitingError (node_modules/bullmq
+      // 6.7.0 dist/cjs/classes/worker.js:655-664); the stalled check puts it back in the queue once its lock is gone.
+      if (claim.signal.aborted) throw new WaitingError();
+      throw error;
     } finally {
-      running.delete(job.id!);
+      claim.end();
+      worker.claims.delete(jobId);
+      running.delete(jobId);
       announceQuietly();
     }
   }, {
@@ -298,7 +349,14 @@ export async function startQueueWorker<Data, Result>(
     maxStalledCount: settings.maxStalled,
     autorun: false,
   });
-  worker.on('error', (error) => onError(new Error(hideSecret(error.message, options.password))));
+  worker.on('lockRenewalFailed', (jobIds) => {
+    for (const jobId of jobIds) worker.claims.get(jobId)?.lose('Redis refused to renew its lock (it ran out, or another worker holds the job now)');
+  });
+  worker.on('error', (error) => {
+    const refused = RENEWAL_REFUSED.exec(error.message);
+    if (refused && lost.has(refused[1]!)) return;
+    onError(new Error(hideSecret(error.message, options.password)));
+  });
   await announce();
   const heartbeat = setInterval(announceQuietly, settings.heartbeatMs);
   void worker.run().catch((error: unknown) => onError(error instanceof Error ? error : new Error(String(error))));

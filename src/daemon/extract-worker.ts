@@ -7,7 +7,11 @@
  * library holds (the frame map, the resume point), so a job taken over from
  * a worker that died continues where that one stopped; that worker's lock on
  * the video's frames, left on another host, is taken over (the queue's own
- * lock on the job says this worker alone owns it now). The worker writes
+ * lock on the job says this worker alone owns it now). A worker that loses
+ * the job's lock (cut off from Redis, or stalled, for longer than it lasts)
+ * stops extracting at once and writes nothing more, neither frames nor
+ * progress, and removes nothing: the queue hands the job to another worker,
+ * which resumes from what was recorded. The worker writes
  * frames into the shared library; the ledger and the catalog stay the
  * coordinator's.
  *
@@ -53,12 +57,14 @@ export function extractJobRunner(ports: ExtractWorkerPorts) {
       return queueJob.putBack();
     }
     if (!existsSync(job.source)) throw missing('the video', job.source, data.job.source);
+    queueJob.signal.throwIfAborted();
     const config = workerConfigFor(local, library, data.settings);
     const log = ports.log.child({ job: job.id, queueJob: queueJob.id });
     log.info({ file: job.source, attempt: queueJob.attemptsMade + 1 }, `${job.source}: extracting`);
     // A worker of another host that stalled (killed, its machine off, cut from Redis) left its lock; this host cannot check its pid.
     const previous = await takeOverFromOtherHost(videoLayoutOf(job, library).lock, 'extract');
     if (previous) log.warn({ host: previous.host, pid: previous.pid }, `${job.source}: took over the frames' lock of the worker on ${previous.host} (pid ${previous.pid}); the queue handed its job here`);
+    queueJob.signal.throwIfAborted();
     // The stage's saves land on this copy; its progress goes to the queue, where the coordinator reads it.
     const current = structuredClone(job);
     const stagePorts: StagePorts = {
@@ -69,13 +75,19 @@ export function extractJobRunner(ports: ExtractWorkerPorts) {
       images: coordinatorOnly('image workers'),
       models: coordinatorOnly('model cache'),
       log,
-      signal: ports.signal,
+      // A lost claim is the stage's reason to stop writing at once (its CLAIM_LOST reason); a shutdown, to leave a resumable state.
+      signal: AbortSignal.any([queueJob.signal, ports.signal]),
       save: async (change) => {
         change(current);
         if (current.progress) await queueJob.progress(current.progress);
       },
     };
     const result = await extractStage(structuredClone(current), stagePorts);
+    if (queueJob.signal.aborted) {
+      // The loss itself is said once by the queue worker (job-queue.ts).
+      log.warn(`${job.source}: stopped extracting; this worker writes nothing more for it (it lost the job's lock)`);
+      throw queueJob.signal.reason;
+    }
     if (result.kind === 'interrupted') {
       log.info(`${job.source}: worker stopping; the job goes back to the queue`);
       return queueJob.putBack();

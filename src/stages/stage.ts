@@ -26,7 +26,10 @@ export interface StagePorts {
   /** Downloads missing models on first need (models.autoFetch); without it a missing model is only waited for. */
   fetcher?: ModelFetcher;
   log: Logger;
-  /** Aborted when the daemon shuts down: stop at once, leaving a resumable state. */
+  /**
+   * Aborted when the daemon shuts down: stop at once, leaving a resumable state. With a CelforgeError CLAIM_LOST as
+   * its reason another process owns the work now (a queue worker lost its job's lock): stop at once, writing nothing more.
+   */
   signal: AbortSignal;
   /** Records a partial result and progress while the stage runs. */
   save: (change: (job: Job) => void) => Promise<void>;

@@ -2,7 +2,8 @@
  * The job queue adapter against a real redis-server: enqueue under a stable
  * id is idempotent, progress and results come back, a failing job is retried
  * with backoff and ends in the failed set, a Redis crash keeps the queue
- * (AOF), and the password shows in no error.
+ * (AOF), a job whose lock another worker holds now is given up, and the
+ * password shows in no error.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -113,6 +114,40 @@ test('a worker reports progress and itself while it runs, and its result is the 
   await raw.hset('celforge:workers', 'box:1', seen(1), 'box:25', seen(25));
   assert.deepEqual((await queue.workers()).map((w) => w.id), ['box:1']);
   assert.deepEqual(await raw.hkeys('celforge:workers'), ['box:1']);
+});
+
+test('a job whose lock another worker holds now: its signal aborts once, saying why, and nothing the handler does after reaches the job', async (t) => {
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const queue = await openJobQueue<{ n: number }, string>(redis.url, 'claimed', { attempts: 1, backoffMs: 1000 });
+  redis.beforeClose(() => queue.close());
+  const said: string[] = [];
+  let ended!: (reason: unknown) => void;
+  const endedWith = new Promise((resolve) => (ended = resolve));
+  const worker = await startQueueWorker<{ n: number }, string>(redis.url, 'claimed', async (job) => {
+    await new Promise((resolve) => job.signal.addEventListener('abort', resolve, { once: true }));
+    await job.progress({ done: 1 });
+    ended(job.signal.reason);
+    return 'finished here';
+  }, { ...WORKER, lockMs: 1000 }, (error) => said.push(error.message));
+  redis.beforeClose(() => worker.close());
+  await queue.enqueue('job-taken', { n: 1 });
+  await waitFor('the job running', async () => (await queue.workers()).find((w) => w.job === 'job-taken'));
+
+  // Another worker's takeover: the lock holds its token (BullMQ's key bull:<queue>:<id>:lock), so the next renewal is refused.
+  const raw = new Redis(redis.url);
+  redis.beforeClose(() => raw.disconnect());
+  await raw.set('bull:claimed:job-taken:lock', 'another-worker', 'PX', 60_000);
+  const reason = await endedWith;
+  assert.ok(reason instanceof CelforgeError);
+  assert.equal(reason.code, 'CLAIM_LOST');
+  assert.match(reason.message, /^job job-taken: this worker no longer holds it: Redis refused to renew its lock .*this one stops it and writes nothing more for it$/);
+  await waitFor('the handler ended', async () => (await queue.workers()).find((w) => w.job === null));
+  const job = await queue.find('job-taken');
+  assert.equal(job?.state, 'active', 'neither completed nor failed by this worker: the other one holds it');
+  assert.equal(job?.result, null);
+  assert.equal(job?.progress, 0, 'progress after the loss is not sent');
+  assert.deepEqual(said, [reason.message], "said once; BullMQ's own word on the refused renewal is not repeated");
 });
 
 test('a job that keeps failing is tried `attempts` times, backing off, and ends in the failed set with its error', async (t) => {

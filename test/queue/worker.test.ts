@@ -4,13 +4,16 @@
  * processes (seeing the library under another path, through queue.pathMap)
  * doing the extraction, two videos at once with two workers. The frames and the frame map are byte for byte those
  * of `celforge process` on the same clip, also when the worker running the
- * job is SIGKILLed midway and a second worker takes the stalled job over.
+ * job is SIGKILLed midway and a second worker takes the stalled job over, and
+ * when the worker is cut off from Redis for longer than its lock (it stops,
+ * writing nothing more, and the job is resumed once Redis is back).
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { Redis } from 'ioredis';
 import { openJobQueue, QUEUE_NAMES } from '../../src/adapters/job-queue.ts';
 import type { ExtractJobData, ExtractJobResult } from '../../src/daemon/extract-job.ts';
 import type { Job } from '../../src/daemon/job.ts';
@@ -173,6 +176,58 @@ test('a worker SIGKILLed mid-extraction: a second worker takes the stalled job o
   assert.deepEqual(outputOf(coordinator.library), reference);
   assert.match(second.output(), /extracting/);
   assert.match(second.output(), /resuming extraction/, 'the second worker resumed from what the first recorded');
+});
+
+/** The programs (comm) of the processes whose parent is `pid`, from /proc (Linux). */
+function childrenOf(pid: number): string[] {
+  return readdirSync('/proc').filter((name) => /^\d+$/.test(name)).flatMap((name) => {
+    const stat = (() => {
+      try {
+        return readFileSync(`/proc/${name}/stat`, 'utf8');
+      } catch {
+        return ''; // gone meanwhile
+      }
+    })();
+    // pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after its last ')'.
+    const close = stat.lastIndexOf(')');
+    return close > 0 && Number(stat.slice(close + 2).split(' ')[1]) === pid ? [stat.slice(stat.indexOf('(') + 1, close)] : [];
+  });
+}
+
+test('a worker stalled longer than its lock, Redis out of reach when it wakes: it stops extracting, writes nothing more, and the job resumes byte-identical', async (t) => {
+  assert.ok(reference, 'the reference run must pass first');
+  const redis = await RedisServer.open(t);
+  if (!redis) return;
+  const coordinator = coordinatorFolder(t, redis.url);
+  const daemon = startDaemon(coordinator.configFile);
+  redis.beforeClose(() => stopDaemon(daemon));
+  const worker = startWorker(t, redis, coordinator);
+  redis.beforeClose(() => void worker.child.kill('SIGCONT'));
+  const raw = new Redis(redis.url);
+  redis.beforeClose(() => raw.disconnect());
+  copyFileSync(clip, path.join(coordinator.dir, 'inbox', VIDEO));
+
+  // Frozen while most of the clip is still to come, until Redis has let its job's lock run out (BullMQ's key
+  // bull:<queue>:<job id>:lock); then it wakes to a Redis that answers nothing, its connections open.
+  await waitFor('the first frames recorded', () => recordedFrames(coordinator.library) > 0, 90_000, 20);
+  worker.child.kill('SIGSTOP');
+  await waitFor("the job's lock run out", async () => (await raw.keys(`bull:${QUEUE_NAMES.extract}:*:lock`)).length === 0, 60_000);
+  redis.pause();
+  worker.child.kill('SIGCONT');
+  await waitFor('the worker stopping its job', () => /stopped extracting; this worker writes nothing more/.test(worker.output()), 60_000);
+  assert.match(worker.output(), new RegExp(`job extract-\\S+: this worker no longer holds it: no renewal of its ${QUEUE_TIMING.lockSeconds} s lock was confirmed in time`));
+  assert.equal(worker.output().match(/no longer holds it/g)?.length, 1, 'the loss is said once');
+  await waitFor("the worker's ffmpeg gone", () => !childrenOf(worker.child.pid!).includes('ffmpeg'), 30_000);
+  const stopped = outputOf(coordinator.library);
+  const total = reference.frameMap.split('\n').filter(Boolean).length;
+  assert.ok(stopped.frameMap.split('\n').filter(Boolean).length < total, 'stopped before the end of the clip');
+  assert.ok(reference.frameMap.startsWith(stopped.frameMap), 'what it recorded is the start of the frame map, nothing torn');
+  assert.deepEqual(outputOf(coordinator.library), stopped, 'nothing written since it stopped');
+
+  redis.resume();
+  await waitFor('the job ready for review', () => readyJob(coordinator.library), 120_000, 200);
+  assert.deepEqual(outputOf(coordinator.library), reference);
+  assert.match(worker.output(), /resuming extraction/, 'the job was taken again (here by the same worker) and resumed from what was recorded');
 });
 
 test('Redis killed and restarted mid-extraction: the job survives in its AOF and completes, the frames byte-identical', async (t) => {

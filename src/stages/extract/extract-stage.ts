@@ -9,7 +9,11 @@
  * up to the end of the map and continues after it. Without a usable resume
  * point it decodes from frame 0 and replays every recorded decision. When free space
  * falls under the reserve (or the disk fills), it stops, keeps nothing
- * partial, and the job pauses until space returns.
+ * partial, and the job pauses until space returns. Aborted because another
+ * process owns the video now (a queue worker that lost its job's lock: the
+ * signal's reason is a CLAIM_LOST error), it stops at once and writes nothing
+ * more: no frame map line, no resume point, no progress, and it removes
+ * nothing (the temporary files may be the new owner's).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
@@ -33,6 +37,8 @@ import { framesHeld, framesWithFeatures } from './feature-pipeline.ts';
 import { countRecord, FrameOutput, WRITES_IN_FLIGHT, type OutputTotals } from './frame-output.ts';
 
 const PROGRESS_SAVE_MS = 2000;
+/** The stop reason when the signal says another process owns the video now. */
+const HANDED_OVER = 'handed-over';
 /** The newest records a power cut may have left without their files. */
 const RECORDS_VERIFIED_AT_RESUME = 16;
 
@@ -74,6 +80,8 @@ async function extractVideo(job: Job, ports: StagePorts, layout: VideoLayout, vi
     recordState(target);
     target.state = 'running';
   });
+  // A save that waited on a queue cut off from Redis may end with the video another worker's.
+  if (claimLost(ports.signal)) return { kind: 'interrupted' };
 
   const { width, height } = job.probe!;
   await mkdir(tempDir(config.library), { recursive: true });
@@ -99,13 +107,18 @@ async function extractVideo(job: Job, ports: StagePorts, layout: VideoLayout, vi
   const decoded = start.decoded ?? ports.media.decodeFrames(decodeRequest);
   if (recorded.length > 0) ports.log.info({ job: job.id, startFrame: recorded.length, decodeFrom: start.from, total }, 'resuming extraction');
   const points = new ResumePoints(files.point, features, { video: job.id, width, height });
-  const stopReason = watchStop(decoded, ports);
+  const stopReason = watchStop(decoded, ports, () => {
+    output.stopRecording();
+    void points.close();
+  });
   // On a timer, not per frame: a decode that stalls still leaves its latest point saved.
   const saver = setInterval(() => void points.save().catch((error: unknown) => ports.log.warn({ err: error }, 'could not save a resume point')), PROGRESS_SAVE_MS);
   let frame = start.from;
   let lastSave = Date.now();
   try {
     for await (const { rgb, features: frameFeatures } of framesWithFeatures(decoded.frames, width, height, threads, buffers)) {
+      // Frames decoded before ffmpeg stopped still arrive; not one more is decided (the feature file) or written.
+      if (stopReason.get() === HANDED_OVER) throw new ExtractionStopped();
       if (frame < recorded.length) {
         dedup.replay(recorded[frame]!, frameFeatures);
         buffers.release(rgb);
@@ -126,8 +139,13 @@ async function extractVideo(job: Job, ports: StagePorts, layout: VideoLayout, vi
     }
     await decoded.done;
     await output.finish();
+    if (stopReason.get() === HANDED_OVER) throw new ExtractionStopped();
   } catch (error) {
     decoded.stop();
+    if (stopReason.get() === HANDED_OVER) {
+      await output.abandon();
+      return { kind: 'interrupted' };
+    }
     await output.salvage();
     await removeTemporaryFiles(videoDir);
     const reason = stopReason.get() ?? lowSpaceFrom(error);
@@ -148,8 +166,10 @@ async function extractVideo(job: Job, ports: StagePorts, layout: VideoLayout, vi
     await points.close();
     stopReason.dispose();
     features.close();
-    await ports.save((target) => void (target.extract && (target.extract.pid = null)));
+    if (stopReason.get() !== HANDED_OVER) await ports.save((target) => void (target.extract && (target.extract.pid = null)));
   }
+  // The resume files may be the new owner's by now.
+  if (claimLost(ports.signal)) return { kind: 'interrupted' };
   await removeResumeFiles(files);
   return finish(job, layout, recorded.length + output.committed, output.totals, config.dedup.policy);
 }
@@ -303,16 +323,29 @@ async function removeTemporaryFiles(dir: string): Promise<number> {
   return partial.length;
 }
 
-type StopReason = 'interrupted' | string;
+type StopReason = 'interrupted' | typeof HANDED_OVER | string;
 
-/** Stops ffmpeg when the daemon shuts down or free space falls under the reserve, and says which. */
-function watchStop(decoded: DecodedFrames, ports: StagePorts) {
+/** Whether the signal was aborted because another process owns the work now. */
+function claimLost(signal: AbortSignal): boolean {
+  return signal.aborted && signal.reason instanceof CelforgeError && signal.reason.code === 'CLAIM_LOST';
+}
+
+/**
+ * Stops ffmpeg when the daemon shuts down, free space falls under the reserve, or another process owns the video
+ * now, and says which; the last one wins over the others and calls `onHandedOver` at once.
+ */
+function watchStop(decoded: DecodedFrames, ports: StagePorts, onHandedOver: () => void) {
   let reason: StopReason | null = null;
   const stop = (why: StopReason) => {
     reason ??= why;
     decoded.stop();
   };
-  const onAbort = () => stop('interrupted');
+  const onAbort = () => {
+    if (!claimLost(ports.signal)) return stop('interrupted');
+    reason = HANDED_OVER;
+    onHandedOver();
+    decoded.stop();
+  };
   ports.signal.addEventListener('abort', onAbort);
   if (ports.signal.aborted) onAbort();
   const monitor = setInterval(async () => {

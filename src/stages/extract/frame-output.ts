@@ -2,7 +2,8 @@
  * Writes what each decided frame needs (a kept frame in full; a duplicate in
  * full under duplicates/ or as a preview, by policy) with a few writes in
  * flight, and appends the frame map strictly in frame order, each line only
- * after its files are complete.
+ * after its files are complete. Once another process owns the output
+ * (stopRecording), nothing more is appended.
  */
 import path from 'node:path';
 import { FrameMapWriter, type FrameRecord } from '../../adapters/frame-map-file.ts';
@@ -42,6 +43,7 @@ export class FrameOutput {
   readonly #queue: Pending[] = [];
   #lastSync = Date.now();
   #committed = 0;
+  #recording = true;
 
   constructor(options: FrameOutputOptions) {
     this.#options = options;
@@ -105,6 +107,19 @@ export class FrameOutput {
     await this.#map.close();
   }
 
+  /** Another process owns the video now: from this moment no record is appended, not even of a write under way. */
+  stopRecording(): void {
+    this.#recording = false;
+  }
+
+  /** After stopRecording: waits for the writes under way (their files are the same bytes the new owner writes) and closes the map. */
+  async abandon(): Promise<void> {
+    this.#recording = false;
+    await Promise.allSettled(this.#queue.map((pending) => pending.written));
+    this.#queue.length = 0;
+    await this.#map.close();
+  }
+
   async #commitSettled(): Promise<void> {
     let settled = 0;
     for (const pending of this.#queue) {
@@ -127,8 +142,10 @@ export class FrameOutput {
         records.push(pending.record);
       }
     } finally {
-      await this.#map.append(records);
-      this.#committed += records.length;
+      if (this.#recording) {
+        await this.#map.append(records);
+        this.#committed += records.length;
+      }
     }
     if (Date.now() - this.#lastSync >= SYNC_EVERY_MS) {
       await this.#map.sync();
