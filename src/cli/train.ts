@@ -1,11 +1,14 @@
 /**
  * `celforge train [--now]`: queues a training run for the next window (or
  * at once with --now). A running daemon is told (SIGHUP) and takes the
- * request at once. Without a daemon, --now runs the training here in the
+ * request at once; a daemon on another host (a shared library) is never
+ * signalled from here, where its pid is some other process: it finds the
+ * request at its next training check. Without a daemon, --now runs the training here in the
  * foreground until it finishes, fails or stops; a queued run waits for
  * `celforge start`.
  */
 import { writeFile } from 'node:fs/promises';
+import { hostName } from '../adapters/host-name.ts';
 import { lockHolder } from '../adapters/lock-file.ts';
 import { assertWritableFolder } from '../adapters/writable-folder.ts';
 import { loadConfig } from '../config/load.ts';
@@ -25,7 +28,15 @@ export async function trainCommand(options: GlobalOptions & { now?: boolean }): 
   if (config.train.dir) await assertWritableFolder(config.train.dir, 'the training folder (train.dir)');
   const daemon = await lockHolder(lockPath(config.library));
   if (daemon) {
-    await writeFile(trainingRequestPath(stateDir(config.library)), JSON.stringify({ queuedAt: new Date().toISOString(), now: Boolean(options.now) }));
+    const request = trainingRequestPath(stateDir(config.library));
+    await writeFile(request, JSON.stringify({ queuedAt: new Date().toISOString(), now: Boolean(options.now) }));
+    if (daemon.host !== undefined && daemon.host !== hostName()) {
+      const command = `celforge train${options.now ? ' --now' : ''}`;
+      process.stdout.write(`queued in ${request} for the daemon on ${daemon.host} (pid ${daemon.pid} there), which takes it at its next training check `
+        + `(train.checkSeconds, ${config.train.checkSeconds} s in this configuration); it is not signalled from ${hostName()}. `
+        + `To have it taken at once, run "${command}" on ${daemon.host}, or "kill -HUP ${daemon.pid}" there.\n`);
+      return 0;
+    }
     process.kill(daemon.pid, 'SIGHUP');
     process.stdout.write(`queued with the daemon (pid ${daemon.pid}); ${options.now ? 'it starts now when the machine is idle' : describeNext(config.train)}\n`);
     return 0;

@@ -1,4 +1,7 @@
-/** `celforge train` through the CLI, with the stand-in Kohya: in the foreground with --now, and queued with a running daemon. */
+/**
+ * `celforge train` through the CLI, with the stand-in Kohya: in the foreground with --now, queued with a running daemon,
+ * and queued, unsignalled, for a daemon of another host.
+ */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -40,6 +43,23 @@ test('train with a daemon running: queued for the next window, then --now starts
   assert.match(daemon.output(), /training: training run 1 started on 2 images at step 0 of 30/);
   assert.deepEqual(readJobs(path.join(dir, 'library')), []);
   await stopDaemon(daemon);
+});
+
+test("train with the library's daemon on another host: queued for it, no local process signalled, the host named with what to do there", async (t) => {
+  const { cli, dir } = await setup(t);
+  // The other host's daemon pid is this test's own: a SIGHUP sent to that pid here would be heard.
+  const heard: string[] = [];
+  const onHangup = () => heard.push('SIGHUP');
+  process.on('SIGHUP', onHangup);
+  t.after(() => process.off('SIGHUP', onHangup));
+  const state = path.join(dir, 'library', '.celforge');
+  writeFileSync(path.join(state, 'daemon.lock'), JSON.stringify({ pid: process.pid, host: 'gpu-box', command: 'start', since: new Date().toISOString(), nonce: 'elsewhere' }));
+  const result = await cli('train', '--now');
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, new RegExp(`^queued in \\S+train-request\\.json for the daemon on gpu-box \\(pid ${process.pid} there\\), which takes it at its next training check \\(train\\.checkSeconds, [\\d.]+ s in this configuration\\); it is not signalled from \\S+\\. To have it taken at once, run "celforge train --now" on gpu-box, or "kill -HUP ${process.pid}" there\\.\\n$`));
+  assert.deepEqual(JSON.parse(readFileSync(path.join(state, 'train-request.json'), 'utf8')).now, true);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(heard, [], 'no SIGHUP to the local process with that pid');
 });
 
 test('stopping the daemon (SIGTERM) stops the trainer\'s whole process group and keeps the run resumable', async (t) => {
