@@ -26,6 +26,8 @@ export interface TrainingRun {
   dir: string;
   log: string;
   pgid: number;
+  /** The host that started it (a library on shared storage): its pgid names a process group there only. Absent in older records: this host's. */
+  host?: string;
   startedAt: string;
   endedAt?: string;
   /** Cumulative steps done before this run (Kohya counts from 0 again). */

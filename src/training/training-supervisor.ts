@@ -21,6 +21,11 @@
  *   `max_train_steps - that step within the epoch`, and its state folders are
  *   named by that global_step: run steps = folder step - (max - bar total).
  *
+ * A run is recorded with its host: one started on another host (the library
+ * on shared storage, its daemon gone) is never looked at or signalled here,
+ * where its process group number is some other process's; it is recorded as
+ * ended, and the message says to stop it there before training again.
+ *
  * `tick()` does one round of that and saves the state; the daemon calls it
  * on a timer and when a window opens. The clock and the idle probe are
  * injected, so tests can move through nights.
@@ -28,6 +33,7 @@
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, open, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { hostName } from '../adapters/host-name.ts';
 import { groupPids, type IdleProbe } from '../adapters/idle-probe.ts';
 import { groupAlive, startTrainer, stopGroup } from '../adapters/trainer-process.ts';
 import type { Config } from '../config/schema.ts';
@@ -87,7 +93,7 @@ export class TrainingSupervisor {
   /** celforge is stopping: a running trainer's group is stopped now, keeping its last complete state, to resume later. */
   async shutdown(): Promise<void> {
     const current = this.state.runs.find((run) => !run.endedAt);
-    if (!current || !groupAlive(current.pgid)) return;
+    if (!current || !startedHere(current) || !groupAlive(current.pgid)) return;
     const train = this.#options.train();
     current.stopReason = 'celforge was stopped';
     await stopGroup(current.pgid, this.#options.signalGraceMs);
@@ -175,7 +181,7 @@ export class TrainingSupervisor {
     const started = startTrainer(command, { cwd: train.sdScripts, log });
     void started.exited.then((exit) => this.#exits.set(started.pgid, exit));
     const run: TrainingRun = {
-      index, dir, log, pgid: started.pgid, startedAt: this.#now().toISOString(), baseSteps: this.state.savedSteps, maxSteps, resumedFrom: resume?.dir ?? null,
+      index, dir, log, pgid: started.pgid, host: hostName(), startedAt: this.#now().toISOString(), baseSteps: this.state.savedSteps, maxSteps, resumedFrom: resume?.dir ?? null,
       ...(fromStep !== undefined ? { initialStep: fromStep } : {}),
     };
     this.state.runs.push(run);
@@ -188,7 +194,7 @@ export class TrainingSupervisor {
   async #supervise(run: TrainingRun, train: TrainConfig): Promise<void> {
     await this.#follow(run, train);
     this.#refreshSaved(train);
-    if (!groupAlive(run.pgid) || this.#exits.has(run.pgid)) {
+    if (!startedHere(run) || !groupAlive(run.pgid) || this.#exits.has(run.pgid)) {
       await this.#ended(run, train);
       return;
     }
@@ -220,7 +226,7 @@ export class TrainingSupervisor {
   }
 
   async #ended(run: TrainingRun, train: TrainConfig): Promise<void> {
-    const known = this.#exits.get(run.pgid);
+    const known = startedHere(run) ? this.#exits.get(run.pgid) : undefined;
     const exit = known ?? { code: null, signal: null };
     run.exit = exit;
     run.endedAt = this.#now().toISOString();
@@ -245,7 +251,10 @@ export class TrainingSupervisor {
     }
     this.state.status = 'failed';
     this.state.request = null;
-    this.state.reason = !known
+    this.state.reason = !startedHere(run)
+      ? `training run ${run.index} was started on ${run.host} (process group ${run.pgid} there), which this host (${hostName()}) cannot see or stop; `
+        + `it is recorded as ended, without its final checkpoint. If it still runs on ${run.host}, stop it there (kill -TERM -${run.pgid}) before training again (celforge train)`
+      : !known
       ? 'the trainer ended while celforge was not running, without its final checkpoint'
       : `the trainer exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}${exit.code === 0 ? ` without its final checkpoint (${checkpointFileNames(train.args, train.outputName).join(' or ')})` : ''}`;
     this.#event('failed', `training failed: ${this.state.reason}. Last lines of ${run.log}:\n${await logTail(run.log)}`);
@@ -356,4 +365,9 @@ async function logTail(file: string): Promise<string> {
   } catch {
     return '(no log)';
   }
+}
+
+/** Whether the run's process group is this host's to look at and signal (older records, without a host, are). */
+function startedHere(run: TrainingRun): boolean {
+  return run.host === undefined || run.host === hostName();
 }

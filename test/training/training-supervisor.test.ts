@@ -5,9 +5,10 @@
  * probe: a run starts only inside a window and when idle, stops at the
  * window's end at the next state save, resumes the next night from the
  * newest complete state (never a half-written one), and the steps add up.
+ * A run recorded by another host is never looked at or signalled here.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -21,7 +22,7 @@ import { exportQuery } from '../../src/stages/export/export-query.ts';
 import { isComplete } from '../../src/training/state-folders.ts';
 import { userArgs } from '../../src/training/trainer-args.ts';
 import { TrainingSupervisor } from '../../src/training/training-supervisor.ts';
-import type { TrainingEvent } from '../../src/training/training-state.ts';
+import { emptyTrainingState, type TrainingEvent, type TrainingRun } from '../../src/training/training-state.ts';
 import { tempDir, waitFor } from '../helpers.ts';
 
 const FAKE_KOHYA = path.join(import.meta.dirname, '..', 'fixtures', 'fake-kohya');
@@ -184,6 +185,30 @@ test('someone wanting the GPU stops the run; past the wait it is stopped at once
   assert.match(supervisor.state.reason!, /signal SIGKILL|code/);
   assert.equal(events.at(-1)!.kind, 'failed');
   assert.match(events.at(-1)!.message, /Last lines of .*trainer\.log:\n/);
+});
+
+test("a run recorded as started on another host is neither stopped at shutdown nor followed: its process group number is a local process's here", async (t) => {
+  const { config, library } = await setup(t);
+  // A local process group with the number the other host recorded for its trainer.
+  const local = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { detached: true, stdio: 'ignore' });
+  t.after(() => void (groupAlive(local.pid!) && process.kill(-local.pid!, 'SIGKILL')));
+  const stateDir = path.join(library, '.celforge');
+  const dir = path.join(library, 'training', 'runs', 'run-0001');
+  const run: TrainingRun = { index: 1, dir, log: path.join(dir, 'trainer.log'), pgid: local.pid!, host: 'gpu-box', startedAt: '2026-11-25T22:00:00Z', baseSteps: 0, maxSteps: STEPS, resumedFrom: null };
+  writeFileSync(path.join(stateDir, 'training.json'), JSON.stringify({ ...emptyTrainingState(STEPS), status: 'running', request: { queuedAt: '2026-11-25T21:00:00Z', now: false }, runs: [run] }));
+  // Past the window's end: a run of this host would be asked to stop.
+  const open = () => TrainingSupervisor.open({
+    train: () => config.train!, stateDir, clock: () => new Date('2026-11-26T03:00:00Z'), log: pino({ level: 'silent' }),
+    idle: { check: async () => ({ idle: true, busy: [], unknown: [] }) }, prepareDataset: async () => assert.fail('nothing starts'), signalGraceMs: 200,
+  });
+  await (await open()).shutdown();
+  assert.equal(groupAlive(local.pid!), true, 'not stopped when celforge stops');
+  const state = await (await open()).tick();
+  assert.equal(groupAlive(local.pid!), true, 'not signalled while followed');
+  assert.equal(state.status, 'failed');
+  assert.ok(state.runs[0]!.endedAt);
+  assert.equal(state.request, null, 'nothing starts until asked again');
+  assert.match(state.reason!, new RegExp(`^training run 1 was started on gpu-box \\(process group ${local.pid} there\\), which this host \\(\\S+\\) cannot see or stop; it is recorded as ended, without its final checkpoint\\. If it still runs on gpu-box, stop it there \\(kill -TERM -${local.pid}\\) before training again \\(celforge train\\)$`));
 });
 
 test('train.args as an object become flags; the ones celforge sets are dropped', () => {
