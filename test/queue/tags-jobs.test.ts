@@ -10,7 +10,8 @@
  * coordinator's characters stage with a CCIP worker stores the same feature
  * bytes and makes the same clusters; a worker process SIGKILLed mid-tagging
  * has its stalled job taken over, with the same catalog and captions; a
- * worker without the taggers makes the video wait, naming them.
+ * worker without the taggers makes the video wait, naming them; and the
+ * whole through `celforge start` and a `celforge worker` process.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -39,7 +40,7 @@ import { makeFacesClip } from '../fixtures/faces-clip.ts';
 import { writeModelFolder } from '../fixtures/model-folder.ts';
 import { REDIS_SERVER, RedisServer } from '../fixtures/redis-server.ts';
 import { requireProgram } from '../fixtures/required-program.ts';
-import { readJobs, runCli, tempDir, waitFor, writeConfig } from '../helpers.ts';
+import { readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
 
 const silent = pino({ level: 'silent' });
 const WORKER: WorkerSettings = { concurrency: 1, lockMs: 2_000, stalledMs: 500, maxStalled: 1, gpu: null, heartbeatMs: 1000 };
@@ -294,4 +295,49 @@ test('a worker without the taggers: the video waits for them, naming them; nothi
   assert.equal(job.tags, undefined);
   assert.deepEqual(captionsOf(config.library), {});
   assert.equal(await queue.find(tagsQueueId(job, 'frame', 0)), null, 'the wait is not kept as a result');
+});
+
+test('celforge start as coordinator and a celforge worker process: the video tagged and clustered as `celforge process` does it', async (t) => {
+  const server = useRedis(t);
+  if (!server) return;
+  const dir = tempDir(t);
+  mkdirSync(path.join(dir, 'inbox', 'Show'), { recursive: true });
+  const { models, crops, characters, tags, faces, inference } = await loadConfig({ configPath: reference.configFile, cwd: reference.dir });
+  const configFile = writeConfig(dir, {
+    inbox: './inbox', library: './library', disk: { reserve: 0 }, watch: { settleSeconds: 0.1 }, notify: { desktop: false },
+    models: { dir: models.dir, manifest: models.manifest, autoFetch: false }, faces: { detector: faces.detector }, crops: { minSize: crops.minSize },
+    characters: { model: characters.model, method: characters.method }, tags: { taggers: tags.taggers }, inference: { batchSize: inference.batchSize, workers: 1 },
+    queue: { redis: server.url, batchFrames: 2, lockSeconds: 4, stalledSeconds: 2 },
+  });
+  const daemon = startDaemon(configFile);
+  server.beforeClose(() => stopDaemon(daemon));
+  const worker = spawn(process.execPath, [path.join(import.meta.dirname, '..', '..', 'bin', 'celforge.js'), '--config', configFile, 'worker', '--redis', server.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  worker.stdout!.on('data', (chunk) => (output += chunk));
+  worker.stderr!.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<void>((resolve) => worker.on('exit', () => resolve()));
+  server.beforeClose(async () => {
+    if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGTERM');
+    await exited;
+  });
+  cpSync((await makeFacesClip()).file, path.join(dir, 'inbox', 'Show', 'Show 01.m2ts'));
+
+  const library = path.join(dir, 'library');
+  const job = await waitFor('the job ready for review', () => {
+    const found = readJobs(library)[0];
+    if (found?.state === 'failed') assert.fail(`${found.error?.message}\n${daemon.output()}`);
+    return found?.state === 'ready-for-review' ? found : undefined;
+  }, 120_000, 200);
+  assert.deepEqual(job.tags, reference.job.tags);
+  assert.deepEqual(job.characters, reference.job.characters);
+  assert.match(daemon.output(), /tagging queued for the workers/);
+  assert.match(daemon.output(), /CCIP features queued for the workers/);
+  assert.match(output, /CCIP feature and tagging batches/);
+  // Another series and episode (pipeline tags, caption text, folders): the pictures' bytes, the taggers' tags, the features and clusters are the same.
+  const now = snapshot(library);
+  const taggers = (all: typeof reference.tags) => Object.fromEntries(Object.entries(all).map(([hash, rows]) => [hash, rows.filter((row) => ['tagger:ensemble', 'face-gate', 'composition'].includes(row.source))]));
+  assert.deepEqual(taggers(now.tags), taggers(reference.tags));
+  assert.deepEqual(now.features, reference.features);
+  assert.deepEqual(now.clusters, reference.clusters);
+  assert.equal(Object.keys(now.captions).length, Object.keys(reference.captions).length);
 });
