@@ -26,6 +26,8 @@ export function ccipJobRunner(ports: BatchWorkerPorts) {
       const features: number[][] = [];
       // In inference batches, each reported: the coordinator shows the crops done in a batch still running.
       for (let start = 0; start < files.length; start += config.inference.batchSize) {
+        // Another worker may own the job now (its lock was lost): what this one finds would be dropped.
+        queueJob.signal.throwIfAborted();
         features.push(...featuresToJson(await model.features(files.slice(start, start + config.inference.batchSize))));
         await queueJob.progress({ done: features.length, total: files.length });
       }

@@ -35,6 +35,8 @@ export function facesJobRunner(ports: FacesWorkerPorts) {
       const records = [];
       // In inference batches, each reported: the coordinator shows the frames done in a batch still running.
       for (let start = 0; start < frames.length; start += config.inference.batchSize) {
+        // Another worker may own the job now (its lock was lost): what this one finds would be dropped.
+        queueJob.signal.throwIfAborted();
         records.push(...await detectFrames(detector, frames.slice(start, start + config.inference.batchSize), config, ports.images));
         await queueJob.progress({ done: records.length, total: frames.length });
       }

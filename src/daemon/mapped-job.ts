@@ -7,7 +7,9 @@
  * coordinator's settings over it; the job's models looked up in this
  * machine's models folder, a missing one returned as a wait for the
  * coordinator; the job's pictures checked to be there. Nothing is written:
- * the result goes back in the job's return value.
+ * the result goes back in the job's return value. The work itself stops
+ * between inference batches once the job's signal says this worker's claim
+ * on it is lost (QueueJobContext.signal): its result would be dropped.
  *
  * API: runMappedJob(queueJob, ports, spec) -> Result | WorkerModelWait;
  * BatchWorkerPorts, MappedJobData, WorkerModelWait.

@@ -30,7 +30,7 @@ export function tagsJobRunner(ports: BatchWorkerPorts) {
       const pictures = data.pictures.map((picture) => ({ ...picture, absolute: path.join(library, picture.file) }));
       const results: Extract<TagsJobResult, { kind: 'done' }>['pictures'] = [];
       // In inference batches, each reported: the coordinator shows the pictures done in a batch still running.
-      await forEachBatch(
+      const outcome = await forEachBatch(
         pictures,
         config.inference.batchSize,
         (batch) => Promise.all([
@@ -42,7 +42,10 @@ export function tagsJobRunner(ports: BatchWorkerPorts) {
           tags.forEach((found, index) => results.push(hashes[index] === undefined ? { tags: found } : { tags: found, sha256: hashes[index] }));
           await queueJob.progress({ done: results.length, total: pictures.length });
         },
+        queueJob.signal,
       );
+      // Another worker may own the job now (its lock was lost): what this one found would be dropped.
+      if (outcome === 'aborted') queueJob.signal.throwIfAborted();
       log.debug({ pictures: results.length }, `${data.job.source}: ${results.length} pictures tagged`);
       return { kind: 'done', pictures: results };
     },
