@@ -17,7 +17,6 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import pino from 'pino';
-import sharp from 'sharp';
 import { Catalog } from '../../src/adapters/catalog-store.ts';
 import type { IdleProbe } from '../../src/adapters/idle-probe.ts';
 import { createImageWorkers } from '../../src/adapters/image-workers.ts';
@@ -31,42 +30,14 @@ import { CheckpointReviewer } from '../../src/stages/checkpoint-review/review-ru
 import { readReviewSummary } from '../../src/stages/checkpoint-review/review-summary.ts';
 import { TrainingSupervisor } from '../../src/training/training-supervisor.ts';
 import { emptyTrainingState, type TrainingState } from '../../src/training/training-state.ts';
-import { FakeA1111 } from '../fixtures/fake-a1111.ts';
-import { writeModelFolder } from '../fixtures/model-folder.ts';
-import { FAKE_KOHYA } from '../fixtures/training-project.ts';
+import { addTrainingFrames, reviewProject } from '../fixtures/training-project.ts';
 import { tempDir, waitFor } from '../helpers.ts';
 
-const WINDOW = [{ start: '0 22 * * *', hours: 2 }];
-
 async function setup(t: TestContext, train: Record<string, unknown>, atSteps: number[]) {
-  const dir = tempDir(t);
-  const library = path.join(dir, 'library');
-  mkdirSync(path.join(library, 'frames'), { recursive: true });
-  const fake = await FakeA1111.start({ checkpoints: ['base.safetensors'] });
-  t.after(() => fake.stop());
-  for (const version of [1, 2, 3]) fake.addLora(`celforge-v${version}.safetensors`);
-  const modelFolder = path.join(dir, 'webui', 'models', 'Lora');
-  const config = validateConfig({
-    library,
-    models: writeModelFolder(dir, { taggers: [{ id: 'tagger-a', blueSky: 1 }] }),
-    tags: { taggers: ['tagger-a'] },
-    train: {
-      sdScripts: FAKE_KOHYA, launcher: [process.execPath, path.join(FAKE_KOHYA, 'accelerate.mjs'), 'launch'], script: 'train_network.mjs',
-      timezone: 'UTC', windows: WINDOW, ...train,
-    },
-    review: {
-      generator: { kind: 'a1111', url: fake.url, timeoutSeconds: 20, modelFolder },
-      templates: [{ name: 'sky', prompt: '1girl, blue sky', seeds: [11], width: 64, height: 64 }],
-      atSteps,
-    },
-  }, 'test config', dir);
+  const { library, config, fake, modelFolder } = await reviewProject(t, { train, review: { atSteps }, loras: 3 });
   const catalog = Catalog.open(path.join(library, 'catalog.sqlite'));
   t.after(() => catalog.close());
-  for (const [index, colour] of ['#ff0000', '#0000ff'].entries()) {
-    const file = path.join('frames', `${index}.png`);
-    await sharp({ create: { width: 64, height: 48, channels: 3, background: colour } }).png().toFile(path.join(library, file));
-    catalog.addImage({ hash: String(index).repeat(64), path: file, size: 1, width: 64, height: 48, series: 's', episode: '1', scene: 1, frame: index, source: null }, ['1girl'], 'pipeline');
-  }
+  await addTrainingFrames(library, catalog);
   const clock = { now: new Date('2026-11-25T22:05:00Z') };
   const idle: IdleProbe = { check: async () => ({ idle: true, busy: [], unknown: [] }) };
   const supervisor = await TrainingSupervisor.open({

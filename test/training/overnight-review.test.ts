@@ -10,25 +10,22 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
 import sharp from 'sharp';
 import type { IdleProbe } from '../../src/adapters/idle-probe.ts';
 import { groupAlive } from '../../src/adapters/trainer-process.ts';
-import { validateConfig } from '../../src/config/load.ts';
 import { stateDir } from '../../src/daemon/library-paths.ts';
 import { Runtime } from '../../src/daemon/runtime.ts';
 import { cellOrigin } from '../../src/stages/checkpoint-review/comparison-sheet.ts';
 import { readReviewSummary } from '../../src/stages/checkpoint-review/review-summary.ts';
 import { trainingRequestPath } from '../../src/training/training-state.ts';
-import { FakeA1111 } from '../fixtures/fake-a1111.ts';
 import { seedSpot } from '../fixtures/generator-picture.ts';
-import { writeModelFolder } from '../fixtures/model-folder.ts';
 import { RecordServer } from '../fixtures/record-server.ts';
-import { FAKE_KOHYA } from '../fixtures/training-project.ts';
-import { tempDir, waitFor } from '../helpers.ts';
+import { addTrainingFrames, reviewProject } from '../fixtures/training-project.ts';
+import { waitFor } from '../helpers.ts';
 
 const CELL = 256;
 
@@ -38,31 +35,12 @@ function loraBand(name: string): number[] {
 }
 
 test('two nights, two trainings: the morning shows reviews/v2/sheet.png, review.json with scores and a checkpoint-reviewed notification, no command typed', async (t) => {
-  const dir = tempDir(t);
-  const library = path.join(dir, 'library');
-  mkdirSync(path.join(library, 'frames'), { recursive: true });
-  const fake = await FakeA1111.start({ checkpoints: ['base.safetensors'] });
-  t.after(() => fake.stop());
-  // What A1111 finds in models/Lora after a refresh (the stand-in does not read the folder).
-  fake.addLora('celforge-v1.safetensors');
-  fake.addLora('celforge-v2.safetensors');
   const hook = await RecordServer.start();
   t.after(() => hook.stop());
-  const modelFolder = path.join(dir, 'webui', 'models', 'Lora');
-  const config = validateConfig({
-    library,
-    models: writeModelFolder(dir, { taggers: [{ id: 'tagger-a', blueSky: 1 }] }),
-    tags: { taggers: ['tagger-a'] },
-    train: {
-      sdScripts: FAKE_KOHYA, launcher: [process.execPath, path.join(FAKE_KOHYA, 'accelerate.mjs'), 'launch'], script: 'train_network.mjs',
-      args: { fake_step_ms: 5 }, maxTrainSteps: 20, saveEveryNSteps: 10, timezone: 'UTC', windows: [{ start: '0 22 * * *', hours: 2 }], checkSeconds: 0.1,
-    },
-    notify: { desktop: false, webhook: { url: hook.url }, groupSeconds: 0 },
-    review: {
-      generator: { kind: 'a1111', url: fake.url, timeoutSeconds: 20, modelFolder },
-      templates: [{ name: 'sky', prompt: '1girl, blue sky', seeds: [11, 22], width: 64, height: 64 }],
-    },
-  }, 'test config', dir);
+  const { library, config, fake, modelFolder } = await reviewProject(t, {
+    train: { args: { fake_step_ms: 5 }, maxTrainSteps: 20, saveEveryNSteps: 10, checkSeconds: 0.1 },
+    seeds: [11, 22], loras: 2, config: { notify: { desktop: false, webhook: { url: hook.url }, groupSeconds: 0 } },
+  });
   const clock = { now: new Date('2026-11-25T20:00:00Z') };
   const idle: IdleProbe = { check: async () => ({ idle: true, busy: [], unknown: [] }) };
   const runtime = await Runtime.open({ config, log: pino({ level: 'silent' }), command: 'start', clock: () => clock.now, idle });
@@ -70,11 +48,7 @@ test('two nights, two trainings: the morning shows reviews/v2/sheet.png, review.
     const running = runtime.training?.state.runs.find((run) => !run.endedAt);
     if (running && groupAlive(running.pgid)) process.kill(-running.pgid, 'SIGKILL');
   });
-  for (const [index, colour] of ['#ff0000', '#0000ff'].entries()) {
-    const file = path.join('frames', `${index}.png`);
-    await sharp({ create: { width: 64, height: 48, channels: 3, background: colour } }).png().toFile(path.join(library, file));
-    runtime.catalog.addImage({ hash: String(index).repeat(64), path: file, size: 1, width: 64, height: 48, series: 's', episode: '1', scene: 1, frame: index, source: null }, ['1girl'], 'pipeline');
-  }
+  await addTrainingFrames(library, runtime.catalog);
   const loop = runtime.runTraining();
   let released = false;
   const release = async () => {

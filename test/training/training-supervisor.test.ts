@@ -13,7 +13,6 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import path from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
-import sharp from 'sharp';
 import { Catalog } from '../../src/adapters/catalog-store.ts';
 import type { IdleProbe } from '../../src/adapters/idle-probe.ts';
 import { groupAlive } from '../../src/adapters/trainer-process.ts';
@@ -23,16 +22,15 @@ import { isComplete } from '../../src/training/state-folders.ts';
 import { userArgs } from '../../src/training/trainer-args.ts';
 import { TrainingSupervisor } from '../../src/training/training-supervisor.ts';
 import { emptyTrainingState, type TrainingEvent, type TrainingRun } from '../../src/training/training-state.ts';
+import { addTrainingFrames, FAKE_KOHYA } from '../fixtures/training-project.ts';
 import { tempDir, waitFor } from '../helpers.ts';
 
-const FAKE_KOHYA = path.join(import.meta.dirname, '..', 'fixtures', 'fake-kohya');
 // Enough steps (15 ms each) that a busy machine cannot finish the first night before the window closes.
 const STEPS = 200;
 
 async function setup(t: Parameters<typeof tempDir>[0], train: Record<string, unknown> = {}) {
   const dir = tempDir(t);
   const library = path.join(dir, 'library');
-  mkdirSync(path.join(library, 'frames'), { recursive: true });
   const config = validateConfig({
     library,
     train: {
@@ -43,11 +41,7 @@ async function setup(t: Parameters<typeof tempDir>[0], train: Record<string, unk
   }, 'test', dir);
   const catalog = Catalog.open(path.join(library, 'catalog.sqlite'));
   t.after(() => catalog.close());
-  for (const [index, colour] of ['#ff0000', '#0000ff'].entries()) {
-    const file = path.join('frames', `${index}.png`);
-    await sharp({ create: { width: 64, height: 48, channels: 3, background: colour } }).png().toFile(path.join(library, file));
-    catalog.addImage({ hash: String(index).repeat(64), path: file, size: 1, width: 64, height: 48, series: 's', episode: '1', scene: 1, frame: index, source: null }, ['1girl'], 'pipeline');
-  }
+  await addTrainingFrames(library, catalog);
   const clock = { now: new Date('2026-11-25T20:00:00Z') };
   const probe = { busy: [] as string[], calls: [] as (object | null)[] };
   const idle: IdleProbe = {
