@@ -6,7 +6,8 @@
  * characters stage, two taggers): the coordinator's tags stage with a tags
  * worker in this process ends with the same catalog tags (every source),
  * captions and ledger counts as `celforge process`; results found again
- * after a restart are recorded once, without the workers running again; the
+ * after a restart are recorded once, without the workers running again, and
+ * results left for other settings are done again, not recorded; the
  * coordinator's characters stage with a CCIP worker stores the same feature
  * bytes and makes the same clusters; a worker process SIGKILLed mid-tagging
  * has its stalled job taken over, with the same catalog and captions; a
@@ -33,7 +34,9 @@ import { remoteCharactersStage } from '../../src/daemon/remote-ccip.ts';
 import { remoteTagsStage } from '../../src/daemon/remote-tags.ts';
 import { tagsQueueId, type TagsJobData, type TagsJobResult } from '../../src/daemon/tags-job.ts';
 import { tagsJobRunner } from '../../src/daemon/tags-worker.ts';
+import { videoLayoutOf } from '../../src/daemon/library-paths.ts';
 import { ModelCache } from '../../src/models/model-cache.ts';
+import { keptFrames } from '../../src/stages/kept-frames.ts';
 import type { Stage, StagePorts } from '../../src/stages/stage.ts';
 import { writeCcipModels } from '../fixtures/ccip-models.ts';
 import { makeFacesClip } from '../fixtures/faces-clip.ts';
@@ -195,7 +198,7 @@ function assertLikeReference(library: string) {
   return now;
 }
 
-test('tags on a worker give what `celforge process` gives; results found again after a restart are recorded once, not computed again', async (t) => {
+test('tags on a worker give what `celforge process` gives; results found again after a restart are recorded once, not computed again; results for other settings are done again', async (t) => {
   const server = useRedis(t);
   if (!server) return;
   const { config, catalog, job } = await coordinatorCopy(t, 'tags');
@@ -225,12 +228,24 @@ test('tags on a worker give what `celforge process` gives; results found again a
   const firstCaptions = Object.keys(reference.captions).filter((file) => file.includes('frames')).sort().slice(0, 2);
   assert.equal(firstCaptions.length, 2);
   for (const file of firstCaptions) rmSync(path.join(config.library, file));
-  assert.equal((await runStage(remoteTagsStage(queue, 20), job, config, catalog)).kind, 'done');
+  assert.equal((await runStage(remoteTagsStage(keeping, 20), job, config, catalog)).kind, 'done');
   assert.deepEqual(job.tags, reference.job.tags, 'counted once');
   assert.equal(computed, batches, 'the workers did not run again');
   const after = captionsOf(config.library);
   for (const file of firstCaptions) assert.equal(after[file], undefined, `${file}: the first batch is not recorded again`);
   assert.deepEqual(Object.keys(after).length, Object.keys(reference.captions).length - 2);
+
+  // Restarted so again with other settings: the results left in the queue are for other work, so they are done again, not recorded.
+  const firstBatch = new Set((await keptFrames(videoLayoutOf(job, config.library))).slice(0, 2).map((frame) => frame.sha256!));
+  assert.ok([...firstBatch].every((hash) => /^[0-9a-f]{64}$/.test(hash)) && firstBatch.size === 2, 'the frame map has the first frames\' hashes');
+  const withLongHair = () => Object.keys(reference.tags).filter((hash) => catalog.tagSources(hash).some((row) => row.tag === 'long_hair' && row.source === 'tagger:ensemble'));
+  assert.ok(withLongHair().filter((hash) => !firstBatch.has(hash)).length >= 2, 'the taggers say long_hair beyond the first batch');
+  job.tags = states[0];
+  const blacklisted: Config = { ...config, tags: { ...config.tags, blacklist: ['long_hair'] } };
+  assert.equal((await runStage(remoteTagsStage(queue, 20), job, blacklisted, catalog)).kind, 'done');
+  assert.equal(computed, 2 * batches - 1, 'every batch after the first done again');
+  assert.deepEqual(withLongHair().filter((hash) => !firstBatch.has(hash)), [], 'recorded with the new settings');
+  assert.deepEqual(job.tags, reference.job.tags);
   assert.deepEqual(await queue.depths(), { waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0 }, 'recorded results leave the queue');
 });
 
