@@ -10,7 +10,8 @@
  * results left for other settings are done again, not recorded; the
  * coordinator's characters stage with a CCIP worker stores the same feature
  * bytes and makes the same clusters; a worker process SIGKILLed mid-tagging
- * has its stalled job taken over, with the same catalog and captions; a
+ * has its stalled job taken over, with the same catalog and captions (and
+ * `status` shows the tags batch it held); a
  * worker without the taggers makes the video wait, naming them; and the
  * whole through `celforge start` and a `celforge worker` process.
  */
@@ -30,6 +31,7 @@ import type { Config } from '../../src/config/schema.ts';
 import type { CcipJobData, CcipJobResult } from '../../src/daemon/ccip-job.ts';
 import { ccipJobRunner } from '../../src/daemon/ccip-worker.ts';
 import type { Job } from '../../src/daemon/job.ts';
+import { readQueueStatus } from '../../src/daemon/queue-status.ts';
 import { remoteCharactersStage } from '../../src/daemon/remote-ccip.ts';
 import { remoteTagsStage } from '../../src/daemon/remote-tags.ts';
 import { tagsQueueId, type TagsJobData, type TagsJobResult } from '../../src/daemon/tags-job.ts';
@@ -284,6 +286,11 @@ test('a worker SIGKILLed mid-tagging: another takes the stalled job over, and th
   const first = tagsQueueId(job, 'frame', 0);
   await waitFor('the first batch taken by the stalling worker', () => output.includes(`taken ${first}`) || (stalling.exitCode !== null && assert.fail(output)), 30_000);
   assert.deepEqual((await queue.find(first))?.progress, { done: 0, total: 1 }, 'the job is mid-batch');
+  const status = await readQueueStatus(server.url);
+  assert.deepEqual(Object.keys(status.queues ?? {}).sort(), ['ccip', 'extract', 'faces', 'tags'], `status covers every queue${status.error ? ` (${status.error})` : ''}`);
+  assert.equal(status.queues!.tags.active, 1);
+  const holder = status.workers!.find((each) => each.job === first);
+  assert.equal(holder?.video, job.source, 'status names the video of the tags batch the worker runs');
   stalling.kill('SIGKILL');
   await exited;
 
