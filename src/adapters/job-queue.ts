@@ -253,12 +253,6 @@ export async function openJobQueue<Data, Result>(url: string, name: string, sett
 }
 
 /**
- * Runs `handler` on the queue's jobs, `concurrency` at a time. What it returns is the job's result; what it
- * throws fails the attempt (retried with backoff, then the failed set). A worker that stops renewing its locks
- * has its jobs taken back by the stalled check of any worker (taskforcesh/bullmq@352d3c7
- * docs/gitbook/guide/workers/stalled-jobs.md:5-13; defaults in src/interfaces/worker-options.ts:64-77 and :127-134).
- */
-/**
  * BullMQ's worker, telling each running job's claim when Redis accepted a renewal of its lock, by the time it was
  * asked for. BullMQ's lock manager renews every lock older than a quarter of lockDuration on a timer of that period
  * (lockRenewTime defaults to lockDuration / 2, node_modules/bullmq 6.7.0 dist/cjs/classes/worker.js:78-79; the
@@ -286,6 +280,13 @@ const RENEWAL_REFUSED = /^could not renew lock for job (.+)$/;
  */
 const announced = new Map<string, { running: Set<string>; open: number }>();
 
+/**
+ * Runs `handler` on the queue's jobs, `concurrency` at a time. What it returns is the job's result; what it
+ * throws fails the attempt (retried with backoff, then the failed set). A worker that stops renewing its locks
+ * has its jobs taken back by the stalled check of any worker (taskforcesh/bullmq@352d3c7
+ * docs/gitbook/guide/workers/stalled-jobs.md:5-13; defaults in src/interfaces/worker-options.ts:64-77 and :127-134);
+ * the job's signal says when that may have happened to this worker.
+ */
 export async function startQueueWorker<Data, Result>(
   url: string, name: string, handler: (job: QueueJobContext<Data>) => Promise<Result>, settings: WorkerSettings,
   onError: (error: Error) => void,
