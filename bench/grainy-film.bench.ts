@@ -98,7 +98,7 @@ async function celforgeProcess(film: GrainyFilm, work: string) {
   const library = path.join(dir, 'library');
   const configFile = writeConfig(dir, { library: './library', ...FRAMES_ONLY });
   const start = process.hrtime.bigint();
-  const child = spawn(process.execPath, [cli, '--config', configFile, 'process', film.file], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(cli, ['--config', configFile, 'process', film.file], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   const threads = followThreads(child.pid!);
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => void (stderr += chunk.toString()));

@@ -6,6 +6,9 @@
  * one, or the one BENCH_NOW names ("now"), and, when BENCH_BEFORE names
  * another checkout (a git worktree with node_modules), that one ("before").
  *
+ * Each checkout's bin/celforge.js is run as a program, as a user's shell
+ * runs it, so the node flags of its shebang apply (src/cli/node-heap-flag.ts).
+ *
  * Per checkout, each in a fresh library:
  *  1. an uninterrupted run: frames/s over the first and the last tenth of
  *     the frame map, and the node process's RSS (VmRSS) at each tenth;
@@ -138,7 +141,7 @@ async function benchCheckout(checkout: Checkout, clip: LongClip): Promise<Checko
     let restoreFrame = records.length - 1;
     while (restoreFrame > 0 && records[restoreFrame]!.status !== 'duplicate') restoreFrame -= 1;
     const started = performance.now();
-    const restored = spawnSync(process.execPath, [path.join(checkout.root, 'bin', 'celforge.js'), '--config', path.join(work, 'daemon.config.ts'), 'restore', clip.file, String(restoreFrame)], {
+    const restored = spawnSync(path.join(checkout.root, 'bin', 'celforge.js'), ['--config', path.join(work, 'daemon.config.ts'), 'restore', clip.file, String(restoreFrame)], {
       cwd: work, encoding: 'utf8',
     });
     const restoreSeconds = (performance.now() - started) / 1000;

@@ -98,7 +98,7 @@ export function frameMapUnder(library: string): string | undefined {
 }
 
 export interface WatchOptions {
-  /** Arguments to node: the CLI and its own arguments. */
+  /** The CLI (bin/celforge.js, run as a program) and its arguments. */
   args: string[];
   /** The working folder, holding the library folder and the log. */
   work: string;
@@ -122,7 +122,9 @@ export async function watchRun(options: WatchOptions): Promise<Watch> {
   const { work, library } = options;
   const log = openSync(path.join(work, options.log), 'a');
   const started = performance.now();
-  const child = spawn(process.execPath, options.args, { cwd: work, detached: true, stdio: ['ignore', log, log] });
+  // Run as a program, as a user's shell runs it: the node flags of its shebang apply.
+  const [program, ...args] = options.args;
+  const child = spawn(program!, args, { cwd: work, detached: true, stdio: ['ignore', log, log] });
   closeSync(log);
   const pid = child.pid!;
   children.add(pid);

@@ -1,6 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
 // Runs the TypeScript sources directly through tsx, in this process (so a
-// signal sent to this process reaches celforge), with no build step.
+// signal sent to this process reaches celforge), with no build step. The V8
+// flag in the first line: src/cli/node-heap-flag.ts says why (env -S splits it
+// from `node`: coreutils 8.30+, macOS, and npm's cmd-shim on Windows).
 import { register } from 'tsx/esm/api';
 
 // `npm start` and `npx celforge` run this through `sh -c`. npm passes SIGTERM

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { NODE_HEAP_FLAG } from '../cli/node-heap-flag.ts';
 
 export type ServiceKind = 'systemd-user' | 'systemd-system' | 'launchd' | 'windows-task';
 
@@ -22,6 +23,8 @@ const TEMPLATES: Record<ServiceKind, string> = {
 
 export interface ServiceValues {
   node: string;
+  /** NODE_HEAP_FLAG: node's command line is the only place it works. */
+  heapFlag: string;
   cli: string;
   project: string;
   projectUrl: string;
@@ -49,7 +52,7 @@ export function serviceKindFor(platform: NodeJS.Platform, system: boolean): Serv
 
 export function serviceValues(configFile: string, library: string): ServiceValues {
   return {
-    node: process.execPath, cli: path.join(PROJECT, 'bin', 'celforge.js'), project: PROJECT, projectUrl: pathToFileURL(PROJECT).href, config: configFile,
+    node: process.execPath, heapFlag: NODE_HEAP_FLAG, cli: path.join(PROJECT, 'bin', 'celforge.js'), project: PROJECT, projectUrl: pathToFileURL(PROJECT).href, config: configFile,
     workdir: path.dirname(configFile), user: os.userInfo().username, logdir: path.join(library, 'logs'),
   };
 }

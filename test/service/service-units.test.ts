@@ -10,6 +10,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import path from 'node:path';
 import { test } from 'node:test';
 import { XMLParser } from 'fast-xml-parser';
+import { NODE_HEAP_FLAG } from '../../src/cli/node-heap-flag.ts';
 import { PROJECT, servicePlan, serviceValues } from '../../src/service/service-units.ts';
 import { onPath, requireProgram } from '../fixtures/required-program.ts';
 import { runCli, tempDir, writeConfig } from '../helpers.ts';
@@ -40,7 +41,7 @@ test('systemd user and system units pass systemd-analyze verify and start celfor
       assert.equal(verify.stderr.trim(), '', verify.stderr);
     }
     const execStart = text.split('\n').find((line) => line.startsWith('ExecStart='))!;
-    assert.equal(execStart, `ExecStart=${process.execPath} ${path.join(PROJECT, 'bin', 'celforge.js')} --config "${configFile}" start`);
+    assert.equal(execStart, `ExecStart=${process.execPath} ${NODE_HEAP_FLAG} ${path.join(PROJECT, 'bin', 'celforge.js')} --config "${configFile}" start`);
     assert.match(text, /^Restart=on-failure$/m);
     assert.doesNotMatch(text, /^MemoryDenyWriteExecute/m, 'V8 needs to write and execute memory');
     if (system) assert.match(text, new RegExp(`^User=${process.env.USER ?? 'root'}$`, 'm'));
@@ -55,7 +56,7 @@ test('the launchd plist and the Windows task run node with celforge, the config 
 
   const plist = parser.parse((await servicePlan('launchd', values, '/Users/me')).text).plist.dict;
   const entries = Object.fromEntries((plist.key as string[]).map((key, index) => [key, index]));
-  assert.deepEqual(plist.array.string, [process.execPath, values.cli, '--config', configFile, 'start']);
+  assert.deepEqual(plist.array.string, [process.execPath, NODE_HEAP_FLAG, values.cli, '--config', configFile, 'start']);
   assert.equal(plist.string[0], 'com.celforge.daemon', 'the first string is the Label');
   assert.ok('RunAtLoad' in entries && 'KeepAlive' in entries);
   assert.ok((plist.string as string[]).includes('/lib & more/logs/celforge.err.log'), 'XML escaping round-trips');
@@ -63,7 +64,7 @@ test('the launchd plist and the Windows task run node with celforge, the config 
   const plan = await servicePlan('windows-task', values, 'C:\\Users\\me');
   const task = parser.parse(plan.text).Task;
   assert.equal(task.Actions.Exec.Command, process.execPath);
-  assert.equal(task.Actions.Exec.Arguments, `"${values.cli}" --config "${configFile}" start`);
+  assert.equal(task.Actions.Exec.Arguments, `${NODE_HEAP_FLAG} "${values.cli}" --config "${configFile}" start`);
   assert.ok(task.Triggers.LogonTrigger, 'starts at logon');
   assert.equal(task.Settings.RestartOnFailure.Interval, 'PT1M');
   assert.deepEqual(plan.install[0], ['schtasks', '/Create', '/TN', 'celforge', '/XML', plan.target, '/F']);
