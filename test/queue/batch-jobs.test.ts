@@ -31,6 +31,7 @@ import type { StagePorts } from '../../src/stages/stage.ts';
 import { makeFacesClip } from '../fixtures/faces-clip.ts';
 import { writeModelFolder } from '../fixtures/model-folder.ts';
 import { RedisServer } from '../fixtures/redis-server.ts';
+import { startWorkerProcess } from '../fixtures/worker-process.ts';
 import { readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
 
 const silent = pino({ level: 'silent' });
@@ -211,15 +212,7 @@ test('celforge start as coordinator and a celforge worker process: the video rea
   });
   const daemon = startDaemon(configFile);
   redis.beforeClose(() => stopDaemon(daemon));
-  const worker = spawn(process.execPath, [path.join(import.meta.dirname, '..', '..', 'bin', 'celforge.js'), '--config', configFile, 'worker', '--redis', redis.url], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  worker.stdout!.on('data', (chunk) => (output += chunk));
-  worker.stderr!.on('data', (chunk) => (output += chunk));
-  const exited = new Promise<void>((resolve) => worker.on('exit', () => resolve()));
-  redis.beforeClose(async () => {
-    if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGTERM');
-    await exited;
-  });
+  const worker = startWorkerProcess(redis, configFile);
   cpSync(clip.file, path.join(dir, 'inbox', 'Show', 'Show 01.m2ts'));
 
   const library = path.join(dir, 'library');
@@ -233,7 +226,7 @@ test('celforge start as coordinator and a celforge worker process: the video rea
   assert.deepEqual((await readFaces(path.join(job.extract!.dir, 'faces.jsonl'))).map(strip), expected);
   assert.deepEqual(job.faces, reference.job.faces);
   assert.match(daemon.output(), /face detection queued for the workers \(2 batches\)/);
-  assert.match(output, /taking extraction jobs and face detection batches/);
+  assert.match(worker.output(), /taking extraction jobs and face detection batches/);
   const catalog = Catalog.open(path.join(library, 'catalog.sqlite'));
   t.after(() => catalog.close());
   assert.deepEqual(facesTags(catalog, expected.map((record) => (record as { sha256: string }).sha256)), expected.map((record) => [`faces:${(record as { faces: unknown[] }).faces.length}`]));

@@ -44,6 +44,7 @@ import { writeCcipModels } from '../fixtures/ccip-models.ts';
 import { makeFacesClip } from '../fixtures/faces-clip.ts';
 import { writeModelFolder } from '../fixtures/model-folder.ts';
 import { REDIS_SERVER, RedisServer } from '../fixtures/redis-server.ts';
+import { startWorkerProcess } from '../fixtures/worker-process.ts';
 import { requireProgram } from '../fixtures/required-program.ts';
 import { readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
 
@@ -333,15 +334,7 @@ test('celforge start as coordinator and a celforge worker process: the video tag
   });
   const daemon = startDaemon(configFile);
   server.beforeClose(() => stopDaemon(daemon));
-  const worker = spawn(process.execPath, [path.join(import.meta.dirname, '..', '..', 'bin', 'celforge.js'), '--config', configFile, 'worker', '--redis', server.url], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  worker.stdout!.on('data', (chunk) => (output += chunk));
-  worker.stderr!.on('data', (chunk) => (output += chunk));
-  const exited = new Promise<void>((resolve) => worker.on('exit', () => resolve()));
-  server.beforeClose(async () => {
-    if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGTERM');
-    await exited;
-  });
+  const worker = startWorkerProcess(server, configFile);
   cpSync((await makeFacesClip()).file, path.join(dir, 'inbox', 'Show', 'Show 01.m2ts'));
 
   const library = path.join(dir, 'library');
@@ -354,7 +347,7 @@ test('celforge start as coordinator and a celforge worker process: the video tag
   assert.deepEqual(job.characters, reference.job.characters);
   assert.match(daemon.output(), /tagging queued for the workers/);
   assert.match(daemon.output(), /CCIP features queued for the workers/);
-  assert.match(output, /CCIP feature and tagging batches/);
+  assert.match(worker.output(), /CCIP feature and tagging batches/);
   // Another series and episode (pipeline tags, caption text, folders): the pictures' bytes, the taggers' tags, the features and clusters are the same.
   const now = snapshot(library);
   const taggers = (all: typeof reference.tags) => Object.fromEntries(Object.entries(all).map(([hash, rows]) => [hash, rows.filter((row) => ['tagger:ensemble', 'face-gate', 'composition'].includes(row.source))]));

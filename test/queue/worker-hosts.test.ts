@@ -9,7 +9,6 @@
  * What else the job carries over the worker's own configuration.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -17,33 +16,17 @@ import { validateConfig } from '../../src/config/load.ts';
 import { extractSettingsOf, workerConfigFor } from '../../src/daemon/extract-job.ts';
 import { makeClip } from '../fixtures/clips.ts';
 import { RedisServer } from '../fixtures/redis-server.ts';
-import { projectRoot, readJobs, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
+import { startWorkerProcess, type WorkerProcess } from '../fixtures/worker-process.ts';
+import { readJobs, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
 
 const clip = await makeClip({ width: 160, height: 90, seconds: 10 });
 /** Short, so that a killed worker's job is taken over within seconds; long enough that a busy machine keeps its locks. */
 const QUEUE_TIMING = { lockSeconds: 4, stalledSeconds: 2 };
 
-interface WorkerProcess {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<void>;
-}
-
 /** `celforge worker` as `host`, its own configuration (hardware decoding: vaapi) and folder; stopped before Redis. */
 function startWorker(t: TestContext, redis: RedisServer, host: string): WorkerProcess {
   const configFile = writeConfig(tempDir(t), { library: './worker-library', extract: { hwaccel: 'vaapi' }, queue: QUEUE_TIMING });
-  const child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'celforge.js'), '--config', configFile, 'worker', '--redis', redis.url], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CELFORGE_HOST_NAME: host },
-  });
-  let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  redis.beforeClose(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-  });
-  return { child, output: () => output, exited };
+  return startWorkerProcess(redis, configFile, { CELFORGE_HOST_NAME: host });
 }
 
 test("a worker on another host killed mid-extraction: the worker handed its stalled job takes over its lock and finishes; both decode as the job says", async (t) => {

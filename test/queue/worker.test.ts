@@ -9,7 +9,6 @@
  * writing nothing more, and the job is resumed once Redis is back).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -19,7 +18,8 @@ import type { ExtractJobData, ExtractJobResult } from '../../src/daemon/extract-
 import type { Job } from '../../src/daemon/job.ts';
 import { makeClip } from '../fixtures/clips.ts';
 import { RedisServer } from '../fixtures/redis-server.ts';
-import { hashTree, projectRoot, readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
+import { startWorkerProcess, stopWorkerProcess, type WorkerProcess } from '../fixtures/worker-process.ts';
+import { hashTree, readJobs, runCli, startDaemon, stopDaemon, tempDir, waitFor, writeConfig } from '../helpers.ts';
 
 const clip = await makeClip({ width: 160, height: 90, seconds: 10 });
 const secondClip = await makeClip({ width: 160, height: 90, seconds: 10, variant: 1 });
@@ -53,29 +53,10 @@ function coordinatorFolder(t: TestContext, redisUrl: string, queue: Record<strin
   return { dir, configFile, library: path.join(dir, 'library'), mount };
 }
 
-interface WorkerProcess {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<void>;
-}
-
-/** `celforge worker` with its own configuration: its own folder for logs, the coordinator's folder under `mount`; stopped before Redis. */
 function startWorker(t: TestContext, redis: RedisServer, coordinator: { dir: string; mount: string }): WorkerProcess {
   const home = tempDir(t);
   const configFile = writeConfig(home, { library: './worker-library', queue: { pathMap: { [coordinator.dir]: coordinator.mount }, ...QUEUE_TIMING } });
-  const child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'celforge.js'), '--config', configFile, 'worker', '--redis', redis.url], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  const worker = { child, output: () => output, exited };
-  redis.beforeClose(() => stopWorker(worker));
-  return worker;
-}
-
-async function stopWorker(worker: WorkerProcess): Promise<void> {
-  if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGTERM');
-  await worker.exited;
+  return startWorkerProcess(redis, configFile);
 }
 
 function readyJob(library: string, count = 1) {
@@ -260,7 +241,7 @@ test('a worker stopped (SIGTERM) mid-extraction gives its job back untried: with
   copyFileSync(clip, path.join(coordinator.dir, 'inbox', VIDEO));
 
   await partlyExtracted(coordinator.library, 'frames recorded by the first worker');
-  await stopWorker(first);
+  await stopWorkerProcess(first);
   assert.equal(first.child.exitCode, 0, first.output());
   assert.match(first.output(), /the job goes back to the queue/);
 
