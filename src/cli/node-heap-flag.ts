@@ -2,6 +2,10 @@
  * The V8 flag every way of starting celforge passes to node: the shebang of
  * bin/celforge.js (so `npx celforge` and the npm bin link), `npm start`, and
  * the service units. Kept in step by test/cli/node-heap-flag.test.ts.
+ * `env -S` splits the shebang's arguments (coreutils 8.30+, which every
+ * system Node 20 runs on has; macOS), and npm's Windows shims read the same
+ * line (cmd-shim 8.0.0, lib/index.js line 24: shebangExpr accepts
+ * `/usr/bin/env -S <prog> <args>`).
  *
  * Why: V8 counts ArrayBuffer memory allocated since the last full collection
  * against the old generation's limit (src/heap/heap.h,
