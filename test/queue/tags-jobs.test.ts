@@ -13,16 +13,19 @@
  * has its stalled job taken over, with the same catalog and captions (and
  * `status` shows the tags batch it held); a
  * worker without the taggers makes the video wait, naming them; and the
- * whole through `celforge start` and a `celforge worker` process.
+ * whole through `celforge start` and two `celforge worker` processes on two
+ * clips (the same pictures in other bytes): each video's frame map, tags,
+ * captions, features and clusters as `celforge process` gives them.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { Catalog } from '../../src/adapters/catalog-store.ts';
+import { resolveFfmpegBinaries } from '../../src/adapters/ffmpeg-binaries.ts';
 import { createImageWorkers } from '../../src/adapters/image-workers.ts';
 import { openJobQueue, QUEUE_NAMES, startQueueWorker, type JobQueue, type QueueJobContext, type WorkerSettings } from '../../src/adapters/job-queue.ts';
 import { CharacterClusters } from '../../src/catalog/character-clusters.ts';
@@ -320,7 +323,7 @@ test('a worker without the taggers: the video waits for them, naming them; nothi
   assert.equal(await queue.find(tagsQueueId(job, 'frame', 0)), null, 'the wait is not kept as a result');
 });
 
-test('celforge start as coordinator and a celforge worker process: the video tagged and clustered as `celforge process` does it', async (t) => {
+test('celforge start as coordinator and two celforge worker processes, two clips: frame maps, catalog and captions as `celforge process` gives them', async (t) => {
   const server = useRedis(t);
   if (!server) return;
   const dir = tempDir(t);
@@ -334,25 +337,44 @@ test('celforge start as coordinator and a celforge worker process: the video tag
   });
   const daemon = startDaemon(configFile);
   server.beforeClose(() => stopDaemon(daemon));
-  const worker = startWorkerProcess(server, configFile);
-  cpSync((await makeFacesClip()).file, path.join(dir, 'inbox', 'Show', 'Show 01.m2ts'));
+  const workers = [startWorkerProcess(server, configFile), startWorkerProcess(server, configFile)];
+  const clip = (await makeFacesClip()).file;
+  cpSync(clip, path.join(dir, 'inbox', 'Show', 'Show 01.m2ts'));
+  // The second clip: the same pictures in other bytes (timestamps moved), so another video with the reference's results.
+  execFileSync(resolveFfmpegBinaries().ffmpeg, ['-v', 'error', '-i', clip, '-map', '0', '-c', 'copy', '-mpegts_m2ts_mode', '1', '-output_ts_offset', '30', path.join(dir, 'Show 02.m2ts')]);
+  renameSync(path.join(dir, 'Show 02.m2ts'), path.join(dir, 'inbox', 'Show', 'Show 02.m2ts'));
 
   const library = path.join(dir, 'library');
-  const job = await waitFor('the job ready for review', () => {
-    const found = readJobs(library)[0];
-    if (found?.state === 'failed') assert.fail(`${found.error?.message}\n${daemon.output()}`);
-    return found?.state === 'ready-for-review' ? found : undefined;
-  }, 120_000, 200);
-  assert.deepEqual(job.tags, reference.job.tags);
-  assert.deepEqual(job.characters, reference.job.characters);
-  assert.match(daemon.output(), /tagging queued for the workers/);
-  assert.match(daemon.output(), /CCIP features queued for the workers/);
-  assert.match(worker.output(), /CCIP feature and tagging batches/);
+  const jobs = await waitFor('both jobs ready for review', () => {
+    const found = readJobs(library);
+    const failed = found.find((job) => job.state === 'failed');
+    if (failed) assert.fail(`${failed.error?.message}\n${daemon.output()}`);
+    return found.length === 2 && found.every((job) => job.state === 'ready-for-review') ? found : undefined;
+  }, 180_000, 200);
+  const frameMap = (folder: string) => readFileSync(path.join(folder, 'frame-map.jsonl'), 'utf8').split('\n').filter(Boolean)
+    .map((line) => JSON.parse(line) as { file: string | null; preview: string | null })
+    .map((record) => ({ ...record, file: record.file && frameName(record.file), preview: record.preview && frameName(record.preview) }));
+  // Named after the series and episode ("Show_01_000004.jpg"): the frame number and kind are what must agree.
+  function frameName(file: string) {
+    return path.basename(file).replace(/^.*_(\d+\.\w+)$/, '$1');
+  }
+  for (const job of jobs) {
+    assert.deepEqual(frameMap(job.extract!.dir), frameMap(reference.job.extract!.dir), `${job.source}: the frame map, file names aside`);
+    assert.equal(job.tags!.framesDone, reference.job.tags!.framesDone, job.source);
+  }
+  // The same crops twice are one catalog image each, cut and tagged once, for whichever video came to them first.
+  const cropsTagged = reference.job.tags!.cropsDone ?? 0;
+  assert.ok(cropsTagged > 0);
+  assert.equal((jobs[0]!.tags!.cropsDone ?? 0) + (jobs[1]!.tags!.cropsDone ?? 0), cropsTagged);
+  assert.equal(Object.keys(reference.captions).length, reference.job.tags!.framesDone + cropsTagged, 'a caption per kept frame and crop');
+  assert.equal(Object.keys(captionsOf(library)).length, 2 * reference.job.tags!.framesDone + cropsTagged, "both videos' frames, the crops once");
+  assert.equal(daemon.output().match(/tagging queued for the workers/g)?.length, 2);
+  assert.equal(daemon.output().match(/CCIP features queued for the workers/g)?.length, 1, 'the crops have their features once');
+  for (const worker of workers) assert.match(worker.output(), /CCIP feature and tagging batches/);
   // Another series and episode (pipeline tags, caption text, folders): the pictures' bytes, the taggers' tags, the features and clusters are the same.
   const now = snapshot(library);
   const taggers = (all: typeof reference.tags) => Object.fromEntries(Object.entries(all).map(([hash, rows]) => [hash, rows.filter((row) => ['tagger:ensemble', 'face-gate', 'composition'].includes(row.source))]));
   assert.deepEqual(taggers(now.tags), taggers(reference.tags));
   assert.deepEqual(now.features, reference.features);
   assert.deepEqual(now.clusters, reference.clusters);
-  assert.equal(Object.keys(now.captions).length, Object.keys(reference.captions).length);
 });

@@ -53,6 +53,16 @@ function coordinatorFolder(t: TestContext, redisUrl: string, queue: Record<strin
   return { dir, configFile, library: path.join(dir, 'library'), mount };
 }
 
+/** A redis-server and a coordinator daemon on a fresh coordinator folder, stopped before Redis; undefined without redis-server (the test is skipped). */
+async function coordinatorRunning(t: TestContext, queue: Record<string, unknown> = {}) {
+  const redis = await RedisServer.open(t);
+  if (!redis) return undefined;
+  const coordinator = coordinatorFolder(t, redis.url, queue);
+  const daemon = startDaemon(coordinator.configFile);
+  redis.beforeClose(() => stopDaemon(daemon));
+  return { redis, coordinator, daemon };
+}
+
 function startWorker(t: TestContext, redis: RedisServer, coordinator: { dir: string; mount: string }): WorkerProcess {
   const home = tempDir(t);
   const configFile = writeConfig(home, { library: './worker-library', queue: { pathMap: { [coordinator.dir]: coordinator.mount }, ...QUEUE_TIMING } });
@@ -82,11 +92,9 @@ test('reference: `celforge process` on the clips, in one process', async (t) => 
 
 test('a coordinator and two workers, two clips: the workers extract through the queue, the coordinator records it, the same frames as `process`', async (t) => {
   assert.ok(reference && secondReference, 'the reference run must pass first');
-  const redis = await RedisServer.open(t);
-  if (!redis) return;
-  const coordinator = coordinatorFolder(t, redis.url);
-  const daemon = startDaemon(coordinator.configFile);
-  redis.beforeClose(() => stopDaemon(daemon));
+  const running = await coordinatorRunning(t);
+  if (!running) return;
+  const { redis, coordinator, daemon } = running;
   const workerProcesses = [startWorker(t, redis, coordinator), startWorker(t, redis, coordinator)];
   copyFileSync(clip, path.join(coordinator.dir, 'inbox', VIDEO));
   copyFileSync(secondClip, path.join(coordinator.dir, 'inbox', SECOND_VIDEO));
@@ -138,11 +146,9 @@ function partlyExtracted(library: string, what: string): Promise<number> {
 
 test('a worker SIGKILLed mid-extraction: a second worker takes the stalled job over, and the frames are byte-identical', async (t) => {
   assert.ok(reference, 'the reference run must pass first');
-  const redis = await RedisServer.open(t);
-  if (!redis) return;
-  const coordinator = coordinatorFolder(t, redis.url);
-  const daemon = startDaemon(coordinator.configFile);
-  redis.beforeClose(() => stopDaemon(daemon));
+  const running = await coordinatorRunning(t);
+  if (!running) return;
+  const { redis, coordinator, daemon } = running;
   const first = startWorker(t, redis, coordinator);
   copyFileSync(clip, path.join(coordinator.dir, 'inbox', VIDEO));
 
@@ -177,11 +183,9 @@ function childrenOf(pid: number): string[] {
 
 test('a worker stalled longer than its lock, Redis out of reach when it wakes: it stops extracting, writes nothing more, and the job resumes byte-identical', async (t) => {
   assert.ok(reference, 'the reference run must pass first');
-  const redis = await RedisServer.open(t);
-  if (!redis) return;
-  const coordinator = coordinatorFolder(t, redis.url);
-  const daemon = startDaemon(coordinator.configFile);
-  redis.beforeClose(() => stopDaemon(daemon));
+  const running = await coordinatorRunning(t);
+  if (!running) return;
+  const { redis, coordinator, daemon } = running;
   const worker = startWorker(t, redis, coordinator);
   redis.beforeClose(() => void worker.child.kill('SIGCONT'));
   const raw = new Redis(redis.url);
@@ -213,11 +217,9 @@ test('a worker stalled longer than its lock, Redis out of reach when it wakes: i
 
 test('Redis killed and restarted mid-extraction: the job survives in its AOF and completes, the frames byte-identical', async (t) => {
   assert.ok(reference, 'the reference run must pass first');
-  const redis = await RedisServer.open(t);
-  if (!redis) return;
-  const coordinator = coordinatorFolder(t, redis.url);
-  const daemon = startDaemon(coordinator.configFile);
-  redis.beforeClose(() => stopDaemon(daemon));
+  const running = await coordinatorRunning(t);
+  if (!running) return;
+  const { redis, coordinator, daemon } = running;
   startWorker(t, redis, coordinator);
   copyFileSync(clip, path.join(coordinator.dir, 'inbox', VIDEO));
 
@@ -232,11 +234,9 @@ test('Redis killed and restarted mid-extraction: the job survives in its AOF and
 
 test('a worker stopped (SIGTERM) mid-extraction gives its job back untried: with one attempt allowed, the next worker finishes it', async (t) => {
   assert.ok(reference, 'the reference run must pass first');
-  const redis = await RedisServer.open(t);
-  if (!redis) return;
-  const coordinator = coordinatorFolder(t, redis.url, { attempts: 1 });
-  const daemon = startDaemon(coordinator.configFile);
-  redis.beforeClose(() => stopDaemon(daemon));
+  const running = await coordinatorRunning(t, { attempts: 1 });
+  if (!running) return;
+  const { redis, coordinator, daemon } = running;
   const first = startWorker(t, redis, coordinator);
   copyFileSync(clip, path.join(coordinator.dir, 'inbox', VIDEO));
 
