@@ -22,7 +22,7 @@ import type { StagePorts, StageResult } from '../stages/stage.ts';
 import type { Job } from './job.ts';
 import type { WorkerModelWait } from './mapped-job.ts';
 
-/** As remote-extract.ts: two Redis reads per look, against the up to this much a finished batch waits to be seen. */
+/** How often the coordinator looks at a job in flight (here and in remote-extract.ts): two Redis reads, against the up to this much a finished job waits to be seen (bench/queue.bench.ts). */
 export const POLL_MS = 250;
 
 export interface RemoteBatch<Data> {
@@ -155,7 +155,8 @@ function redisWaiter(job: Job, ports: StagePorts, pollMs: number) {
   };
 }
 
-function pause(ms: number, signal: AbortSignal): Promise<void | typeof ABORTED> {
+/** Waits `ms`, or less when `signal` aborts (then ABORTED). */
+export function pause(ms: number, signal: AbortSignal): Promise<void | typeof ABORTED> {
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);

@@ -17,11 +17,9 @@ import { CelforgeError, errorMessage } from '../errors.ts';
 import type { Stage, StagePorts } from '../stages/stage.ts';
 import { extractQueueId, extractSettingsOf, recordExtractResult, type ExtractJobData, type ExtractJobResult } from './extract-job.ts';
 import type { Job } from './job.ts';
+import { pause, POLL_MS } from './remote-batches.ts';
 
 export type ExtractQueue = JobQueue<ExtractJobData, ExtractJobResult>;
-
-/** How often the coordinator looks at a job in flight: two Redis reads, against the up to this much a finished job waits to be seen (bench/queue.bench.ts). */
-const POLL_MS = 250;
 
 export function remoteExtractStage(queue: ExtractQueue, pollMs = POLL_MS): Stage {
   return async (job, ports) => {
@@ -43,7 +41,7 @@ export function remoteExtractStage(queue: ExtractQueue, pollMs = POLL_MS): Stage
         // Redis restarting, or the network: the queue keeps the job (AOF), so the coordinator waits for it to answer again.
         if (!unreachable) ports.log.warn({ job: job.id, queueJob: id }, `${job.source}: the job queue does not answer (${errorMessage(error)}); trying again`);
         unreachable = true;
-        await sleep(pollMs, ports.signal);
+        await pause(pollMs, ports.signal);
         continue;
       }
       if (unreachable) ports.log.info({ job: job.id, queueJob: id }, `${job.source}: the job queue answers again`);
@@ -70,7 +68,7 @@ export function remoteExtractStage(queue: ExtractQueue, pollMs = POLL_MS): Stage
         lastDone = progress.done;
         await ports.save((target) => void (target.progress = { done: progress.done!, total: target.probe!.frameCount }));
       }
-      await sleep(pollMs, ports.signal);
+      await pause(pollMs, ports.signal);
     }
     // The queue job goes on without the coordinator; a restart finds it (or its result) under the same id.
     return { kind: 'interrupted' };
@@ -89,16 +87,4 @@ async function enqueue(queue: ExtractQueue, job: Job, ports: StagePorts, id: str
   const config = ports.config();
   const added = await queue.enqueue(id, { library: config.library, job, settings: extractSettingsOf(config) });
   if (added) ports.log.info({ job: job.id, queueJob: id }, `${job.source}: extraction queued for the workers`);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done);
-  });
 }
