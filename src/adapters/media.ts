@@ -215,7 +215,7 @@ export class MediaRepository {
       command.on('error', () => seek.onEnd());
     }
     command.inputOptions(inputOptions).outputOptions(outputOptions);
-    const stream = new PassThrough({ highWaterMark: request.width * request.height * 3 });
+    const stream = ffmpegOutput(request.width * request.height * 3);
     const done = new Promise<void>((resolve, reject) => {
       command
         .on('start', () => {
@@ -231,14 +231,11 @@ export class MediaRepository {
     });
     command.pipe(stream, { end: true });
     done.catch(() => undefined);
-    return {
-      frames: framesOf(stream, request.width * request.height * 3, request.buffers),
-      done,
-      stop: () => {
-        stopped = true;
-        command.kill('SIGKILL');
-      },
+    const stop = () => {
+      stopped = true;
+      command.kill('SIGKILL');
     };
+    return { frames: framesOf(stream, request.width * request.height * 3, request.buffers, stop), done, stop };
   }
 
   /**
@@ -303,7 +300,7 @@ export class MediaRepository {
       command.on('error', (error: Error, _stdout: string | null, stderr: string | null) =>
         reject(new FfmpegFailure(firstErrorLine(stderr) ?? error.message, stderr ?? '')));
       if (onData) {
-        const sink = new PassThrough();
+        const sink = ffmpegOutput();
         sink.on('data', onData);
         // Resolves once ffmpeg has exited and every byte it wrote has been read.
         const drained = new Promise((ended) => sink.on('end', ended));
@@ -328,6 +325,16 @@ export class MediaRepository {
 }
 
 /**
+ * A stream for ffmpeg's stdout that never emits 'close'. On a 'close' fluent-ffmpeg gives ffmpeg
+ * 20 ms to exit, then reports "Output stream closed" and kills it (fluent-ffmpeg 2.1.3,
+ * lib/processor.js:481-491); on a busy machine that failed decodes that had read every frame.
+ * Without it the process's own exit decides how a run ended.
+ */
+function ffmpegOutput(highWaterMark?: number): PassThrough {
+  return new PassThrough({ highWaterMark, emitClose: false });
+}
+
+/**
  * Hears the pts, in seconds, of each frame showinfo logs. Its time base is logged once, when the
  * filter is configured, before any frame.
  */
@@ -349,25 +356,32 @@ function decoderComplaints(stderr: string): string[] | null {
 }
 
 /** Cuts a byte stream into frames of `frameBytes`, copying each chunk once into a buffer from `buffers`. */
-async function* framesOf(stream: Readable, frameBytes: number, buffers?: FrameBufferSource): AsyncGenerator<Buffer> {
+/** The decoder's frames; a reader that leaves before the end stops the decoder (`stop`), which would otherwise wait on a full pipe. */
+async function* framesOf(stream: Readable, frameBytes: number, buffers: FrameBufferSource | undefined, stop: () => void): AsyncGenerator<Buffer> {
   const next = buffers ? () => buffers.take() : () => Buffer.allocUnsafe(frameBytes);
   let frame: Buffer | null = null;
   let filled = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    let offset = 0;
-    while (offset < chunk.length) {
-      // Taken only when bytes arrive for it: a buffer taken at the end of the stream would never be released.
-      frame ??= next();
-      const take = Math.min(frameBytes - filled, chunk.length - offset);
-      chunk.copy(frame, filled, offset, offset + take);
-      filled += take;
-      offset += take;
-      if (filled === frameBytes) {
-        yield frame;
-        frame = null;
-        filled = 0;
+  let readToEnd = false;
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      let offset = 0;
+      while (offset < chunk.length) {
+        // Taken only when bytes arrive for it: a buffer taken at the end of the stream would never be released.
+        frame ??= next();
+        const take = Math.min(frameBytes - filled, chunk.length - offset);
+        chunk.copy(frame, filled, offset, offset + take);
+        filled += take;
+        offset += take;
+        if (filled === frameBytes) {
+          yield frame;
+          frame = null;
+          filled = 0;
+        }
       }
     }
+    readToEnd = true;
+  } finally {
+    if (!readToEnd) stop();
   }
 }
 
