@@ -1,27 +1,13 @@
-/** The `celforge` command line. */
+/**
+ * The `celforge` command line. Each command's module is imported when that
+ * command runs: `celforge status` does not load ONNX Runtime, sharp and the
+ * pipeline.
+ */
 import { Command } from 'commander';
 import { CelforgeError } from '../errors.ts';
 import type { GlobalOptions } from './context.ts';
-import { doctorCommand } from './doctor.ts';
-import { gpuCommand } from './gpu.ts';
-import { facesCommand } from './faces.ts';
-import { framesCommand } from './frames.ts';
-import { processCommand } from './process.ts';
-import { exportCommand, type ExportCommandOptions } from './export.ts';
-import { hydrusCommand } from './hydrus.ts';
-import { importCommand } from './import.ts';
-import { modelsCommand } from './models.ts';
-import { rejectCommand, unrejectCommand } from './reject.ts';
-import { restoreCommand } from './restore.ts';
-import { reviewCheckpointsCommand } from './review-checkpoints.ts';
-import { searchCommand } from './search.ts';
-import { serviceCommand } from './service.ts';
-import { tagCommand } from './tag.ts';
-import { tagsCommand } from './tags.ts';
-import { trainCommand } from './train.ts';
-import { startCommand } from './start.ts';
-import { statusCommand } from './status.ts';
-import { workerCommand, type WorkerCommandOptions } from './worker.ts';
+import type { ExportCommandOptions } from './export.ts';
+import type { WorkerCommandOptions } from './worker.ts';
 
 const program = new Command('celforge')
   .description('Anime Blu-ray rips to a tagged Stable Diffusion dataset, as a background service.')
@@ -40,7 +26,7 @@ program
   .command('start')
   .description('run the daemon in the foreground: watch the inbox, process what arrives, serve the review page')
   .option('--port <n>', 'port of the review page (default review.port, 8642; 0 picks a free one)')
-  .action(async (_options, command: Command) => startCommand(globals(command) as GlobalOptions & { port?: string }));
+  .action(async (_options, command: Command) => (await import('./start.ts')).startCommand(globals(command) as GlobalOptions & { port?: string }));
 
 program
   .command('worker')
@@ -48,76 +34,76 @@ program
   .option('--redis <url>', 'the job queue: redis://[user][:password]@host:port[/db], rediss:// for TLS (default queue.redis)')
   .option('--gpu <n>', 'the GPU this worker uses (CUDA_VISIBLE_DEVICES), shown by status')
   .option('--concurrency <n>', 'jobs run at once (default 1)')
-  .action(async (_options, command: Command) => workerCommand(globals(command) as WorkerCommandOptions));
+  .action(async (_options, command: Command) => (await import('./worker.ts')).workerCommand(globals(command) as WorkerCommandOptions));
 
 program
   .command('process')
   .description('run the pipeline once over the given videos, with a progress bar')
   .argument('<video...>', 'video files')
   .action(async (videos: string[], _options, command: Command) => {
-    process.exitCode = await processCommand(videos, globals(command));
+    process.exitCode = await (await import('./process.ts')).processCommand(videos, globals(command));
   });
 
 program
   .command('status')
   .description('the jobs with their stage and state')
   .option('--json', 'print JSON')
-  .action(async (_options, command: Command) => statusCommand(globals(command) as GlobalOptions & { json?: boolean }));
+  .action(async (_options, command: Command) => (await import('./status.ts')).statusCommand(globals(command) as GlobalOptions & { json?: boolean }));
 
 program
   .command('frames')
   .description('the frame map of a video: kept frames, duplicates and scenes')
   .argument('<video>', 'the video file, or its job id')
   .option('--json', 'one JSON object per source frame')
-  .action(async (video: string, _options, command: Command) => framesCommand(video, globals(command) as GlobalOptions & { json?: boolean }));
+  .action(async (video: string, _options, command: Command) => (await import('./frames.ts')).framesCommand(video, globals(command) as GlobalOptions & { json?: boolean }));
 
 program
   .command('restore')
   .description('bring duplicate frames back as kept frames, at full resolution')
   .argument('<video>', 'the video file, or its job id')
   .argument('<frame...>', 'frame numbers')
-  .action(async (video: string, frames: string[], _options, command: Command) => restoreCommand(video, frames, globals(command)));
+  .action(async (video: string, frames: string[], _options, command: Command) => (await import('./restore.ts')).restoreCommand(video, frames, globals(command)));
 
 queryCommand('search', 'images in the catalog that match a query, e.g. "1girl -solo series:ubw episode:3"', 'tags, -negated tags, namespace:value, namespace:*')
   .option('--json', 'one JSON object per image, with its tags')
   .option('--limit <n>', 'at most this many')
-  .action(async (query: string, _options, command: Command) => searchCommand(query, globals(command) as GlobalOptions & { json?: boolean; limit?: string }));
+  .action(async (query: string, _options, command: Command) => (await import('./search.ts')).searchCommand(query, globals(command) as GlobalOptions & { json?: boolean; limit?: string }));
 
 queryCommand('tag', "add and remove tags on every image a query finds (a person's edit: re-tagging never undoes it)")
   .option('--add <tags>', 'comma-separated tags to add')
   .option('--remove <tags>', 'comma-separated tags to remove')
-  .action(async (query: string, _options, command: Command) => tagCommand(query, globals(command) as GlobalOptions & { add?: string; remove?: string }));
+  .action(async (query: string, _options, command: Command) => (await import('./tag.ts')).tagCommand(query, globals(command) as GlobalOptions & { add?: string; remove?: string }));
 
 program
   .command('import')
   .description('import images with Kohya (frame.txt) or Hydrus (frame.png.txt) sidecars; known images only have tags merged')
   .argument('<folder>', 'folder to import, recursively')
   .action(async (folder: string, _options, command: Command) => {
-    process.exitCode = await importCommand(folder, globals(command));
+    process.exitCode = await (await import('./import.ts')).importCommand(folder, globals(command));
   });
 
 queryCommand('reject', "take images out of the dataset: their files move to the library's trash/, nothing is deleted")
   .option('--yes', 'do not ask, even when the query takes more than catalog.rejectConfirmShare of the library')
   .action(async (query: string, _options, command: Command) => {
-    process.exitCode = await rejectCommand(query, globals(command) as GlobalOptions & { yes?: boolean });
+    process.exitCode = await (await import('./reject.ts')).rejectCommand(query, globals(command) as GlobalOptions & { yes?: boolean });
   });
 
 queryCommand('unreject', 'bring rejected images back from the trash to where they were, into the dataset')
   .action(async (query: string, _options, command: Command) => {
-    process.exitCode = await unrejectCommand(query, globals(command));
+    process.exitCode = await (await import('./reject.ts')).unrejectCommand(query, globals(command));
   });
 
 queryCommand('export', 'the images a query finds as a Kohya sd-scripts dataset (captions, dataset_config.toml, bucket report)')
   .requiredOption('--out <dir>', 'dataset folder')
   .option('--skip-hydrus', 'export without pulling corrections from Hydrus first')
-  .action(async (query: string, _options, command: Command) => exportCommand(query, globals(command) as ExportCommandOptions));
+  .action(async (query: string, _options, command: Command) => (await import('./export.ts')).exportCommand(query, globals(command) as ExportCommandOptions));
 
 program
   .command('models')
   .description('list the models and whether they are here, or fetch them (all, or the ids given)')
   .argument('<action>', 'list or fetch')
   .argument('[id...]', 'model ids (fetch)')
-  .action(async (action: string, ids: string[], _options, command: Command) => modelsCommand(action, ids, globals(command)));
+  .action(async (action: string, ids: string[], _options, command: Command) => (await import('./models.ts')).modelsCommand(action, ids, globals(command)));
 
 program
   .command('faces')
@@ -125,7 +111,7 @@ program
   .argument('<image...>', 'picture files')
   .option('--json', 'print JSON')
   .action(async (images: string[], _options, command: Command) => {
-    process.exitCode = await facesCommand(images, globals(command) as GlobalOptions & { json?: boolean });
+    process.exitCode = await (await import('./faces.ts')).facesCommand(images, globals(command) as GlobalOptions & { json?: boolean });
   });
 
 program
@@ -135,7 +121,7 @@ program
   .option('--json', 'print JSON')
   .option('--no-gate', 'keep subject tags whether or not a face is found')
   .action(async (images: string[], _options, command: Command) => {
-    process.exitCode = await tagsCommand(images, globals(command) as GlobalOptions & { json?: boolean; gate?: boolean });
+    process.exitCode = await (await import('./tags.ts')).tagsCommand(images, globals(command) as GlobalOptions & { json?: boolean; gate?: boolean });
   });
 
 program
@@ -143,7 +129,7 @@ program
   .description('queue a Kohya training run for the next training window (or start it now)')
   .option('--now', 'start now instead of in the next window (in the foreground when no daemon runs)')
   .action(async (_options, command: Command) => {
-    process.exitCode = await trainCommand(globals(command) as GlobalOptions & { now?: boolean });
+    process.exitCode = await (await import('./train.ts')).trainCommand(globals(command) as GlobalOptions & { now?: boolean });
   });
 
 program
@@ -151,14 +137,14 @@ program
   .description('render, tag and score the checkpoints queued for review now, against the version before each (or review version N again)')
   .option('--version <n>', 'the version to review again, e.g. 2')
   .action(async (_options, command: Command) => {
-    process.exitCode = await reviewCheckpointsCommand(globals(command) as GlobalOptions & { version?: string });
+    process.exitCode = await (await import('./review-checkpoints.ts')).reviewCheckpointsCommand(globals(command) as GlobalOptions & { version?: string });
   });
 
 program
   .command('doctor')
   .description('check ffmpeg, disk space, models, ONNX providers, notifications, Kohya and the configuration; say what to fix')
   .action(async (_options, command: Command) => {
-    process.exitCode = await doctorCommand(globals(command));
+    process.exitCode = await (await import('./doctor.ts')).doctorCommand(globals(command));
   });
 
 program
@@ -166,7 +152,7 @@ program
   .description("Linux x64 with an NVIDIA GPU: install onnxruntime-node's CUDA provider (a download), then say whether it loads")
   .argument('<action>', 'install')
   .action(async (action: string) => {
-    process.exitCode = await gpuCommand(action);
+    process.exitCode = await (await import('./gpu.ts')).gpuCommand(action);
   });
 
 program
@@ -176,7 +162,7 @@ program
   .option('--print', 'show the unit file and the commands instead of running them')
   .option('--system', 'Linux: a system unit (headless boxes) instead of a user unit')
   .action(async (action: string, _options, command: Command) => {
-    process.exitCode = await serviceCommand(action, globals(command) as GlobalOptions & { print?: boolean; system?: boolean });
+    process.exitCode = await (await import('./service.ts')).serviceCommand(action, globals(command) as GlobalOptions & { print?: boolean; system?: boolean });
   });
 
 program
@@ -185,7 +171,7 @@ program
   .allowUnknownOption()
   .argument('<direction>', 'push or pull')
   .argument('<query>', 'which images')
-  .action(async (direction: string, query: string, _options, command: Command) => hydrusCommand(direction, query, globals(command)));
+  .action(async (direction: string, query: string, _options, command: Command) => (await import('./hydrus.ts')).hydrusCommand(direction, query, globals(command)));
 
 // Output piped into `head` and cut short is not an error.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { QueueJobContext } from '../adapters/job-queue.ts';
 import { loadCcipFor } from '../stages/characters/characters-stage.ts';
 import { featuresToJson, type CcipJobData, type CcipJobResult } from './ccip-job.ts';
-import { runMappedJob, type BatchWorkerPorts } from './mapped-job.ts';
+import { inInferenceBatches, runMappedJob, type BatchWorkerPorts } from './mapped-job.ts';
 
 export function ccipJobRunner(ports: BatchWorkerPorts) {
   return (queueJob: QueueJobContext<CcipJobData>): Promise<CcipJobResult> => runMappedJob(queueJob, ports, {
@@ -23,14 +23,7 @@ export function ccipJobRunner(ports: BatchWorkerPorts) {
     run: async ({ data, config, library, models, log }) => {
       const model = await loadCcipFor(config, models[0]!, { images: ports.images, models: ports.models, log });
       const files = data.crops.map((crop) => path.join(library, crop.file));
-      const features: number[][] = [];
-      // In inference batches, each reported: the coordinator shows the crops done in a batch still running.
-      for (let start = 0; start < files.length; start += config.inference.batchSize) {
-        // Another worker may own the job now (its lock was lost): what this one finds would be dropped.
-        queueJob.signal.throwIfAborted();
-        features.push(...featuresToJson(await model.features(files.slice(start, start + config.inference.batchSize))));
-        await queueJob.progress({ done: features.length, total: files.length });
-      }
+      const features = await inInferenceBatches(queueJob, files, config.inference.batchSize, async (batch) => featuresToJson(await model.features(batch)));
       log.debug({ crops: features.length }, `${data.job.source}: CCIP features of ${features.length} crops`);
       return { kind: 'done', model: model.id, features };
     },

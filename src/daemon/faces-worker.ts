@@ -14,7 +14,7 @@ import { CelforgeError } from '../errors.ts';
 import { detectorModelId, DETECTOR_KINDS, loadFaceDetector } from '../stages/faces/face-detector.ts';
 import { detectFrames } from '../stages/faces/faces-stage.ts';
 import type { FacesJobData, FacesJobResult } from './faces-job.ts';
-import { runMappedJob, type BatchWorkerPorts } from './mapped-job.ts';
+import { inInferenceBatches, runMappedJob, type BatchWorkerPorts } from './mapped-job.ts';
 
 export type FacesWorkerPorts = BatchWorkerPorts;
 
@@ -32,14 +32,7 @@ export function facesJobRunner(ports: FacesWorkerPorts) {
       // Loaded once per worker: the ONNX session is kept in the model cache, the cascade is a file.
       const detector = await loadFaceDetector(config, models[0]!, { images: ports.images, models: ports.models, log });
       const frames = data.frames.map((frame) => ({ ...frame, absolute: path.join(library, frame.file) }));
-      const records = [];
-      // In inference batches, each reported: the coordinator shows the frames done in a batch still running.
-      for (let start = 0; start < frames.length; start += config.inference.batchSize) {
-        // Another worker may own the job now (its lock was lost): what this one finds would be dropped.
-        queueJob.signal.throwIfAborted();
-        records.push(...await detectFrames(detector, frames.slice(start, start + config.inference.batchSize), config, ports.images));
-        await queueJob.progress({ done: records.length, total: frames.length });
-      }
+      const records = await inInferenceBatches(queueJob, frames, config.inference.batchSize, (batch) => detectFrames(detector, batch, config, ports.images));
       log.debug({ frames: records.length }, `${data.job.source}: faces found on frames ${frames[0]?.frame}..${frames.at(-1)?.frame}`);
       return { kind: 'done', records };
     },

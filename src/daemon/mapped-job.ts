@@ -12,6 +12,7 @@
  * on it is lost (QueueJobContext.signal): its result would be dropped.
  *
  * API: runMappedJob(queueJob, ports, spec) -> Result | WorkerModelWait;
+ * inInferenceBatches(queueJob, items, size, step) -> results;
  * BatchWorkerPorts, MappedJobData, WorkerModelWait.
  */
 import { existsSync } from 'node:fs';
@@ -94,4 +95,22 @@ export async function runMappedJob<Data extends MappedJobData, Result>(
   if (gone) throw new CelforgeError('FILE_NOT_FOUND', `${gone}: ${spec.what} of ${data.job.source} is not there on this machine`, { file: gone });
   const log = ports.log.child({ job: data.job.id, queueJob: queueJob.id });
   return spec.run({ data, config, library, models: available.models, log });
+}
+
+/**
+ * `step` on each inference batch of `items`, in order, each reported as
+ * progress (the coordinator shows the items done in a batch still running).
+ * It stops before a batch once another worker may own the job (its lock was
+ * lost): what this one finds would be dropped.
+ */
+export async function inInferenceBatches<T, R>(
+  queueJob: Pick<QueueJobContext<unknown>, 'signal' | 'progress'>, items: readonly T[], size: number, step: (batch: T[]) => Promise<R[]>,
+): Promise<R[]> {
+  const results: R[] = [];
+  for (let start = 0; start < items.length; start += size) {
+    queueJob.signal.throwIfAborted();
+    results.push(...await step(items.slice(start, start + size)));
+    await queueJob.progress({ done: results.length, total: items.length });
+  }
+  return results;
 }

@@ -25,7 +25,8 @@ test('every command works on a library that does not exist yet and on an empty f
   const { dir, pictures, configFile } = await setup(t);
   const clip = await makeClip({ width: 320, height: 180, seconds: 1 });
   mkdirSync(path.join(dir, 'empty'));
-  for (const name of ['missing/library', 'empty']) {
+  // The two libraries side by side: nothing of one is the other's.
+  await Promise.all(['missing/library', 'empty'].map(async (name) => {
     const library = path.join(dir, name);
     const cli = async (...args: string[]) => {
       const result = await runCli(['--config', configFile, '--library', library, ...args], { cwd: dir });
@@ -57,7 +58,7 @@ test('every command works on a library that does not exist yet and on an empty f
     assert.equal(processed.code, 0, `${name}: process: ${processed.stderr}`);
     const frames = await cli('frames', clip, '--json');
     assert.equal(frames.code, 0, frames.stderr);
-  }
+  }));
   // The configured library (./library) was never written: --library took its place everywhere.
   assert.ok(!existsSync(path.join(dir, 'library')), `written under the config's library: ${existsSync(path.join(dir, 'library')) ? readdirSync(path.join(dir, 'library')) : ''}`);
 });
