@@ -97,7 +97,7 @@ test('dashboard: a new job appears and moves on without a reload, a long hold wr
   const models = path.join(dir, ...['a', 'b', 'c', 'd'].map((letter) => `${letter}-network-share-folder-with-a-long-name-`.repeat(3)), 'models');
   mkdirSync(models, { recursive: true });
   const configFile = writeConfig(dir, {
-    inbox: './inbox', library: './library', disk: { reserve: 0 }, notify: { desktop: false },
+    inbox: './inbox', library: './library', disk: { reserve: 0 }, notify: { desktop: false }, watch: { settleSeconds: 0.5 },
     models: { dir: models, autoFetch: false }, tags: { taggers: ['wd-swinv2-tagger-v3'] },
   });
   const daemon = startDaemon(configFile);
