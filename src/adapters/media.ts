@@ -327,8 +327,9 @@ export class MediaRepository {
 /**
  * A stream for ffmpeg's stdout that never emits 'close'. On a 'close' fluent-ffmpeg gives ffmpeg
  * 20 ms to exit, then reports "Output stream closed" and kills it (fluent-ffmpeg 2.1.3,
- * lib/processor.js:481-491); on a busy machine that failed decodes that had read every frame.
- * Without it the process's own exit decides how a run ended.
+ * lib/processor.js:481-491; reported upstream as fluent-ffmpeg#1135 and #1171, open); on a busy
+ * machine that failed decodes that had read every frame. Without it the process's own exit
+ * decides how a run ended.
  */
 function ffmpegOutput(highWaterMark?: number): PassThrough {
   return new PassThrough({ highWaterMark, emitClose: false });
