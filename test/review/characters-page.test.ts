@@ -133,10 +133,25 @@ test('characters view: rows of crops; name, merge, move out and noise reach the 
   await page.locator('#result-count', { hasText: /^1 images$/ }).waitFor();
   assert.equal(await page.locator('#query').inputValue(), 'review:character_conflict');
   assert.deepEqual(await page.locator('#grid .cell').evaluateAll((cells) => cells.map((cell) => (cell as HTMLElement).dataset.hash)), [crops.red[0]]);
-  // Back on the tab, the rows are loaded again: wait until the ones left from before are replaced, or a name typed into them is lost.
+  // Back on the tab, the rows are loaded again (the answer held back here): the ones left from before take no input
+  // until they are replaced, since a name typed into them would be lost.
   const stale = await page.locator('#clusters > .cluster').first().elementHandle();
+  let answer!: () => void;
+  const heldBack = new Promise<void>((resolve) => (answer = resolve));
+  const clusterRows = (url: URL) => url.pathname.endsWith('/api/characters/clusters');
+  await page.route(clusterRows, async (route) => {
+    await heldBack;
+    await route.continue();
+  });
   await page.click('nav a[data-tab="characters"]');
+  await page.waitForFunction(() => (document.querySelector('#clusters') as HTMLElement & { inert: boolean }).inert);
+  assert.equal(await page.locator('#clusters').getAttribute('aria-busy'), 'true');
+  assert.equal(await page.evaluate((row) => row!.isConnected, stale), true, 'the rows from before are still shown');
+  answer();
   await page.waitForFunction((row) => !row!.isConnected, stale);
+  await page.unroute(clusterRows);
+  assert.equal(await page.locator('#clusters').evaluate((rows) => (rows as HTMLElement & { inert: boolean }).inert), false, 'the new rows take input');
+  assert.equal(await page.locator('#clusters').getAttribute('aria-busy'), 'false');
   await page.locator(`.cluster[data-cluster="${clusterOf.red}"] .cluster-name`, { hasText: /^saber$/ }).waitFor();
 
   // Merge: magenta joins blue; one row less, and magenta's crop carries blue's name.

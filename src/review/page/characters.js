@@ -11,9 +11,17 @@ const expandedClusters = new Set();
 
 const clusterLabel = (cluster) => cluster.name ?? `Cluster ${cluster.id}`;
 
+/** While the rows load again, the ones shown take no input: they are about to be replaced, and a name typed into one would be lost. */
+function rowsLoading(loading) {
+  const rows = $('#clusters');
+  rows.inert = loading;
+  rows.setAttribute('aria-busy', String(loading));
+}
+
 async function loadCharacters() {
+  rowsLoading(true);
   const data = await act(() => api('/api/characters'));
-  if (!data) return;
+  if (!data) return rowsLoading(false);
   const select = $('#character-series');
   select.replaceChildren(...data.series.map((series) => element('option', { value: series }, series)));
   if (characterSeries && data.series.includes(characterSeries)) select.value = characterSeries;
@@ -21,17 +29,23 @@ async function loadCharacters() {
   if (characterSeries) return loadClusters();
   $('#character-count').textContent = 'No character clusters yet: they appear once the characters stage has run.';
   $('#clusters').replaceChildren();
+  rowsLoading(false);
 }
 
 async function loadClusters() {
   const load = ++clusterLoads;
-  const data = await act(() => api(`/api/characters/clusters?series=${encodeURIComponent(characterSeries)}`));
-  if (!data) return;
-  const rows = await Promise.all(data.clusters.map((cluster) => clusterRow(cluster, data.clusters)));
-  if (load !== clusterLoads) return;
-  $('#character-count').textContent = `${data.clusters.length} clusters`;
-  showConflicts(data.conflicts);
-  $('#clusters').replaceChildren(...rows);
+  rowsLoading(true);
+  try {
+    const data = await act(() => api(`/api/characters/clusters?series=${encodeURIComponent(characterSeries)}`));
+    if (!data) return;
+    const rows = await Promise.all(data.clusters.map((cluster) => clusterRow(cluster, data.clusters)));
+    if (load !== clusterLoads) return;
+    $('#character-count').textContent = `${data.clusters.length} clusters`;
+    showConflicts(data.conflicts);
+    $('#clusters').replaceChildren(...rows);
+  } finally {
+    if (load === clusterLoads) rowsLoading(false);
+  }
 }
 
 /** A link to the images flagged where a tagger's character tag and the clusters disagree, opened in Tag review. */
