@@ -356,8 +356,10 @@ function decoderComplaints(stderr: string): string[] | null {
   return lines.filter((line) => DECODER_COMPLAINT.test(line) && !SEEK_START_NOISE.test(line));
 }
 
-/** Cuts a byte stream into frames of `frameBytes`, copying each chunk once into a buffer from `buffers`. */
-/** The decoder's frames; a reader that leaves before the end stops the decoder (`stop`), which would otherwise wait on a full pipe. */
+/**
+ * Cuts a byte stream into frames of `frameBytes`, copying each chunk once into a buffer from `buffers`.
+ * A reader that leaves before the end stops the decoder (`stop`), which would otherwise wait on a full pipe.
+ */
 async function* framesOf(stream: Readable, frameBytes: number, buffers: FrameBufferSource | undefined, stop: () => void): AsyncGenerator<Buffer> {
   const next = buffers ? () => buffers.take() : () => Buffer.allocUnsafe(frameBytes);
   let frame: Buffer | null = null;
